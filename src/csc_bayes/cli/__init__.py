@@ -1,0 +1,59 @@
+"""The ``csc-bayes`` command: a thin layer over the public Python API.
+
+Each feature lives in its own module here with a ``register(app)`` function; heavy libraries
+(PyMC, JAX) are imported inside the commands so that ``csc-bayes --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from csc_bayes import __version__
+
+app = typer.Typer(
+    name="csc-bayes",
+    help=(
+        "Bayesian multilevel models of children's social care demand across English local "
+        "authorities: build the panel, fit, explain variation, find excess over expected need, "
+        "predict for a named authority, plot and report."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: feature modules of this package that add commands, in the order --help lists them
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"csc-bayes {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """csc-bayes: transparent, repeatable models of children's social care demand."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"csc_bayes.cli.{_name}").register(app)
+
+
+def main() -> None:
+    """Entry point of the ``csc-bayes`` console script; known errors exit 2 with their message."""
+    from csc_bayes.errors import CscBayesError
+
+    try:
+        app()
+    except CscBayesError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None

@@ -1,0 +1,1 @@
+"""Official files -> the validated LA x year panel."""

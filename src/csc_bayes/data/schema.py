@@ -1,0 +1,131 @@
+"""The LA x year panel: column names, types and the reasons a value can be missing.
+
+One row per authority and reporting year. `year` is the DfE reporting year ending 31 March
+(2024 = 2023-24). Counts are pandas nullable integers: a missing count stays <NA>, never 0,
+and its companion column ``<name>_missing`` says why (one of :class:`MissingReason`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pandas as pd
+
+from csc_bayes.errors import PanelValidationError
+
+
+class MissingReason(StrEnum):
+    """Why a panel cell is missing. Stored as the string value in ``<column>_missing``."""
+
+    SUPPRESSED = "suppressed"  # c, x (pre-2018 SFR: 1-5 children), bracketed forms
+    NOT_AVAILABLE = "not_available"  # x (EES), :, .., -, and authorities absent from a file
+    NOT_APPLICABLE = "not_applicable"  # z
+    LOW_RELIABILITY = "low_reliability"  # u, low
+    NO_SOURCE = "no_source"  # no file here covers that measure for that year
+    NOT_YET_PUBLISHED = "not_yet_published"  # population published, outcomes not yet
+
+
+IDENTITY = ("la_code", "ons_code", "la_name", "region", "year")
+EXPOSURE = "population"
+OUTCOMES = ("cin", "cpp", "cla", "s47", "referrals")
+COVARIATES = ("idaci", "imd", "ethnic_minority_share", "spend_per_child")
+#: columns that carry a ``<name>_missing`` companion
+FLAGGED = (EXPOSURE, *OUTCOMES, *COVARIATES)
+
+REGIONS = (
+    "North East",
+    "North West",
+    "Yorkshire and The Humber",
+    "East Midlands",
+    "West Midlands",
+    "East of England",
+    "London",
+    "South East",
+    "South West",
+)
+
+
+def missing_column(name: str) -> str:
+    """Name of the companion column that explains missing values of ``name``."""
+    return f"{name}_missing"
+
+
+def required_columns() -> list[str]:
+    """Every column a valid panel must have, in canonical order."""
+    cols = [*IDENTITY, *FLAGGED]
+    return cols + [missing_column(c) for c in FLAGGED]
+
+
+def validate_panel(panel: pd.DataFrame, *, source: str = "panel") -> pd.DataFrame:
+    """Check a panel against the schema and return it with canonical dtypes.
+
+    Raises :class:`PanelValidationError` naming the column, authority or row at fault for:
+    a missing column; a duplicated (la_code, year); a region outside :data:`REGIONS`; a negative
+    count or population; a missing value without a reason, or a reason beside a present value.
+    """
+    missing = [c for c in required_columns() if c not in panel.columns]
+    if missing:
+        raise PanelValidationError(f"{source}: missing column(s) {missing}")
+    out = panel.copy()
+    out["la_code"] = out["la_code"].astype("string")
+    out["ons_code"] = out["ons_code"].astype("string")
+    out["la_name"] = out["la_name"].astype("string")
+    out["region"] = out["region"].astype("string")
+    out["year"] = out["year"].astype("int64")
+    for col in (EXPOSURE, *OUTCOMES):
+        try:
+            out[col] = out[col].astype("Int64")
+        except (TypeError, ValueError) as exc:
+            raise PanelValidationError(f"{source}: column {col!r} is not whole numbers: {exc}") from exc
+    for col in COVARIATES:
+        out[col] = out[col].astype("Float64")
+
+    dup = out.duplicated(["la_code", "year"], keep=False)
+    if dup.any():
+        first = out.loc[dup, ["la_code", "la_name", "year"]].iloc[0]
+        raise PanelValidationError(
+            f"{source}: duplicated authority-year {first['la_code']} {first['la_name']} "
+            f"{first['year']} ({int(dup.sum())} rows involved)"
+        )
+    bad_region = ~out["region"].isin(REGIONS)
+    if bad_region.any():
+        row = out.loc[bad_region].iloc[0]
+        raise PanelValidationError(
+            f"{source}: unknown region {row['region']!r} for authority {row['la_code']} "
+            f"{row['la_name']}; expected one of {list(REGIONS)}"
+        )
+    reasons = {r.value for r in MissingReason}
+    for col in FLAGGED:
+        flag = missing_column(col)
+        out[flag] = out[flag].astype("string")
+        values = out[col]
+        if col in (EXPOSURE, *OUTCOMES):
+            negative = values.lt(0).fillna(False)
+            if negative.any():
+                row = out.loc[negative].iloc[0]
+                raise PanelValidationError(
+                    f"{source}: negative {col} for {row['la_code']} {row['la_name']} {row['year']}"
+                )
+        unexplained = values.isna() & out[flag].isna()
+        if unexplained.any():
+            row = out.loc[unexplained].iloc[0]
+            raise PanelValidationError(
+                f"{source}: {col} is missing without a reason in {flag!r} for "
+                f"{row['la_code']} {row['la_name']} {row['year']}"
+            )
+        contradictory = values.notna() & out[flag].notna()
+        if contradictory.any():
+            row = out.loc[contradictory].iloc[0]
+            raise PanelValidationError(
+                f"{source}: {col} has a value and a missing reason for "
+                f"{row['la_code']} {row['la_name']} {row['year']}"
+            )
+        unknown = out[flag].notna() & ~out[flag].isin(reasons)
+        if unknown.any():
+            row = out.loc[unknown].iloc[0]
+            raise PanelValidationError(
+                f"{source}: unknown missing reason {row[flag]!r} in {flag!r} for "
+                f"{row['la_code']} {row['la_name']} {row['year']}; expected one of {sorted(reasons)}"
+            )
+    extra = [c for c in out.columns if c not in required_columns()]
+    return out[required_columns() + extra].sort_values(["la_code", "year"]).reset_index(drop=True)

@@ -1,0 +1,28 @@
+"""Shared fixtures. Real data is read from CSC_BAYES_RAW or ../shared/data/raw beside the repo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_data_dir() -> Path:
+    """Where the official files are expected: $CSC_BAYES_RAW, else ../shared/data/raw."""
+    env = os.environ.get("CSC_BAYES_RAW")
+    return Path(env) if env else REPO.parent / "shared" / "data" / "raw"
+
+
+@pytest.fixture(scope="session")
+def raw_dir() -> Path:
+    """The real-data folder; skip when absent, but fail under CI (CI=true), which has it."""
+    path = real_data_dir()
+    if (path / "PROVENANCE.md").is_file():
+        return path
+    reason = f"real data folder not found at {path} (set CSC_BAYES_RAW to the raw data folder)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
