@@ -1,0 +1,190 @@
+"""``fit()``: spec + panel -> PyMC model -> NUTS on a JAX back end -> gate -> saved ``Fit``.
+
+This is the one place where the pieces meet; each step lives in its own module
+(spec, model, sampling, diagnostics, fits).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from csc_bayes import __version__
+from csc_bayes.errors import FitIntegrityError
+from csc_bayes.fits import Fit, data_hash, find_reusable_run, load_fit, save_fit
+
+RefitPolicy = Literal["on_change", "always", "never"]
+_VERSIONED = (
+    "pymc",
+    "pytensor",
+    "arviz",
+    "numpyro",
+    "jax",
+    "jaxlib",
+    "blackjax",
+    "nutpie",
+    "numpy",
+    "pandas",
+    "xarray",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of csc_bayes, Python and the libraries that shape a fit's numbers."""
+    versions = {"csc_bayes": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def resolve_panel(data: pd.DataFrame | str | Path | None) -> tuple[pd.DataFrame, bool]:
+    """The panel to fit and whether it is synthetic (the embedded default when ``data`` is None)."""
+    if data is None:
+        from csc_bayes.simulate import simulate_panel
+
+        return simulate_panel().panel, True
+    if isinstance(data, (str, Path)):
+        from csc_bayes.data import load_panel
+
+        panel = load_panel(Path(data))
+    else:
+        from csc_bayes.data.schema import validate_panel
+
+        panel = validate_panel(data)
+    synthetic = bool(panel.attrs.get("synthetic", False)) or bool(
+        "synthetic" in panel.columns and panel["synthetic"].fillna(False).any()
+    )
+    return panel, synthetic
+
+
+def _panel_to_keep(panel: pd.DataFrame, spec: Any) -> pd.DataFrame:
+    """Rows a saved fit may need later: every authority from the first fitted year on."""
+    return panel[panel["year"] >= spec.years[0]].reset_index(drop=True)
+
+
+def fit(
+    spec: Any,
+    *,
+    data: pd.DataFrame | str | Path | None = None,
+    out: str | Path | None = "fits",
+    backend: str | None = None,
+    draws: int | None = None,
+    tune: int | None = None,
+    chains: int | None = None,
+    seed: int | None = None,
+    target_accept: float | None = None,
+    refit: RefitPolicy = "on_change",
+    progress: bool = True,
+) -> Fit:
+    """Fit a model specification to a panel and (unless ``out`` is None) save it.
+
+    Args:
+        spec: a ``ModelSpec``, a shipped model name such as ``"cpp_need"``, or a TOML path.
+        data: a panel DataFrame or a panel parquet path; None uses the embedded synthetic panel.
+        out: root folder for saved fits (``out/<model>/<run-id>/``); None keeps it in memory.
+        backend, draws, tune, chains, seed, target_accept: override the spec's ``[sampler]``.
+        refit: ``"on_change"`` reuses a saved run with the same spec, data and sampler settings;
+            ``"always"`` samples anew; ``"never"`` only loads (error if no matching run).
+        progress: show the sampler's progress bar.
+
+    Returns:
+        The :class:`Fit`, with ``metadata["diagnostics"]`` holding the convergence gate result.
+    """
+    from csc_bayes.diagnostics import check_convergence
+    from csc_bayes.model import build_model
+    from csc_bayes.sampling import sample
+    from csc_bayes.spec import ModelSpec, find_spec
+
+    if not isinstance(spec, ModelSpec):
+        spec = find_spec(spec)
+    overrides = {
+        k: v
+        for k, v in dict(
+            backend=backend,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+        ).items()
+        if v is not None
+    }
+    if overrides:
+        spec = spec.with_sampler(**overrides)
+    panel, synthetic = resolve_panel(data)
+    hashes = {
+        "spec_hash": spec.canonical_hash(),
+        "data_hash": data_hash(panel),
+        "sampler_hash": spec.sampler_hash(),
+    }
+
+    if out is not None and refit != "always":
+        reusable = find_reusable_run(Path(out) / spec.name, **hashes)
+        if reusable is not None:
+            return load_fit(reusable)
+        if refit == "never":
+            raise FitIntegrityError(
+                f"refit='never' but no saved run of {spec.name!r} in {Path(out) / spec.name} "
+                "matches this specification, data and sampler settings"
+            )
+
+    started = time.perf_counter()
+    built = build_model(spec, panel)
+    build_seconds = time.perf_counter() - started
+    s = spec.sampler
+    result = sample(
+        built.model,
+        backend=s.backend,
+        draws=s.draws,
+        tune=s.tune,
+        chains=s.chains,
+        seed=s.seed,
+        target_accept=s.target_accept,
+        progress=progress,
+    )
+    idata = result.idata
+    if hasattr(built, "attach_coords"):
+        idata = built.attach_coords(idata)
+    gate = check_convergence(idata)
+
+    excluded = built.excluded
+    metadata: dict[str, Any] = {
+        **hashes,
+        "model": spec.name,
+        "formula": spec.formula,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "synthetic": synthetic,
+        "backend": s.backend,
+        "sampler": {
+            "backend": s.backend,
+            "draws": s.draws,
+            "tune": s.tune,
+            "chains": s.chains,
+            "seed": s.seed,
+            "target_accept": s.target_accept,
+        },
+        "versions": package_versions(),
+        "timings": {"build_model": build_seconds, **result.timings},
+        "diagnostics": gate.to_dict(),
+        "n_obs": len(built.data),
+        "n_authorities": int(built.data["la_code"].nunique()),
+        "years_fitted": sorted(int(y) for y in built.data["year"].unique()),
+        "excluded": {
+            "n_rows": len(excluded),
+            "by_reason": excluded["reason"].value_counts().to_dict() if len(excluded) else {},
+            "rows": excluded.astype(str).to_dict(orient="records"),
+        },
+    }
+    result_fit = Fit(idata=idata, spec=spec, panel=_panel_to_keep(panel, spec), metadata=metadata)
+    if out is not None:
+        save_fit(result_fit, out)
+    return result_fit
