@@ -1,0 +1,167 @@
+"""English children's services authorities: the reference list and a forgiving resolver.
+
+Users name an authority by DfE LA number (``383`` or ``"383"``), ONS code (``"E08000035"``, any
+case, former codes too) or name (``"Leeds"``, ``"Hull"``, ``"St Helens"``). Names are compared
+after normalisation: lower case, punctuation and hyphens as spaces, ``&`` as ``and``, ``St.`` /
+``Saint`` as ``st``, and the qualifiers "City of", "County of", "Borough" dropped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from importlib import resources
+
+import pandas as pd
+
+from csc_bayes.data.schema import REGIONS
+from csc_bayes.errors import UnknownAuthorityError
+
+_ONS_CODE = re.compile(r"^[ENSW]\d{8}$", re.IGNORECASE)
+_DROPPED_PHRASES = ("city of", "county of", "borough of", "borough", "council")
+
+
+def reference_authorities() -> pd.DataFrame:
+    """Every English children's services authority 2010-2025, as shipped in ``reference/``.
+
+    Columns: ``la_code``, ``ons_code``, ``former_ons_codes`` (";"-separated), ``la_name``,
+    ``region`` (strings); ``first_year``, ``last_year`` (nullable Int64 reporting years,
+    ``last_year`` <NA> while the authority exists); ``successors`` (";"-separated DfE numbers).
+    """
+    text = resources.files("csc_bayes").joinpath("reference/authorities.csv")
+    with text.open("r", encoding="utf-8") as handle:
+        frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
+    for col in ("la_code", "ons_code", "la_name", "region"):
+        frame[col] = frame[col].astype("string")
+    for col in ("former_ons_codes", "successors"):
+        frame[col] = frame[col].astype("string")  # "" when there are none
+    for col in ("first_year", "last_year"):
+        frame[col] = pd.to_numeric(frame[col].replace("", None)).astype("Int64")
+    return frame
+
+
+def authorities_in_year(year: int, *, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The authorities that report for reporting ``year`` (first_year <= year <= last_year)."""
+    ref = reference_authorities() if reference is None else reference
+    alive = (ref["first_year"].fillna(year) <= year) & (ref["last_year"].fillna(year) >= year)
+    return ref.loc[alive.astype(bool)].reset_index(drop=True)
+
+
+def normalise_name(name: str) -> str:
+    """Comparable form of an authority name: "Kingston-upon-Hull, City of" -> "kingston upon hull".
+
+    A name that would shrink to a region's name ("City of London" -> "london") keeps its
+    qualifier, so "London" never silently means the City of London.
+    """
+    text = name.lower().replace("&", " and ")
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    text = re.sub(r"\b(saint|st)\b", "st", text)
+    full = " ".join(text.split())
+    short = f" {full} "
+    for phrase in _DROPPED_PHRASES:
+        short = short.replace(f" {phrase} ", " ")
+    short = " ".join(short.split())
+    regions = {" ".join(re.sub(r"[^a-z0-9]+", " ", r.lower()).split()) for r in REGIONS}
+    return full if (not short or short in regions) else short
+
+
+def _describe(row: pd.Series) -> str:
+    return f"{row['la_code']} {row['la_name']} ({row['ons_code']})"
+
+
+def _ons_codes(candidates: pd.DataFrame) -> pd.Series:
+    """For each candidate row, the set of its current and former ONS codes (upper case)."""
+    former = (
+        candidates["former_ons_codes"].fillna("").astype(str)
+        if "former_ons_codes" in candidates.columns
+        else pd.Series("", index=candidates.index)
+    )
+    current = candidates["ons_code"].fillna("").astype(str)
+    return pd.Series(
+        [
+            {c.strip().upper() for c in [cur, *old.split(";")] if c.strip()}
+            for cur, old in zip(current, former, strict=True)
+        ],
+        index=candidates.index,
+    )
+
+
+def _prefer_current(candidates: pd.DataFrame, index: pd.Index) -> pd.Index:
+    """Among several rows of one name (Dorset 835 and 838), keep the one still existing."""
+    if len(index) > 1 and "last_year" in candidates.columns:
+        current = index[candidates.loc[index, "last_year"].isna().to_numpy()]
+        if len(current) == 1:
+            return current
+    return index
+
+
+def _one(candidates: pd.DataFrame, index: pd.Index, query: object) -> pd.Series:
+    if len(index) == 1:
+        return candidates.loc[index[0]]
+    listed = "; ".join(_describe(candidates.loc[i]) for i in index)
+    raise UnknownAuthorityError(
+        f"authority {query!r} is ambiguous: it matches {len(index)} authorities: {listed}. "
+        "Give the full name, the DfE number or the ONS code."
+    )
+
+
+def resolve_authority(query: str | int, candidates: pd.DataFrame) -> pd.Series:
+    """The one row of ``candidates`` that ``query`` names.
+
+    ``candidates`` needs ``la_code``, ``ons_code`` and ``la_name`` (and may have
+    ``former_ons_codes``, ``last_year``). Tried in order: DfE number; ONS code (current or
+    former); exact normalised name; whole words of a name ("Hull", "Bristol"). Raises
+    :class:`UnknownAuthorityError` listing the candidates when several match, or suggesting
+    the closest names when none does.
+    """
+    missing = [c for c in ("la_code", "ons_code", "la_name") if c not in candidates.columns]
+    if missing:
+        raise ValueError(f"candidates frame lacks column(s) {missing}")
+    codes = candidates["la_code"].astype(str).str.strip()
+    text = str(query).strip()
+
+    if isinstance(query, int) or text.isdigit():
+        hits = candidates.index[codes == str(int(text))]
+        if len(hits):
+            return _one(candidates, hits, query)
+        raise UnknownAuthorityError(
+            f"no authority has DfE LA number {text}; known numbers run from "
+            f"{codes.astype(int).min()} to {codes.astype(int).max()}"
+        )
+
+    if _ONS_CODE.match(text):
+        ons = _ons_codes(candidates)
+        hits = candidates.index[ons.map(lambda s: text.upper() in s).to_numpy(dtype=bool)]
+        if len(hits):
+            return _one(candidates, hits, query)
+        raise UnknownAuthorityError(f"no authority has ONS code {text.upper()}")
+
+    wanted = normalise_name(text)
+    names = candidates["la_name"].astype(str)
+    keys = names.map(normalise_name)
+    exact = candidates.index[(keys == wanted).to_numpy()]
+    if len(exact):
+        return _one(candidates, _prefer_current(candidates, exact), query)
+
+    if wanted in {normalise_name(r) for r in REGIONS}:
+        raise UnknownAuthorityError(
+            f"{text!r} is a region, not an authority; name one of its authorities instead"
+        )
+    if wanted:
+        padded = " " + keys + " "
+        partial = candidates.index[padded.str.contains(f" {wanted} ", regex=False).to_numpy()]
+        if len(partial):
+            return _one(candidates, _prefer_current(candidates, partial), query)
+
+    close = difflib.get_close_matches(wanted, list(dict.fromkeys(keys)), n=4, cutoff=0.6)
+    suggestions = [_describe(candidates.loc[i]) for k in close for i in candidates.index[keys == k]]
+    hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
+    raise UnknownAuthorityError(f"no authority matches {text!r}{hint}")
+
+
+def resolve_authorities(queries: Iterable[str | int], candidates: pd.DataFrame) -> list[str]:
+    """DfE LA numbers (strings) of each query, in order; see :func:`resolve_authority`."""
+    if isinstance(queries, str | int):
+        queries = [queries]
+    return [str(resolve_authority(q, candidates)["la_code"]) for q in queries]

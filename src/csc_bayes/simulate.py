@@ -1,0 +1,273 @@
+"""Synthetic LA x year panels with known truth: the embedded demo data and the test data.
+
+Numpy only, so it can serve simulation-based calibration independently of the PyMC model.
+Outcomes follow the posterior contract in ARCHITECTURE.md exactly, on the covariates'
+published units:
+
+    eta = log(population) + intercept + sum_k beta_per_unit[k] * (x_k - centre_k)
+          + la_effect[la] + region_effect[region] + year_effect[year]
+    y ~ NegativeBinomial(mean exp(eta), alpha = phi),  Var(y) = mu + mu^2 / phi
+
+drawn as the gamma-Poisson mixture lambda ~ Gamma(phi, mu / phi), y ~ Poisson(lambda).
+``imd`` is in every panel but its true effect is exactly 0 (``beta_per_unit["imd"] == 0.0``):
+it is a near-duplicate of ``idaci``, which is what a model with both should discover.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from csc_bayes.authorities import authorities_in_year
+from csc_bayes.data.schema import (
+    COVARIATES,
+    EXPOSURE,
+    FLAGGED,
+    OUTCOMES,
+    REGIONS,
+    MissingReason,
+    missing_column,
+    validate_panel,
+)
+
+#: Authorities left out by default: too small to model (DfE mostly suppresses them).
+TINY_AUTHORITIES = ("201", "420")  # City of London, Isles of Scilly
+
+#: DfE suppresses counts of 1-5 children; below this a simulated count is set missing.
+SUPPRESS_BELOW = 6
+
+#: True parameters per outcome. ``rate_per_10k`` is exp(intercept) * 10,000, the rate of an
+#: authority at the covariate centre with all random effects zero. Effects are per unit of the
+#: covariate as published (idaci and ethnic share are fractions, spend is pounds per child).
+TRUE_PARAMETERS: dict[str, dict[str, Any]] = {
+    "cin": {
+        "rate_per_10k": 330.0,
+        "beta_per_unit": {"idaci": 4.0, "ethnic_minority_share": -0.4, "spend_per_child": 3e-4},
+        "sigma_la": 0.25, "sigma_region": 0.10, "sigma_year": 0.05, "phi": 60.0,
+    },
+    "cpp": {
+        "rate_per_10k": 42.0,
+        "beta_per_unit": {"idaci": 5.0, "ethnic_minority_share": -0.6, "spend_per_child": 2e-4},
+        "sigma_la": 0.30, "sigma_region": 0.10, "sigma_year": 0.05, "phi": 40.0,
+    },
+    "cla": {
+        "rate_per_10k": 70.0,
+        "beta_per_unit": {"idaci": 5.5, "ethnic_minority_share": -0.8, "spend_per_child": 4e-4},
+        "sigma_la": 0.28, "sigma_region": 0.10, "sigma_year": 0.04, "phi": 80.0,
+    },
+    "s47": {
+        "rate_per_10k": 160.0,
+        "beta_per_unit": {"idaci": 4.5, "ethnic_minority_share": -0.3, "spend_per_child": 3e-4},
+        "sigma_la": 0.32, "sigma_region": 0.10, "sigma_year": 0.06, "phi": 35.0,
+    },
+    "referrals": {
+        "rate_per_10k": 550.0,
+        "beta_per_unit": {"idaci": 3.0, "ethnic_minority_share": -0.3, "spend_per_child": 2e-4},
+        "sigma_la": 0.27, "sigma_region": 0.10, "sigma_year": 0.05, "phi": 50.0,
+    },
+}  # fmt: skip
+
+#: Correlation of the LA effects of any two outcomes (an authority high on CPP tends to be high
+#: on CLA too). Each outcome's LA effect is still marginally N(0, sigma_la).
+LA_EFFECT_CORRELATION = 0.5
+
+# Regional deprivation shifts (in SDs of the latent deprivation score); roughly the IoD pattern.
+_REGION_DEPRIVATION = {
+    "North East": 0.8, "North West": 0.6, "Yorkshire and The Humber": 0.5,
+    "East Midlands": 0.0, "West Midlands": 0.4, "East of England": -0.5,
+    "London": 0.4, "South East": -0.8, "South West": -0.5,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SimulatedPanel:
+    """A synthetic panel and the parameters that generated it.
+
+    ``truth[outcome]`` holds ``intercept``, ``centre``, ``beta_per_unit``, ``sigma_la``,
+    ``sigma_region``, ``sigma_year``, ``phi``, ``la_effect`` (Series by la_code),
+    ``region_effect`` (by region), ``year_effect`` (by year, forecast year included) and
+    ``log_rate`` (by (la_code, year): the true eta - log(population), forecast year included).
+    """
+
+    panel: pd.DataFrame
+    truth: dict[str, dict[str, Any]]
+
+
+def default_authorities(year: int) -> pd.DataFrame:
+    """Authorities reporting in ``year``, minus City of London and the Isles of Scilly."""
+    alive = authorities_in_year(year)
+    return alive.loc[~alive["la_code"].isin(TINY_AUTHORITIES)].reset_index(drop=True)
+
+
+def _simulate_covariates(
+    authorities: pd.DataFrame, years: list[int], rng: np.random.Generator
+) -> pd.DataFrame:
+    """Population and correlated covariates for every authority and year (rounded as published).
+
+    A latent deprivation score d ~ N(region shift, 1) drives idaci = exp(log 0.16 + 0.3 d)
+    (clipped to 0.05-0.35), imd = 4 + 110 idaci + N(0, 2) (8-45), ethnic minority share
+    (logit-normal, far higher in London and in deprived areas) and spend per child
+    (600 exp(0.15 d) per LA, +2% a year, 4% LA-year noise, 300-1,500). Population is
+    log-normal (median 55k, 20k-280k) with a per-LA growth rate of about 0.3% a year.
+    """
+    n = len(authorities)
+    region = authorities["region"].astype(str).to_numpy()
+    dep = np.array([_REGION_DEPRIVATION[r] for r in region]) + rng.normal(0.0, 1.0, n)
+    idaci = np.clip(np.exp(np.log(0.16) + 0.3 * dep), 0.05, 0.35)
+    imd = np.clip(4.0 + 110.0 * idaci + rng.normal(0.0, 2.0, n), 8.0, 45.0)
+    london = region == "London"
+    logit_share = np.where(london, -0.3, -2.4) + 0.45 * dep + rng.normal(0.0, 0.5, n)
+    share = np.clip(1.0 / (1.0 + np.exp(-logit_share)), 0.03, 0.75)
+    spend_level = 600.0 * np.exp(0.15 * dep + rng.normal(0.0, 0.2, n))
+    pop0 = np.clip(np.exp(np.log(55_000) + rng.normal(0.0, 0.6, n)), 20_000, 280_000)
+    growth = rng.normal(0.003, 0.004, n)
+
+    rows = []
+    for t, year in enumerate(years):
+        spend = spend_level * 1.02**t * np.exp(rng.normal(0.0, 0.04, n))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "la_code": authorities["la_code"].astype(str).to_numpy(),
+                    "ons_code": authorities["ons_code"].astype(str).to_numpy(),
+                    "la_name": authorities["la_name"].astype(str).to_numpy(),
+                    "region": region,
+                    "year": year,
+                    EXPOSURE: np.round(pop0 * np.exp(growth * t)).astype(np.int64),
+                    "idaci": np.round(idaci, 3),
+                    "imd": np.round(imd, 2),
+                    "ethnic_minority_share": np.round(share, 3),
+                    "spend_per_child": np.round(np.clip(spend, 300.0, 1_500.0), 0),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def true_log_rate(panel: pd.DataFrame, *, params: dict[str, Any]) -> pd.Series:
+    """The true eta - log(population) of each panel row, indexed by (la_code, year).
+
+    log_rate = intercept + sum_k beta_per_unit[k] (x_k - centre_k) + la_effect[la]
+               + region_effect[region] + year_effect[year]
+    """
+    log_rate = np.full(len(panel), float(params["intercept"]))
+    for cov, beta in params["beta_per_unit"].items():
+        x = panel[cov].astype("float64").to_numpy()
+        log_rate += beta * (x - params["centre"][cov])
+    log_rate += params["la_effect"].reindex(panel["la_code"].astype(str)).to_numpy()
+    log_rate += params["region_effect"].reindex(panel["region"].astype(str)).to_numpy()
+    log_rate += params["year_effect"].reindex(panel["year"].astype(int)).to_numpy()
+    if np.isnan(log_rate).any():
+        raise ValueError("params lack an effect for some authority, region or year of the panel")
+    index = pd.MultiIndex.from_arrays(
+        [panel["la_code"].astype(str).to_numpy(), panel["year"].astype(int).to_numpy()],
+        names=["la_code", "year"],
+    )
+    return pd.Series(log_rate, index=index, name="log_rate")
+
+
+def simulate_outcome(
+    panel: pd.DataFrame, *, params: dict[str, Any], rng: np.random.Generator
+) -> np.ndarray:
+    """One negative-binomial draw per panel row (int64, unsuppressed).
+
+    mu = population * exp(log_rate) (see :func:`true_log_rate`); lambda ~ Gamma(phi, mu / phi);
+    y ~ Poisson(lambda). ``params`` is one outcome's entry of :attr:`SimulatedPanel.truth`.
+    """
+    mu = panel[EXPOSURE].astype("float64").to_numpy() * np.exp(
+        true_log_rate(panel, params=params).to_numpy()
+    )
+    phi = float(params["phi"])
+    return rng.poisson(rng.gamma(shape=phi, scale=mu / phi)).astype(np.int64)
+
+
+def suppress_small_counts(panel: pd.DataFrame, *, below: int = SUPPRESS_BELOW) -> pd.DataFrame:
+    """Set outcome counts under ``below`` to <NA> with reason ``suppressed``, as DfE does."""
+    out = panel.copy()
+    for col in OUTCOMES:
+        small = out[col].lt(below).fillna(False).astype(bool)
+        out.loc[small, col] = pd.NA
+        out.loc[small, missing_column(col)] = MissingReason.SUPPRESSED.value
+    return out
+
+
+def simulate_panel(
+    *,
+    first_year: int = 2015,
+    last_year: int = 2024,
+    seed: int = 0,
+    authorities: pd.DataFrame | None = None,
+    forecast_year: bool = True,
+) -> SimulatedPanel:
+    """A schema-valid synthetic panel for ``first_year``..``last_year`` (+ a forecast row).
+
+    ``authorities`` (columns la_code, ons_code, la_name, region) defaults to the reference
+    authorities existing in ``last_year`` minus City of London and the Isles of Scilly.
+    Truth per outcome: ``centre[k]`` is the mean of covariate k over all simulated LA-years
+    excluding the forecast year; ``intercept`` is the log-rate (per child) at the centre with
+    every random effect zero, log(rate_per_10k / 10,000) of :data:`TRUE_PARAMETERS`. Random
+    effects are drawn la_effect ~ N(0, sigma_la) (correlated across outcomes),
+    region_effect ~ N(0, sigma_region), year_effect ~ N(0, sigma_year) for every year including
+    the forecast year. The forecast year (last_year + 1) has population and covariates, its
+    outcomes missing as ``not_yet_published``. Same seed, same panel.
+    """
+    if last_year < first_year:
+        raise ValueError(f"last_year {last_year} is before first_year {first_year}")
+    rng = np.random.default_rng(seed)
+    las = default_authorities(last_year) if authorities is None else authorities
+    unknown = sorted(set(las["region"].astype(str)) - set(REGIONS))
+    if unknown:
+        raise ValueError(f"authorities have unknown region(s) {unknown}")
+    years = list(range(first_year, last_year + 1 + int(forecast_year)))
+    panel = _simulate_covariates(las, years, rng)
+    observed = panel["year"].le(last_year).to_numpy()
+    centre = {c: float(panel.loc[observed, c].mean()) for c in COVARIATES}
+
+    la_codes = las["la_code"].astype(str).to_numpy()
+    shared_la = rng.normal(0.0, 1.0, len(la_codes))
+    rho = LA_EFFECT_CORRELATION
+    truth: dict[str, dict[str, Any]] = {}
+    for outcome in OUTCOMES:
+        spec = TRUE_PARAMETERS[outcome]
+        own_la = rng.normal(0.0, 1.0, len(la_codes))
+        z_la = np.sqrt(rho) * shared_la + np.sqrt(1.0 - rho) * own_la
+        params: dict[str, Any] = {
+            "intercept": float(np.log(spec["rate_per_10k"] / 10_000)),
+            "centre": dict(centre),
+            "beta_per_unit": {"imd": 0.0, **spec["beta_per_unit"]},
+            "sigma_la": spec["sigma_la"],
+            "sigma_region": spec["sigma_region"],
+            "sigma_year": spec["sigma_year"],
+            "phi": spec["phi"],
+            "la_effect": pd.Series(
+                spec["sigma_la"] * z_la, index=pd.Index(la_codes, name="la_code")
+            ),
+            "region_effect": pd.Series(
+                rng.normal(0.0, spec["sigma_region"], len(REGIONS)),
+                index=pd.Index(list(REGIONS), name="region"),
+            ),
+            "year_effect": pd.Series(
+                rng.normal(0.0, spec["sigma_year"], len(years)),
+                index=pd.Index(years, name="year"),
+            ),
+        }
+        params["beta_per_unit"] = {c: params["beta_per_unit"][c] for c in COVARIATES}
+        params["log_rate"] = true_log_rate(panel, params=params)
+        counts = simulate_outcome(panel, params=params, rng=rng)
+        panel[outcome] = pd.array(np.where(observed, counts, 0), dtype="Int64")
+        panel.loc[~observed, outcome] = pd.NA
+        truth[outcome] = params
+
+    for col in FLAGGED:
+        panel[missing_column(col)] = pd.array([pd.NA] * len(panel), dtype="string")
+    for col in OUTCOMES:
+        panel.loc[~observed, missing_column(col)] = MissingReason.NOT_YET_PUBLISHED.value
+    panel = suppress_small_counts(panel)
+    panel["synthetic"] = True
+    panel = validate_panel(panel, source=f"simulated panel (seed {seed})")
+    panel.attrs["synthetic"] = True
+    panel.attrs["seed"] = seed
+    return SimulatedPanel(panel=panel, truth=truth)
