@@ -26,6 +26,7 @@ app = typer.Typer(
 
 #: feature modules of this package that add commands, in the order --help lists them
 COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
 )
 
 
