@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import typer
 
 from csc_bayes.cli._common import console, frame_table
@@ -15,10 +16,8 @@ SYNTHETIC_BANNER = (
 )
 
 
-def panel_summary(panel) -> "object":
+def panel_summary(panel: pd.DataFrame) -> pd.DataFrame:
     """Per-outcome national rates, authorities and years of a panel, as a small DataFrame."""
-    import pandas as pd
-
     from csc_bayes.data.schema import OUTCOMES
 
     observed = panel[panel["cpp"].notna()]
@@ -33,8 +32,9 @@ def panel_summary(panel) -> "object":
                 "rate per 10k (pooled)": float(
                     have[outcome].sum() / have["population"].sum() * 10_000
                 ),
-                "missing cells": int(panel.loc[panel["year"] <= observed["year"].max(), outcome]
-                                     .isna().sum()),
+                "missing cells": int(
+                    panel.loc[panel["year"] <= observed["year"].max(), outcome].isna().sum()
+                ),
             }
         )
     return pd.DataFrame(rows)
