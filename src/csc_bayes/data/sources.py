@@ -1,0 +1,107 @@
+"""Where each official file lives inside the raw-data folder, and a strict CSV reader for them.
+
+Files are found by their documented names (see ``/work/shared/data/raw/PROVENANCE.md``), so a
+user's own downloads of the same publications work the same way. Reading is strict: an empty
+file, a wrong delimiter, a missing column or a duplicated authority-year is a
+:class:`~csc_bayes.errors.DataFileError` that names the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from csc_bayes.errors import DataFileError
+
+EES = "dfe_csc_outcomes_enablers"
+SFR = "goodair_csc/cla_2010_2017"
+LAIT = "dfe_lait"
+
+#: short key -> path inside the raw folder
+FILES: dict[str, str] = {
+    "cin": f"{EES}/b1_children_in_need_2013_to_2025.csv",
+    "referrals": f"{EES}/c1_children_in_need_referrals_and_rereferrals_2013_to_2025.csv",
+    "s47": f"{EES}/c4_children_in_need_section_47s_and_icpcs_2013_to_2025.csv",
+    "cpp": f"{EES}/d5_cpps_at31march_by_duration_2013_to_2025.csv",
+    "population": f"{EES}/ons_mid-year_population_estimates_2012_to_2024.csv",
+    "cla_ees_2025": f"{EES}/cla_number_and_rate_per_10k_children.csv",
+    "cla_ees_2023": f"{EES}/cla_number_and_rate_per_10k_children_2019_to_2023_version.csv",
+    "lait": f"{LAIT}/bds_long_0.parquet",
+    "sfr_2010": f"{SFR}/SFR27_2010_March.csv",
+    "sfr_2011": f"{SFR}/SFR21_CLA.csv",
+    "sfr_2012": f"{SFR}/SFR20_CLA2012.csv",
+    "sfr_2013": f"{SFR}/SFR36_CLA2013.csv",
+    "sfr_2014": f"{SFR}/SFR36_CLA2014.csv",
+    "sfr_2015": f"{SFR}/SFR34_CLA2015.csv",
+    "sfr_2016": f"{SFR}/SFR41_CLA2016.csv",
+    "sfr_2017": f"{SFR}/SFR50_CLA2017.csv",
+}
+
+
+def locate(raw_dir: Path, key: str) -> Path:
+    """Path of the documented file ``key`` under ``raw_dir``; a clear error when it is absent."""
+    path = Path(raw_dir) / FILES[key]
+    if not path.is_file():
+        raise DataFileError(
+            f"required input file not found; expected {FILES[key]!r} inside the raw folder "
+            f"{raw_dir} (see docs/data.md for the list of files)",
+            file=str(path),
+        )
+    return path
+
+
+def read_csv(path: Path, *, required: tuple[str, ...]) -> pd.DataFrame:
+    """Read a published CSV with every cell as text (markers intact, nothing turned into NaN).
+
+    Accepts UTF-8 (with or without a byte-order mark) and falls back to cp1252, which older DfE
+    files use. Column names are stripped of spaces. Raises :class:`DataFileError` for an empty
+    file, a file whose header is not comma-separated, or a missing ``required`` column.
+    """
+    if path.stat().st_size == 0:
+        raise DataFileError("file is empty", file=str(path))
+    try:
+        frame = _read_text_csv(path, "utf-8-sig")
+    except UnicodeDecodeError:
+        frame = _read_text_csv(path, "cp1252")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty and len(frame.columns) <= 1:
+        raise DataFileError("file has a header but no data rows", file=str(path))
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        header = ",".join(frame.columns)
+        for sep in (";", "\t", "|"):
+            if len(frame.columns) == 1 and sep in header:
+                raise DataFileError(
+                    f"file is not comma-separated (its header is split by {sep!r}); "
+                    "save it as a comma-separated CSV",
+                    file=str(path),
+                )
+        raise DataFileError(f"missing column(s) {missing}", file=str(path), column=missing[0])
+    return frame
+
+
+def _read_text_csv(path: Path, encoding: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding=encoding, skip_blank_lines=True
+        )
+    except pd.errors.EmptyDataError:
+        raise DataFileError("file is empty", file=str(path)) from None
+    except pd.errors.ParserError as exc:
+        raise DataFileError(f"cannot parse as CSV: {exc}", file=str(path)) from None
+
+
+def check_unique(frame: pd.DataFrame, *, file: str, keys: tuple[str, ...] = ("la_code", "year")):
+    """Raise :class:`DataFileError` when an authority-year appears twice in one file.
+
+    ``frame`` must carry a ``row`` column with the spreadsheet row number of each record.
+    """
+    dup = frame.duplicated(list(keys), keep=False)
+    if dup.any():
+        rows = frame.loc[dup, "row"].tolist()
+        first = frame.loc[dup].iloc[0]
+        what = " ".join(f"{k}={first[k]}" for k in keys)
+        raise DataFileError(
+            f"duplicated authority-year {what} (rows {rows[:6]})", file=file, row=int(rows[0])
+        )
