@@ -217,6 +217,7 @@ def save_panel(panel: pd.DataFrame, path: Path | str) -> Path:
     os.close(fd)
     try:
         panel.to_parquet(tmp, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a panel is a shareable data file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,67 @@
+"""``csc-bayes data build``: official files -> validated panel parquet, with a coverage summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from csc_bayes.cli._common import console, frame_table
+
+
+def build(
+    raw: Path = typer.Option(
+        ..., "--raw", help="Folder holding the official files (see docs/data.md).", exists=False
+    ),
+    out: Path = typer.Option(Path("panel.parquet"), "--out", help="Where to write the panel."),
+) -> None:
+    """Build the LA x year panel from the official DfE / ONS files and write it as parquet."""
+    from csc_bayes.data import build_panel_report, save_panel
+
+    panel, report = build_panel_report(raw)
+    path = save_panel(panel, out)
+    console.print(
+        f"[bold]panel[/]: {len(panel)} rows, {panel['la_code'].nunique()} authorities, "
+        f"years {panel['year'].min()}-{panel['year'].max()} -> {path}"
+    )
+    console.print(frame_table(report.coverage, title="Authorities with a value, per year"))
+    console.print(frame_table(report.missing, title="Missing cells by column and reason"))
+    console.print(frame_table(report.excluded, title="Excluded authorities (default)"))
+    console.print(
+        frame_table(
+            reconciliation_summary(report.reconciliation),
+            title=("Sum of authorities vs national total (difference = LA sum - national)"),
+        )
+    )
+
+
+def reconciliation_summary(recon: pd.DataFrame) -> pd.DataFrame:
+    """One row per measure: years that agree, and each other year with its difference."""
+    rows = []
+    for measure, group in recon.groupby("measure", sort=False):
+        others = group.loc[group["status"] != "agrees"]
+        rows.append(
+            {
+                "measure": measure,
+                "years agreeing": int((group["status"] == "agrees").sum()),
+                "years with missing cells (difference)": ", ".join(
+                    f"{r.year} ({r.difference:+,.0f})"
+                    for r in others.itertuples()
+                    if r.status == "missing cells"
+                ),
+                "years differing": ", ".join(
+                    f"{r.year} ({r.difference:+,.0f})"
+                    for r in others.itertuples()
+                    if r.status == "differs"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``data`` sub-command group to the ``csc-bayes`` app."""
+    data_app = typer.Typer(name="data", help="Build the panel from the official files.")
+    data_app.command("build")(build)
+    app.add_typer(data_app, name="data")
