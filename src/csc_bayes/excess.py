@@ -1,0 +1,204 @@
+"""Excess or shortfall of each authority relative to its expected need.
+
+Expected need for authority-year i, per draw (definitions in ``docs/methods.md``):
+
+    eta_expected[i] = log_exposure[i] + intercept + sum_{k in need covariates} X[i,k] beta[k]
+                      + year_effect[year_i]  (+ region_effect[region_i] if region_as_need)
+
+i.e. the LA's own effect (and random slope) set to zero and non-need covariates held at their
+average (z = 0). The excess ratio is exp(eta[i] - eta_expected[i]), where eta is the full linear
+predictor of the posterior contract: the authority's latent rate over its expected rate.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from csc_bayes.variance import (
+    DEFAULT_CI_PROB,
+    check_ci_prob,
+    constant,
+    covariate_groups,
+    covariate_names,
+    draws,
+    interval,
+    linear_predictor_terms,
+)
+
+PER = 10_000  # rates are per 10,000 children
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def need_covariates(fit: Any) -> list[str]:
+    """The covariates of the spec's ``need_groups`` (in ``covariate`` order)."""
+    groups = covariate_groups(fit)
+    need = getattr(fit.spec, "need_groups", None)
+    if need is None:
+        raise ValueError("fit.spec has no need_groups: cannot tell need from non-need covariates")
+    unknown = [g for g in need if g not in groups]
+    if unknown:
+        raise ValueError(
+            f"need_groups {unknown} are not covariate groups of the fit {list(groups)}"
+        )
+    members = {c for g in need for c in groups[g]}
+    return [c for c in covariate_names(fit) if c in members]
+
+
+def expected_terms(
+    fit: Any, X: np.ndarray, *, region: np.ndarray | None, year: np.ndarray
+) -> np.ndarray:
+    """Expected log-rate per draw, net of exposure: intercept + need terms + year (+ region).
+
+    ``X`` is (n, covariate) on the standardised scale; ``year`` (S, n) the year effects to use;
+    ``region`` (S, n) the region effects when region counts as need, else None.
+    """
+    covariates = covariate_names(fit)
+    out = draws(fit, "intercept")[:, None] + year
+    cols = [covariates.index(c) for c in need_covariates(fit)]
+    if cols:
+        out = out + draws(fit, "beta")[:, cols] @ X[:, cols].T
+    if region is not None:
+        out = out + region
+    return out
+
+
+def _per_year_rank(ratio: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """Per draw, rank of each row's excess ratio within its year (1 = highest)."""
+    ranks = np.empty(ratio.shape, dtype=np.int64)
+    for year in np.unique(years):
+        cols = np.flatnonzero(years == year)
+        order = np.argsort(-ratio[:, cols], axis=1, kind="stable")
+        r = np.empty_like(order)
+        np.put_along_axis(r, order, np.arange(1, len(cols) + 1)[None, :], axis=1)
+        ranks[:, cols] = r
+    return ranks
+
+
+def excess(
+    fit: Any,
+    *,
+    year: int | Literal["all"] | None = None,
+    ci_prob: float = DEFAULT_CI_PROB,
+    region_as_need: bool = False,
+) -> pd.DataFrame:
+    """One row per fitted authority for ``year`` (default the last fitted year; "all" = every
+    fitted year) with its expected need and its excess or shortfall.
+
+    Columns: la_code, ons_code, la_name, region, year, population, observed, observed_rate;
+    expected_count_* and expected_rate_* (median, lower, upper); excess_ratio_median,
+    excess_ratio_lower50 / upper50 (50% interval), excess_ratio_lower / upper (ci_prob
+    interval); excess_children_* (latent mean count exp(eta) - expected count exp(eta_expected));
+    p_excess = P(ratio > 1), p_excess_10pct = P(ratio > 1.1); rank_median, rank_lower,
+    rank_upper (ranks by excess ratio within a year, 1 = highest, per draw). Rates are per
+    10,000 children. Sorted by excess_ratio_median, highest first; ``df.attrs`` records the
+    settings.
+    """
+    check_ci_prob(ci_prob)
+    post = fit.idata["posterior"]
+    fitted_years = [int(y) for y in post["year"].values]
+    year_of_obs = np.asarray(fitted_years)[constant(fit, "year_idx").astype(int)]
+    if year is None:
+        keep = year_of_obs == max(fitted_years)
+    elif year == "all":
+        keep = np.ones(len(year_of_obs), dtype=bool)
+    elif int(year) in fitted_years:
+        keep = year_of_obs == int(year)
+    else:
+        raise ValueError(
+            f"year {year!r} was not fitted (fitted years: {fitted_years}); "
+            "use csc_bayes.predict for a year after the data"
+        )
+
+    terms = linear_predictor_terms(fit)
+    X = constant(fit, "X").astype(float) if covariate_names(fit) else np.zeros((len(keep), 0))
+    eta = terms.eta[:, keep]
+    eta_expected = terms.log_exposure[None, keep] + expected_terms(
+        fit,
+        X[keep],
+        region=terms.components["region"][:, keep] if region_as_need else None,
+        year=terms.components["year"][:, keep],
+    )
+    ratio = np.exp(eta - eta_expected)
+    expected_count = np.exp(eta_expected)
+    excess_children = np.exp(eta) - expected_count
+    population = np.exp(terms.log_exposure[keep])
+    rows_year = year_of_obs[keep]
+    ranks = _per_year_rank(ratio, rows_year)
+
+    who = fit.authorities.iloc[terms.la_idx[keep]].reset_index(drop=True)
+    observed = np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)[keep]
+    out = who.assign(
+        year=rows_year,
+        population=np.round(population).astype(np.int64),
+        observed=observed,
+        observed_rate=observed / population * PER,
+    )
+    _add_summary(out, "expected_count", expected_count, ci_prob)
+    _add_summary(out, "expected_rate", expected_count / population[None, :] * PER, ci_prob)
+    out["excess_ratio_median"] = np.median(ratio, axis=0)
+    out["excess_ratio_lower50"], out["excess_ratio_upper50"] = interval(ratio, 0.5)
+    out["excess_ratio_lower"], out["excess_ratio_upper"] = interval(ratio, ci_prob)
+    _add_summary(out, "excess_children", excess_children, ci_prob)
+    out["p_excess"] = (ratio > 1).mean(axis=0)
+    out["p_excess_10pct"] = (ratio > 1.1).mean(axis=0)
+    out["rank_median"] = np.median(ranks, axis=0)
+    rank_lo, rank_hi = interval(ranks, ci_prob)
+    out["rank_lower"], out["rank_upper"] = np.floor(rank_lo), np.ceil(rank_hi)
+    out = out.sort_values(["year", "excess_ratio_median"], ascending=[True, False])
+    out = out.reset_index(drop=True)
+    out.attrs.update(
+        ci_prob=ci_prob,
+        region_as_need=region_as_need,
+        need_covariates=need_covariates(fit),
+        outcome=getattr(fit.spec, "outcome", None),
+        rate_per=PER,
+    )
+    return out
+
+
+def _add_summary(frame: pd.DataFrame, name: str, values: np.ndarray, ci_prob: float) -> None:
+    """Add ``<name>_median``, ``<name>_lower``, ``<name>_upper`` from draws (S, n)."""
+    frame[f"{name}_median"] = np.median(values, axis=0)
+    frame[f"{name}_lower"], frame[f"{name}_upper"] = interval(values, ci_prob)
+
+
+def _safe_cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def to_safe_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``df`` as CSV that a spreadsheet opens safely, atomically; return the path.
+
+    Text cells (and column names) starting with = + - @ tab or carriage return get a leading
+    ``'`` so that they are shown, not evaluated; numeric columns are written unchanged. The file
+    is written to a temporary file in the same folder and moved into place with os.replace, so
+    a crash never leaves a half-written file under ``path``.
+    """
+    target = Path(path)
+    safe = df.copy()
+    safe.columns = [_safe_cell(str(c)) for c in safe.columns]
+    for col in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[col]) and not pd.api.types.is_bool_dtype(
+            safe[col]
+        ):
+            safe[col] = safe[col].map(_safe_cell, na_action="ignore")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            safe.to_csv(handle, index=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,282 @@
+"""Posterior predictions for a named authority (or all of them) and year.
+
+Per draw s, for authority j in year t (definitions in ``docs/methods.md``):
+
+    eta = log(population) + intercept + z . beta + la_effect_j + region_effect_r + year_effect_t
+          (+ la_slope_j * z_slope)
+    y ~ NegativeBinomial(mu = exp(eta), phi)  (gamma-Poisson mixture)   or   Poisson(exp(eta))
+
+- a fitted year uses the fitted year effect; a year the model was not fitted to (the next
+  reporting year) draws a new year effect from N(0, sigma_year), one per draw and year, shared
+  by every authority (a common shock);
+- an authority absent from the ``la`` coordinate (a new group) draws its la_effect from
+  N(0, sigma_la) (and its slope from N(0, sigma_la_slope)), once per draw;
+- z = (x - covariate_mean) / covariate_sd from that year's panel row, else the latest earlier
+  (or else latest) known value of the authority; population likewise unless given.
+
+The posterior contract (schema version 1) has no time-trend term: year effects are exchangeable,
+so a forecast's centre is the model's average year.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from csc_bayes.excess import PER, expected_terms
+from csc_bayes.variance import (
+    DEFAULT_CI_PROB,
+    check_ci_prob,
+    constant,
+    covariate_names,
+    draws,
+    has_variable,
+    interval,
+    random_slope_name,
+)
+
+KIND_OBSERVED, KIND_FORECAST, KIND_NEW_GROUP = "observed", "forecast", "new_group"
+_IDENTITY = ["la_code", "ons_code", "la_name", "region"]
+
+
+def _candidates(fit: Any) -> pd.DataFrame:
+    """Authorities a user may name: the fitted ones, then any others in the fit's panel."""
+    fitted = fit.authorities
+    panel = fit.panel[_IDENTITY].astype(str).drop_duplicates("la_code", keep="last")
+    extra = panel[~panel["la_code"].isin(fitted["la_code"])]
+    return pd.concat([fitted, extra], ignore_index=True)
+
+
+def _latest(rows: pd.DataFrame, column: str, year: int) -> float:
+    """The authority's value of ``column`` in ``year``, else the latest earlier, else latest."""
+    known = rows.loc[rows[column].notna(), ["year", column]].sort_values("year")
+    if known.empty:
+        raise ValueError(f"no known {column} for authority {rows['la_code'].iloc[0]}")
+    same = known[known["year"] == year]
+    if not same.empty:
+        return float(same[column].iloc[0])
+    earlier = known[known["year"] < year]
+    return float((earlier if not earlier.empty else known)[column].iloc[-1])
+
+
+def _default_years(fit: Any, all_authorities: bool) -> list[int]:
+    fitted = [int(y) for y in fit.idata["posterior"]["year"].values]
+    later = sorted(int(y) for y in fit.panel["year"].unique() if int(y) > max(fitted))
+    if all_authorities:
+        return [later[0]] if later else [max(fitted)]
+    return fitted + later[:1]
+
+
+def predict(
+    fit: Any,
+    *,
+    authority: str | int | Literal["all"],
+    year: int | Sequence[int] | None = None,
+    population: float | None = None,
+    ci_prob: float = DEFAULT_CI_PROB,
+    seed: int = 0,
+    region_as_need: bool = False,
+) -> pd.DataFrame:
+    """Posterior predictive count and rate for one authority (or ``"all"``) and year(s).
+
+    ``authority``: name (case- and punctuation-insensitive), ONS code or DfE number, resolved by
+    :func:`csc_bayes.authorities.resolve_authority` (UnknownAuthorityError with suggestions).
+    ``year``: default every fitted year plus the next panel year for one authority, and the next
+    panel year (else the last fitted year) for ``"all"``. ``population`` overrides the panel's.
+
+    One row per authority and year: la_code, ons_code, la_name, region, year, kind
+    (observed / forecast / new_group), population, observed, observed_rate, predicted_mean /
+    median / lower / upper (count), rate_median / lower / upper (predicted rate per 10,000),
+    expected_rate_median / lower / upper, excess_ratio_median / lower / upper.
+    """
+    check_ci_prob(ci_prob)
+    if population is not None and not population > 0:
+        raise ValueError(f"population must be positive, got {population!r}")
+    candidates = _candidates(fit)
+    everyone = isinstance(authority, str) and authority.strip().lower() == "all"
+    if year is None:
+        years = _default_years(fit, everyone)
+    elif isinstance(year, (int, np.integer)):
+        years = [int(year)]
+    else:
+        years = [int(y) for y in year]
+    first_fitted = int(fit.idata["posterior"]["year"].values.min())
+    too_early = [y for y in years if y < first_fitted]
+    if too_early:
+        raise ValueError(f"year(s) {too_early} precede the first fitted year {first_fitted}")
+
+    if everyone:
+        panel_years = fit.panel[fit.panel["year"].isin(years)]
+        chosen = candidates[
+            candidates["la_code"].isin(fit.authorities["la_code"])
+            | candidates["la_code"].isin(panel_years["la_code"].astype(str))
+        ]
+    else:
+        from csc_bayes.authorities import resolve_authority
+
+        row = resolve_authority(authority, candidates)
+        chosen = candidates[candidates["la_code"] == str(row["la_code"])]
+    return _Predictor(fit, ci_prob=ci_prob, seed=seed, region_as_need=region_as_need).table(
+        chosen.reset_index(drop=True), years, population
+    )
+
+
+class _Predictor:
+    """Per-draw pieces shared by every row of one ``predict`` call."""
+
+    def __init__(self, fit: Any, *, ci_prob: float, seed: int, region_as_need: bool) -> None:
+        self.fit, self.ci_prob, self.region_as_need = fit, ci_prob, region_as_need
+        self.rng = np.random.default_rng(seed)
+        post = fit.idata["posterior"]
+        self.covariates = covariate_names(fit)
+        self.slope = random_slope_name(fit)
+        self.la_codes = [str(c) for c in post["la"].values]
+        self.regions = [str(r) for r in post["region"].values]
+        self.years = [int(y) for y in post["year"].values]
+        self.intercept = draws(fit, "intercept")
+        self.S = len(self.intercept)
+        self.beta = draws(fit, "beta") if self.covariates else np.zeros((self.S, 0))
+        self.la_effect = draws(fit, "la_effect")
+        self.region_effect = draws(fit, "region_effect")
+        self.year_effect = draws(fit, "year_effect")
+        self.phi = draws(fit, "phi") if has_variable(fit, "phi") else None
+        self.la_slope = draws(fit, "la_slope") if self.slope else None
+        self.X = constant(fit, "X").astype(float) if self.covariates else None
+        self.log_exposure = constant(fit, "log_exposure").astype(float)
+        self.y = np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)
+        if self.covariates:
+            self.mean = constant(fit, "covariate_mean").astype(float)
+            self.sd = constant(fit, "covariate_sd").astype(float)
+        # fitted rows: (la_code, year) -> obs position, for exact X, exposure and observed y
+        la_idx, year_idx = constant(fit, "la_idx").astype(int), constant(fit, "year_idx")
+        self.obs = {
+            (self.la_codes[i], self.years[int(t)]): k
+            for k, (i, t) in enumerate(zip(la_idx, year_idx, strict=True))
+        }
+        self.new_year: dict[int, np.ndarray] = {}
+        self.new_la: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.new_region: dict[str, np.ndarray] = {}
+
+    # --- per-draw effects -------------------------------------------------------------------
+
+    def _year(self, year: int) -> np.ndarray:
+        if year in self.years:
+            return self.year_effect[:, self.years.index(year)]
+        if year not in self.new_year:  # one common shock per draw, shared by all authorities
+            self.new_year[year] = self.rng.normal(0.0, draws(self.fit, "sigma_year"))
+        return self.new_year[year]
+
+    def _la(self, code: str) -> tuple[np.ndarray, np.ndarray | None]:
+        if code in self.la_codes:
+            j = self.la_codes.index(code)
+            slope = self.la_slope[:, j] if self.la_slope is not None else None
+            return self.la_effect[:, j], slope
+        if code not in self.new_la:
+            effect = self.rng.normal(0.0, draws(self.fit, "sigma_la"))
+            slope = self.rng.normal(0.0, draws(self.fit, "sigma_la_slope")) if self.slope else None
+            self.new_la[code] = (effect, slope)
+        return self.new_la[code]
+
+    def _region(self, region: str) -> np.ndarray:
+        if region in self.regions:
+            return self.region_effect[:, self.regions.index(region)]
+        if region not in self.new_region:
+            self.new_region[region] = self.rng.normal(0.0, draws(self.fit, "sigma_region"))
+        return self.new_region[region]
+
+    # --- inputs of one row ------------------------------------------------------------------
+
+    def _inputs(
+        self, code: str, year: int, population: float | None
+    ) -> tuple[np.ndarray, float, float]:
+        """Standardised covariates z, population and observed count (NaN) of one row."""
+        key = (code, year)
+        if key in self.obs:
+            k = self.obs[key]
+            z = self.X[k] if self.X is not None else np.zeros(0)
+            pop = float(np.exp(self.log_exposure[k]))
+            observed = float(self.y[k])
+        else:
+            rows = self.fit.panel[self.fit.panel["la_code"].astype(str) == code]
+            if rows.empty:
+                raise ValueError(f"authority {code} has no rows in the fit's panel")
+            raw = np.array([_latest(rows, c, year) for c in self.covariates])
+            z = (raw - self.mean) / self.sd if self.covariates else np.zeros(0)
+            pop = _latest(rows, "population", year)
+            observed = np.nan
+        return z, (float(population) if population is not None else pop), observed
+
+    # --- the table --------------------------------------------------------------------------
+
+    def table(
+        self, chosen: pd.DataFrame, years: list[int], population: float | None
+    ) -> pd.DataFrame:
+        rows = []
+        for _, who in chosen.iterrows():
+            code = str(who["la_code"])
+            for year in years:
+                rows.append(self._row(who, code, year, population))
+        out = pd.DataFrame(rows)
+        out.attrs.update(ci_prob=self.ci_prob, region_as_need=self.region_as_need, rate_per=PER)
+        return out
+
+    def _row(self, who: pd.Series, code: str, year: int, population: float | None) -> dict:
+        z, pop, observed = self._inputs(code, year, population)
+        la, slope = self._la(code)
+        region = self._region(str(who["region"]))
+        year_effect = self._year(year)
+        linear = self.intercept + self.beta @ z + la + region + year_effect
+        if slope is not None:
+            linear = linear + slope * z[self.covariates.index(self.slope)]
+        eta = np.log(pop) + linear
+        expected = (
+            np.log(pop)
+            + expected_terms(
+                self.fit,
+                z[None, :],
+                region=region[:, None] if self.region_as_need else None,
+                year=year_effect[:, None],
+            )[:, 0]
+        )
+        mu = np.exp(eta)
+        if self.phi is not None:
+            y = self.rng.poisson(self.rng.gamma(self.phi, mu / self.phi))
+        else:
+            y = self.rng.poisson(mu)
+        if code not in self.la_codes:
+            kind = KIND_NEW_GROUP
+        elif year in self.years:
+            kind = KIND_OBSERVED
+        else:
+            kind = KIND_FORECAST
+        rate = y / pop * PER
+        expected_rate = np.exp(expected) / pop * PER
+        ratio = np.exp(eta - expected)
+        lo, hi = interval(y, self.ci_prob)
+        rate_lo, rate_hi = interval(rate, self.ci_prob)
+        exp_lo, exp_hi = interval(expected_rate, self.ci_prob)
+        ratio_lo, ratio_hi = interval(ratio, self.ci_prob)
+        return {
+            **{c: str(who[c]) for c in _IDENTITY},
+            "year": year,
+            "kind": kind,
+            "population": pop,
+            "observed": observed,
+            "observed_rate": observed / pop * PER,
+            "predicted_mean": float(y.mean()),
+            "predicted_median": float(np.median(y)),
+            "predicted_lower": float(lo),
+            "predicted_upper": float(hi),
+            "rate_median": float(np.median(rate)),
+            "rate_lower": float(rate_lo),
+            "rate_upper": float(rate_hi),
+            "expected_rate_median": float(np.median(expected_rate)),
+            "expected_rate_lower": float(exp_lo),
+            "expected_rate_upper": float(exp_hi),
+            "excess_ratio_median": float(np.median(ratio)),
+            "excess_ratio_lower": float(ratio_lo),
+            "excess_ratio_upper": float(ratio_hi),
+        }
