@@ -34,6 +34,7 @@ from csc_bayes.data.schema import (
     missing_column,
     validate_panel,
 )
+from csc_bayes.data.sources import FILES
 from csc_bayes.errors import DataFileError, PanelValidationError
 
 #: the first reporting year whose outcomes are not yet published
@@ -61,6 +62,13 @@ def read_sources(raw_dir: Path) -> dict[str, list[Measure]]:
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise DataFileError("raw data folder not found", file=str(raw_dir))
+    absent = [name for name in FILES.values() if not (raw_dir / name).is_file()]
+    if absent:
+        raise DataFileError(
+            f"{len(absent)} required input file(s) not found in the raw folder {raw_dir}: "
+            + ", ".join(absent)
+            + " (see docs/data.md for the list of files)"
+        )
     out = {name: [read_outcome(raw_dir, name)] for name in EES_OUTCOMES}
     out["cla"] = read_cla(raw_dir)
     out[EXPOSURE] = read_population(raw_dir)

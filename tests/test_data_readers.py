@@ -1,0 +1,117 @@
+"""Bad input to the official-file readers: tiny synthetic files written to tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from csc_bayes.data import build_panel
+from csc_bayes.data.outcomes import read_ees_column, read_outcome
+from csc_bayes.data.sfr import read_sfr_column
+from csc_bayes.data.sources import FILES
+from csc_bayes.errors import DataFileError
+
+HEADER = (
+    "time_period,time_identifier,geographic_level,old_la_code,new_la_code,la_name,At31_episodes"
+)
+
+
+def ees(tmp_path: Path, *rows: str, header: str = HEADER, name: str = "b1.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+GOOD = (
+    "2020,Reporting year,National,,,,1010",
+    "2020,Reporting year,Local authority,383,E08000035,Leeds,1000",
+)
+
+
+def test_markers_become_missing_with_reasons_never_zero(tmp_path):
+    path = ees(
+        tmp_path,
+        *GOOD,
+        "2020,Reporting year,Local authority,204,E09000012,Hackney,c",
+        "2020,Reporting year,Local authority,205,E09000013,Hammersmith,x",
+        "2020,Reporting year,Local authority,206,E09000014,Haringey,[u]",
+    )
+    m = read_ees_column(path, "At31_episodes", name="cin")
+    by_code = m.las.set_index("la_code")
+    assert by_code.at["383", "value"] == 1000
+    assert by_code.loc[["204", "205", "206"], "value"].isna().all()
+    assert by_code.loc[["204", "205", "206"], "reason"].tolist() == [
+        "suppressed",
+        "not_available",  # EES x means not available
+        "low_reliability",
+    ]
+    assert m.national["value"].tolist() == [1010]
+
+
+def test_sfr_x_means_suppressed(tmp_path):
+    path = tmp_path / "sfr.csv"
+    path.write_text(
+        "geog_l,geog_c,geog_n,CLA_Mar2016\nNATIONAL,999,ENGLAND,70\nLA,383,Leeds2,x\n"
+        "LA,204,Hackney,..\n"
+    )
+    m = read_sfr_column(path, "CLA_Mar2016", year=2016, name="cla")
+    assert m.las["reason"].tolist() == ["suppressed", "not_available"]
+    assert m.las["la_name"].tolist() == ["Leeds", "Hackney"]  # footnote digit removed
+
+
+def test_unknown_token_names_file_row_column_value(tmp_path):
+    path = ees(tmp_path, *GOOD, "2020,Reporting year,Local authority,204,E09000012,Hackney,#VALUE!")
+    with pytest.raises(DataFileError) as err:
+        read_ees_column(path, "At31_episodes", name="cin")
+    msg = str(err.value)
+    assert "b1.csv" in msg and "row 4" in msg and "'At31_episodes'" in msg and "#VALUE!" in msg
+
+
+def test_fractional_count_is_an_error(tmp_path):
+    path = ees(tmp_path, *GOOD, "2020,Reporting year,Local authority,204,E09000012,Hackney,12.5")
+    with pytest.raises(DataFileError, match=r"not a whole number.*row 4"):
+        read_ees_column(path, "At31_episodes", name="cin")
+
+
+def test_missing_column_is_named(tmp_path):
+    path = ees(tmp_path, "2020,Reporting year,National,,,,1", header=HEADER.replace("At31", "At30"))
+    with pytest.raises(DataFileError, match=r"missing column\(s\) \['At31_episodes'\].*b1.csv"):
+        read_ees_column(path, "At31_episodes", name="cin")
+
+
+def test_duplicated_la_year_is_an_error(tmp_path):
+    path = ees(tmp_path, *GOOD, "2020,Reporting year,Local authority,383,E08000035,Leeds,999")
+    with pytest.raises(DataFileError, match=r"duplicated authority-year la_code=383 year=2020"):
+        read_ees_column(path, "At31_episodes", name="cin")
+
+
+def test_empty_file_is_an_error(tmp_path):
+    path = tmp_path / "b1.csv"
+    path.write_text("")
+    with pytest.raises(DataFileError, match=r"file is empty.*b1.csv"):
+        read_ees_column(path, "At31_episodes", name="cin")
+
+
+def test_semicolon_separated_file_is_recognised(tmp_path):
+    path = ees(tmp_path, *(r.replace(",", ";") for r in GOOD), header=HEADER.replace(",", ";"))
+    with pytest.raises(DataFileError, match=r"not comma-separated.*';'.*b1.csv"):
+        read_ees_column(path, "At31_episodes", name="cin")
+
+
+def test_missing_file_is_named_by_its_documented_path(tmp_path):
+    with pytest.raises(DataFileError, match=r"b1_children_in_need_2013_to_2025.csv"):
+        read_outcome(tmp_path, "cin")
+
+
+def test_build_on_incomplete_folder_names_the_missing_file(tmp_path):
+    target = tmp_path / FILES["cin"]
+    target.parent.mkdir(parents=True)
+    target.write_text("\n".join([HEADER, *GOOD]) + "\n")
+    with pytest.raises(DataFileError) as err:
+        build_panel(tmp_path)
+    msg = str(err.value)
+    assert "15 required input file(s) not found" in msg
+    assert "c1_children_in_need_referrals_and_rereferrals_2013_to_2025.csv" in msg
+    assert "goodair_csc/cla_2010_2017/SFR27_2010_March.csv" in msg
+    assert "b1_children_in_need" not in msg  # present, so not listed
