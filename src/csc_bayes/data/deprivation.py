@@ -17,6 +17,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
@@ -44,35 +45,46 @@ def read_iod(path: Path) -> pd.DataFrame:
 
     Returns columns ``code, name, idaci, imd, idaci_missing, imd_missing``. Known misprinted
     codes (:data:`CODE_REPAIRS`) are repaired; any other malformed code, a missing sheet or
-    column, or a value that is not a number raises :class:`DataFileError`.
+    column, or a value that is not a number (Excel error cells such as ``#REF!`` included)
+    raises :class:`DataFileError`.
     """
-    return _read_iod(Path(path)).copy()
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError("IoD 2019 upper-tier summaries workbook not found", file=str(path))
+    stat = path.stat()
+    return _read_iod(path, stat.st_mtime_ns, stat.st_size).copy()
 
 
 @lru_cache(maxsize=4)
-def _read_iod(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataFileError("IoD 2019 upper-tier summaries workbook not found", file=str(path))
+def _read_iod(path: Path, _mtime_ns: int, _size: int) -> pd.DataFrame:
+    """Cached on the file's path, modification time and size."""
     try:
-        book = pd.ExcelFile(path)
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises several types for a file that is not xlsx
         raise DataFileError(f"cannot open as an Excel workbook: {exc}", file=str(path)) from exc
-    merged: pd.DataFrame | None = None
-    for sheet, (prefix, name) in SHEETS.items():
-        if sheet not in book.sheet_names:
-            raise DataFileError(
-                f"sheet {sheet!r} not found (sheets: {book.sheet_names})", file=str(path)
-            )
-        table = _read_sheet(book, path, sheet, prefix, name)
-        merged = table if merged is None else _merge_sheets(merged, table, path)
+    try:
+        merged: pd.DataFrame | None = None
+        for sheet, (prefix, name) in SHEETS.items():
+            if sheet not in book.sheetnames:
+                raise DataFileError(
+                    f"sheet {sheet!r} not found (sheets: {book.sheetnames})", file=str(path)
+                )
+            table = _read_sheet(book[sheet], path, sheet, prefix, name)
+            merged = table if merged is None else _merge_sheets(merged, table, path)
+    finally:
+        book.close()
     assert merged is not None
     return merged.reset_index(drop=True)
 
 
-def _read_sheet(book: pd.ExcelFile, path: Path, sheet: str, prefix: str, name: str) -> pd.DataFrame:
-    """One sheet -> ``code, name, <name>, <name>_missing`` with codes checked and repaired."""
-    raw = book.parse(sheet, dtype=object)
-    raw.columns = [str(c).strip() for c in raw.columns]
+def _read_sheet(worksheet, path: Path, sheet: str, prefix: str, name: str) -> pd.DataFrame:
+    """One sheet -> ``code, name, <name>, <name>_missing`` with codes checked and repaired.
+
+    Read with openpyxl rather than pandas, which turns Excel error cells into NaN silently.
+    """
+    rows = list(worksheet.iter_rows(values_only=True))
+    header = [str(c).strip() if c is not None else "" for c in (rows[0] if rows else ())]
+    raw = pd.DataFrame(rows[1:], columns=header, dtype=object)
     where = f"{path} sheet {sheet}"
     for column in (CODE_COLUMN, NAME_COLUMN):
         if column not in raw.columns:
@@ -80,7 +92,8 @@ def _read_sheet(book: pd.ExcelFile, path: Path, sheet: str, prefix: str, name: s
     value_column = next((c for c in raw.columns if c.startswith(prefix)), None)
     if value_column is None:
         raise DataFileError("missing column", file=where, column=prefix)
-    raw = raw.dropna(how="all")
+    while len(raw) and raw.iloc[-1].isna().all():  # trailing empty rows of the used range
+        raw = raw.iloc[:-1]
     names = raw[NAME_COLUMN].astype("string").str.strip()
     codes = raw[CODE_COLUMN].astype("string").str.strip()
     for pos, (code, la_name) in enumerate(zip(codes, names, strict=True)):

@@ -44,13 +44,16 @@ def read_ethnicity(path: Path) -> pd.DataFrame:
     row and column for a missing column, an unparseable count, or an authority without a
     White British row.
     """
-    return _read_ethnicity(Path(path)).copy()
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError("Census 2021 ethnic group file not found", file=str(path))
+    stat = path.stat()
+    return _read_ethnicity(path, stat.st_mtime_ns, stat.st_size).copy()
 
 
 @lru_cache(maxsize=4)
-def _read_ethnicity(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataFileError("Census 2021 ethnic group file not found", file=str(path))
+def _read_ethnicity(path: Path, _mtime_ns: int, _size: int) -> pd.DataFrame:
+    """Cached on the file's path, modification time and size."""
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     raw.columns = [c.strip() for c in raw.columns]
     for column in (CODE_COLUMN, NAME_COLUMN, GROUP_CODE_COLUMN, GROUP_COLUMN, COUNT_COLUMN):

@@ -76,13 +76,16 @@ def read_lait_finance(path: Path) -> pd.DataFrame:
     :class:`DataFileError` for a missing column, a malformed finance year, an unparseable value
     (naming the row) or an authority-year listed twice for one indicator.
     """
-    return _read_lait_finance(Path(path)).copy()
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError("LAIT data file not found", file=str(path))
+    stat = path.stat()
+    return _read_lait_finance(path, stat.st_mtime_ns, stat.st_size).copy()
 
 
 @lru_cache(maxsize=4)
-def _read_lait_finance(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataFileError("LAIT data file not found", file=str(path))
+def _read_lait_finance(path: Path, _mtime_ns: int, _size: int) -> pd.DataFrame:
+    """Cached on the file's path, modification time and size."""
     try:
         raw = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a file that is not parquet
@@ -131,13 +134,16 @@ def read_s251_outturn(path: Path, *, year: int) -> pd.DataFrame:
     Lines are matched by description (:data:`S251_LINES`), whatever their line number; the
     value is ``TotalExpenditure`` (gross, £). Each authority must have each line exactly once.
     """
-    return _read_s251_outturn(Path(path), year).copy()
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError("s251 outturn file not found", file=str(path))
+    stat = path.stat()
+    return _read_s251_outturn(path, year, stat.st_mtime_ns, stat.st_size).copy()
 
 
 @lru_cache(maxsize=8)
-def _read_s251_outturn(path: Path, year: int) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataFileError("s251 outturn file not found", file=str(path))
+def _read_s251_outturn(path: Path, year: int, _mtime_ns: int, _size: int) -> pd.DataFrame:
+    """Cached on the file's path, modification time and size."""
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="cp1252")
     raw.columns = [c.strip() for c in raw.columns]
     for column in ("LA", "CYPServiceDescription", "TotalExpenditure"):
@@ -178,13 +184,16 @@ def read_child_population(path: Path) -> pd.DataFrame:
     ``mid_year`` is the file's ``time_period`` (the mid-year of the estimate). ``x`` means
     "not available" in this EES file (Dorset, Poole, Bournemouth before 2019).
     """
-    return _read_child_population(Path(path)).copy()
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError("ONS child population file not found", file=str(path))
+    stat = path.stat()
+    return _read_child_population(path, stat.st_mtime_ns, stat.st_size).copy()
 
 
 @lru_cache(maxsize=4)
-def _read_child_population(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataFileError("ONS child population file not found", file=str(path))
+def _read_child_population(path: Path, _mtime_ns: int, _size: int) -> pd.DataFrame:
+    """Cached on the file's path, modification time and size."""
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     raw.columns = [c.strip() for c in raw.columns]
     for column in ("time_period", "geographic_level", "old_la_code", "population_estimate"):
