@@ -1,3 +1,51 @@
-"""csc_bayes: Bayesian multilevel models of children's social care across English local authorities."""
+"""csc_bayes: Bayesian multilevel models of children's social care across English local authorities.
+
+The public API, in data-flow order (files -> panel -> model -> fit -> answers -> plots/reports)::
+
+    panel = csc_bayes.build_panel("../shared/data/raw")      # or csc_bayes.simulate_panel().panel
+    fit = csc_bayes.fit("cpp_need", data=panel)                # saved under fits/cpp_need/<run>/
+    fit = csc_bayes.load_fit("fits/cpp_need")                  # latest run
+    csc_bayes.explain_variance(fit)                            # variation explained, by source
+    csc_bayes.excess(fit, year=2024)                           # excess over expected need
+    csc_bayes.predict(fit, authority="Leeds", year=2025)       # a named authority, next year
+
+Names are imported lazily so that ``import csc_bayes`` (and ``csc-bayes --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+#: public name -> module that defines it
+_EXPORTS = {
+    "build_panel": "csc_bayes.data",
+    "load_panel": "csc_bayes.data",
+    "save_panel": "csc_bayes.data",
+    "simulate_panel": "csc_bayes.simulate",
+    "load_spec": "csc_bayes.spec",
+    "find_spec": "csc_bayes.spec",
+    "ModelSpec": "csc_bayes.spec",
+    "fit": "csc_bayes.fitting",
+    "Fit": "csc_bayes.fits",
+    "load_fit": "csc_bayes.fits",
+    "check_convergence": "csc_bayes.diagnostics",
+    "explain_variance": "csc_bayes.variance",
+    "excess": "csc_bayes.excess",
+    "predict": "csc_bayes.predict",
+    "resolve_authority": "csc_bayes.authorities",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'csc_bayes' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
