@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from csc_bayes.data.outcomes import Measure, read_ees_column
 from csc_bayes.data.sfr import read_sfr_column
 from csc_bayes.data.sources import locate, read_csv
@@ -47,8 +45,3 @@ def read_sfr_population(raw_dir: Path) -> Measure:
 def read_population(raw_dir: Path) -> list[Measure]:
     """Every population source, one :class:`Measure` per file, each covering its own years."""
     return [read_sfr_population(raw_dir), read_ons_population(raw_dir)]
-
-
-def population_years(measures: list[Measure]) -> set[int]:
-    """Reporting years with a population estimate in some file."""
-    return set(pd.concat([m.las["year"] for m in measures]).unique().tolist())
