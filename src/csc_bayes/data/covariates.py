@@ -30,6 +30,7 @@ from csc_bayes.data.spending import locate_file, spend_per_child
 from csc_bayes.errors import DataFileError
 
 UNIT_COLUMNS = ("la_code", "ons_code", "la_name", "year")
+_NA_REASON = MissingReason.NOT_AVAILABLE.value
 
 #: groups of ONS codes for one unchanged area (a code replaced without a boundary change)
 SAME_AREA: tuple[tuple[str, ...], ...] = (
@@ -119,9 +120,6 @@ def covariates_for(units: pd.DataFrame, raw_dir: Path) -> pd.DataFrame:
     return out[[*COVARIATES, *(missing_column(c) for c in COVARIATES)]]
 
 
-_NA_REASON = MissingReason.NOT_AVAILABLE.value
-
-
 def normalise_name(name: object) -> str:
     """Authority name for matching: ``"Bristol, City of"`` -> ``bristol``; ``St.`` -> ``st``."""
     t = str(name).lower().replace("&", " and ")
@@ -141,12 +139,15 @@ def _match(keys: pd.DataFrame, table: pd.DataFrame, column: str) -> tuple[pd.Ser
             codes.append(ons_code)
         else:
             codes.append(by_name.get(normalise_name(la_name)))
-    found = pd.Series([c is not None for c in codes], index=keys.index)
-    lookup = [c if c is not None else table.index[0] for c in codes]
-    values = pd.Series(table[column].reindex(lookup).to_numpy(), index=keys.index)
-    reasons = pd.Series(table[missing_column(column)].reindex(lookup).to_numpy(), index=keys.index)
-    values = values.astype("Float64").where(found)
-    reasons = reasons.astype("string").where(found, _NA_REASON)
+    matched = table.reindex(pd.Index(codes, dtype="string"))  # unmatched units: all NA
+    values = pd.Series(matched[column].to_numpy(), index=keys.index, dtype="Float64")
+    reasons = pd.Series(matched[missing_column(column)].to_numpy(), index=keys.index)
+    # a unit no row covers, or a missing value without a published reason: not available
+    reasons = (
+        reasons.astype("string")
+        .where(values.isna())
+        .mask(values.isna() & reasons.isna(), _NA_REASON)
+    )
     return values, reasons
 
 
