@@ -36,7 +36,9 @@ _BRACKETED = re.compile(r"^[\[\(](.*)[\]\)]$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
-def marker_reason(token: str, *, x_means: MissingReason = MissingReason.SUPPRESSED) -> MissingReason | None:
+def marker_reason(
+    token: str, *, x_means: MissingReason = MissingReason.SUPPRESSED
+) -> MissingReason | None:
     """Reason for a marker token, or None when the token is not a marker.
 
     ``x`` means "suppressed" in pre-2018 SFR files and "not available" in EES files; the caller

@@ -76,7 +76,9 @@ def validate_panel(panel: pd.DataFrame, *, source: str = "panel") -> pd.DataFram
         try:
             out[col] = out[col].astype("Int64")
         except (TypeError, ValueError) as exc:
-            raise PanelValidationError(f"{source}: column {col!r} is not whole numbers: {exc}") from exc
+            raise PanelValidationError(
+                f"{source}: column {col!r} is not whole numbers: {exc}"
+            ) from exc
     for col in COVARIATES:
         out[col] = out[col].astype("Float64")
 
