@@ -273,6 +273,25 @@ def make_world(
             panel.loc[i, "cla_missing"] = pd.NA
         elif year != next_year:
             panel.loc[i, "cla_missing"] = "not_available"
+    # the truth for the next reporting year (fitted authorities): a new common year shock
+    nxt = panel[(panel["year"] == next_year) & panel["la_code"].isin(la_codes)]
+    nxt = nxt.set_index("la_code").loc[la_codes]
+    X_next = (nxt[covariates].to_numpy(dtype=float) - mean) / sd
+    eta_next = (
+        np.log(nxt["population"].to_numpy(dtype=float))
+        + truth["intercept"]
+        + X_next @ truth["beta"]
+        + truth["la_effect"]
+        + truth["region_effect"][[regions.index(r) for r in nxt["region"]]]
+        + truth["next_year_effect"]
+    )
+    if slope:
+        eta_next = eta_next + truth["la_slope"] * X_next[:, 0]
+    mu_next = np.exp(eta_next)
+    if family == "negative_binomial":
+        truth["y_next"] = rng.poisson(rng.gamma(truth["phi"], mu_next / truth["phi"]))
+    else:
+        truth["y_next"] = rng.poisson(mu_next)
     spec = SpecStandIn(
         family=family,
         years=tuple(years),
@@ -331,4 +350,27 @@ def null_twin(world: World, *, seed: int = 1, n_draws: int = 400) -> tuple[Fit, 
         }
     )
     spec = SpecStandIn(groups={}, need_groups=(), family=world.fit.spec.family)
-    return Fit(idata=idata, spec=spec, panel=world.panel), {"la_effect": null_la}
+    truth = {k: t[k] for k in ("intercept", "region_effect", "year_effect")}
+    return Fit(idata=idata, spec=spec, panel=world.panel), {**truth, "la_effect": null_la}
+
+
+def point_fit(fit: Fit, values: dict[str, Any]) -> Fit:
+    """A one-draw copy of ``fit`` whose posterior is exactly ``values`` (e.g. the truth).
+
+    Any answer computed from it is that answer's true value: the reference the coverage
+    tests compare intervals with.
+    """
+    post = fit.idata["posterior"].to_dataset().isel(chain=[0], draw=[0])
+    for name in list(post.data_vars):
+        if name in values:
+            arr = np.asarray(values[name], dtype=float)
+            post[name] = (post[name].dims, arr.reshape(post[name].shape))
+    groups = {k: fit.idata[k].to_dataset() for k in fit.idata.children if k != "posterior"}
+    idata = xr.DataTree.from_dict({"posterior": post, **groups})
+    return Fit(idata=idata, spec=fit.spec, panel=fit.panel)
+
+
+def coverage(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray) -> float:
+    """Share of intervals [lower, upper] that contain the truth."""
+    lower, upper, truth = (np.asarray(a, dtype=float) for a in (lower, upper, truth))
+    return float(np.mean((lower <= truth) & (truth <= upper)))

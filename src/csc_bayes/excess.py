@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,6 +81,64 @@ def _per_year_rank(ratio: np.ndarray, years: np.ndarray) -> np.ndarray:
     return ranks
 
 
+@dataclass(frozen=True)
+class ExcessDraws:
+    """Per-draw excess quantities for the selected fitted rows (draws first: shape (S, n)).
+
+    ``rows`` identifies the columns: la_code, ons_code, la_name, region, year, population,
+    observed. ``latent_count`` = exp(eta), ``expected_count`` = exp(eta_expected),
+    ``ratio`` = their quotient, ``rank`` = rank of ``ratio`` within its year (1 = highest).
+    """
+
+    rows: pd.DataFrame
+    latent_count: np.ndarray
+    expected_count: np.ndarray
+    ratio: np.ndarray
+    rank: np.ndarray
+
+
+def excess_draws(
+    fit: Any, *, year: int | Literal["all"] | None = None, region_as_need: bool = False
+) -> ExcessDraws:
+    """The draws behind :func:`excess` for ``year`` (None: last fitted year; "all")."""
+    fitted_years = [int(y) for y in fit.idata["posterior"]["year"].values]
+    year_of_obs = np.asarray(fitted_years)[constant(fit, "year_idx").astype(int)]
+    if year is None:
+        keep = year_of_obs == max(fitted_years)
+    elif year == "all":
+        keep = np.ones(len(year_of_obs), dtype=bool)
+    elif int(year) in fitted_years:
+        keep = year_of_obs == int(year)
+    else:
+        raise ValueError(
+            f"year {year!r} was not fitted (fitted years: {fitted_years}); "
+            "use csc_bayes.predict for a year after the data"
+        )
+    terms = linear_predictor_terms(fit)
+    X = constant(fit, "X").astype(float) if covariate_names(fit) else np.zeros((len(keep), 0))
+    eta = terms.eta[:, keep]
+    eta_expected = terms.log_exposure[None, keep] + expected_terms(
+        fit,
+        X[keep],
+        region=terms.components["region"][:, keep] if region_as_need else None,
+        year=terms.components["year"][:, keep],
+    )
+    ratio = np.exp(eta - eta_expected)
+    who = fit.authorities.iloc[terms.la_idx[keep]].reset_index(drop=True)
+    rows = who.assign(
+        year=year_of_obs[keep],
+        population=np.round(np.exp(terms.log_exposure[keep])).astype(np.int64),
+        observed=np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)[keep],
+    )
+    return ExcessDraws(
+        rows=rows,
+        latent_count=np.exp(eta),
+        expected_count=np.exp(eta_expected),
+        ratio=ratio,
+        rank=_per_year_rank(ratio, year_of_obs[keep]),
+    )
+
+
 def excess(
     fit: Any,
     *,
@@ -96,59 +155,24 @@ def excess(
     interval); excess_children_* (latent mean count exp(eta) - expected count exp(eta_expected));
     p_excess = P(ratio > 1), p_excess_10pct = P(ratio > 1.1); rank_median, rank_lower,
     rank_upper (ranks by excess ratio within a year, 1 = highest, per draw). Rates are per
-    10,000 children. Sorted by excess_ratio_median, highest first; ``df.attrs`` records the
-    settings.
+    10,000 children. Sorted by year, then excess_ratio_median highest first; ``df.attrs``
+    records the settings.
     """
     check_ci_prob(ci_prob)
-    post = fit.idata["posterior"]
-    fitted_years = [int(y) for y in post["year"].values]
-    year_of_obs = np.asarray(fitted_years)[constant(fit, "year_idx").astype(int)]
-    if year is None:
-        keep = year_of_obs == max(fitted_years)
-    elif year == "all":
-        keep = np.ones(len(year_of_obs), dtype=bool)
-    elif int(year) in fitted_years:
-        keep = year_of_obs == int(year)
-    else:
-        raise ValueError(
-            f"year {year!r} was not fitted (fitted years: {fitted_years}); "
-            "use csc_bayes.predict for a year after the data"
-        )
-
-    terms = linear_predictor_terms(fit)
-    X = constant(fit, "X").astype(float) if covariate_names(fit) else np.zeros((len(keep), 0))
-    eta = terms.eta[:, keep]
-    eta_expected = terms.log_exposure[None, keep] + expected_terms(
-        fit,
-        X[keep],
-        region=terms.components["region"][:, keep] if region_as_need else None,
-        year=terms.components["year"][:, keep],
-    )
-    ratio = np.exp(eta - eta_expected)
-    expected_count = np.exp(eta_expected)
-    excess_children = np.exp(eta) - expected_count
-    population = np.exp(terms.log_exposure[keep])
-    rows_year = year_of_obs[keep]
-    ranks = _per_year_rank(ratio, rows_year)
-
-    who = fit.authorities.iloc[terms.la_idx[keep]].reset_index(drop=True)
-    observed = np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)[keep]
-    out = who.assign(
-        year=rows_year,
-        population=np.round(population).astype(np.int64),
-        observed=observed,
-        observed_rate=observed / population * PER,
-    )
-    _add_summary(out, "expected_count", expected_count, ci_prob)
-    _add_summary(out, "expected_rate", expected_count / population[None, :] * PER, ci_prob)
-    out["excess_ratio_median"] = np.median(ratio, axis=0)
-    out["excess_ratio_lower50"], out["excess_ratio_upper50"] = interval(ratio, 0.5)
-    out["excess_ratio_lower"], out["excess_ratio_upper"] = interval(ratio, ci_prob)
-    _add_summary(out, "excess_children", excess_children, ci_prob)
-    out["p_excess"] = (ratio > 1).mean(axis=0)
-    out["p_excess_10pct"] = (ratio > 1.1).mean(axis=0)
-    out["rank_median"] = np.median(ranks, axis=0)
-    rank_lo, rank_hi = interval(ranks, ci_prob)
+    d = excess_draws(fit, year=year, region_as_need=region_as_need)
+    out = d.rows.copy()
+    population = out["population"].to_numpy(dtype=float)
+    out["observed_rate"] = out["observed"] / population * PER
+    _add_summary(out, "expected_count", d.expected_count, ci_prob)
+    _add_summary(out, "expected_rate", d.expected_count / population[None, :] * PER, ci_prob)
+    out["excess_ratio_median"] = np.median(d.ratio, axis=0)
+    out["excess_ratio_lower50"], out["excess_ratio_upper50"] = interval(d.ratio, 0.5)
+    out["excess_ratio_lower"], out["excess_ratio_upper"] = interval(d.ratio, ci_prob)
+    _add_summary(out, "excess_children", d.latent_count - d.expected_count, ci_prob)
+    out["p_excess"] = (d.ratio > 1).mean(axis=0)
+    out["p_excess_10pct"] = (d.ratio > 1.1).mean(axis=0)
+    out["rank_median"] = np.median(d.rank, axis=0)
+    rank_lo, rank_hi = interval(d.rank, ci_prob)
     out["rank_lower"], out["rank_upper"] = np.floor(rank_lo), np.ceil(rank_hi)
     out = out.sort_values(["year", "excess_ratio_median"], ascending=[True, False])
     out = out.reset_index(drop=True)
