@@ -127,7 +127,8 @@ def validate_panel(panel: pd.DataFrame, *, source: str = "panel") -> pd.DataFram
             row = out.loc[unknown].iloc[0]
             raise PanelValidationError(
                 f"{source}: unknown missing reason {row[flag]!r} in {flag!r} for "
-                f"{row['la_code']} {row['la_name']} {row['year']}; expected one of {sorted(reasons)}"
+                f"{row['la_code']} {row['la_name']} {row['year']}; "
+                f"expected one of {sorted(reasons)}"
             )
     extra = [c for c in out.columns if c not in required_columns()]
     return out[required_columns() + extra].sort_values(["la_code", "year"]).reset_index(drop=True)
