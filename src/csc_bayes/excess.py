@@ -218,7 +218,7 @@ def to_safe_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            safe.to_csv(handle, index=False)
+            safe.to_csv(handle, index=False, lineterminator="\r\n")  # RFC 4180
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)

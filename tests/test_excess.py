@@ -1,0 +1,148 @@
+"""excess: expected need, excess ratios, exceedance, ranks and the safe CSV writer."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from answers_helpers import coverage, make_world, point_fit
+from csc_bayes.excess import excess, excess_draws, to_safe_csv
+
+TRUE_PARAMS = ("intercept", "beta", "la_effect", "region_effect", "year_effect", "la_slope")
+
+
+def _true_fit(world):
+    return point_fit(world.fit, {k: world.truth[k] for k in TRUE_PARAMS if k in world.truth})
+
+
+def test_one_row_per_authority_with_names_and_codes():
+    world = make_world(0)
+    table = excess(world.fit)
+    assert len(table) == len(world.truth["la_codes"])
+    assert set(table["year"]) == {2023}
+    for col in ("la_code", "ons_code", "la_name", "region"):
+        assert table[col].notna().all() and (table[col].astype(str) != "").all()
+    hull = table.set_index("la_code").loc["810"]
+    assert hull["la_name"] == "Kingston upon Hull, City of" and hull["ons_code"] == "E06000010"
+    assert table["excess_ratio_median"].is_monotonic_decreasing
+    assert (table["excess_ratio_lower"] <= table["excess_ratio_lower50"]).all()
+    assert (table["excess_ratio_upper50"] <= table["excess_ratio_upper"]).all()
+    everything = excess(world.fit, year="all")
+    assert len(everything) == 4 * len(table)
+    with pytest.raises(ValueError, match="not fitted"):
+        excess(world.fit, year=2024)
+
+
+def test_excess_ratio_is_the_la_effect_plus_non_need_terms_at_the_truth():
+    world = make_world(1)
+    t = world.truth
+    true = excess(_true_fit(world), year="all").sort_values(["year", "la_code"])
+    fitted = t["fitted"].assign(
+        region_idx=t["region_idx"],
+        log_ratio=t["la_effect"][t["la_idx"]]
+        + t["region_effect"][t["region_idx"]]
+        + t["X"][:, 2] * t["beta"][2],  # spending is not need: held at its average
+    )
+    fitted = fitted.sort_values(["year", "la_code"])
+    np.testing.assert_allclose(true["excess_ratio_median"], np.exp(fitted["log_ratio"]))
+    # with region counted as need, the region effect moves into the expected rate
+    as_need = excess(_true_fit(world), year="all", region_as_need=True)
+    as_need = as_need.sort_values(["year", "la_code"])
+    np.testing.assert_allclose(
+        as_need["excess_ratio_median"],
+        np.exp(fitted["log_ratio"] - t["region_effect"][fitted["region_idx"]]),
+    )
+    # latent count - expected count, and rates per 10,000
+    np.testing.assert_allclose(
+        true["expected_rate_median"], true["expected_count_median"] / true["population"] * 1e4
+    )
+
+
+def test_excess_intervals_cover_the_truth_at_about_the_nominal_rate():
+    hits, total = 0.0, 0
+    for seed in range(6):
+        world = make_world(seed, slope=seed % 2 == 0)
+        est = excess(world.fit, year="all").sort_values(["year", "la_code"])
+        true = excess(_true_fit(world), year="all").sort_values(["year", "la_code"])
+        for name in ("excess_ratio", "expected_count", "excess_children"):
+            truth = true[f"{name}_median"]
+            hits += len(est) * coverage(est[f"{name}_lower"], est[f"{name}_upper"], truth)
+            total += len(est)
+    assert 0.82 <= hits / total <= 0.97, hits / total
+
+
+def test_ranks_are_a_permutation_per_draw_within_each_year():
+    draws = excess_draws(make_world(2).fit, year="all")
+    years = draws.rows["year"].to_numpy()
+    for year in np.unique(years):
+        ranks = draws.rank[:, years == year]
+        n = ranks.shape[1]
+        np.testing.assert_array_equal(
+            np.sort(ranks, axis=1), np.tile(np.arange(1, n + 1), (len(ranks), 1))
+        )
+        top = np.argmax(draws.ratio[:, years == year], axis=1)
+        assert (ranks[np.arange(len(ranks)), top] == 1).all()
+
+
+def test_an_authority_with_a_large_true_effect_is_clearly_in_excess():
+    world = make_world(3, sigma_la=0.5)
+    t = world.truth
+    biggest = t["la_codes"][int(np.argmax(t["la_effect"]))]
+    smallest = t["la_codes"][int(np.argmin(t["la_effect"]))]
+    assert t["la_effect"].max() > 0.5
+    table = excess(world.fit).set_index("la_code")
+    assert table.loc[biggest, "p_excess"] > 0.95
+    assert table.loc[biggest, "p_excess_10pct"] > 0.9
+    assert table.loc[smallest, "p_excess"] < 0.05
+    assert table.loc[biggest, "rank_median"] <= 3
+
+
+def test_safe_csv_defuses_formulas_keeps_numbers_and_writes_atomically(tmp_path, monkeypatch):
+    df = pd.DataFrame(
+        {
+            "la_name": [
+                '=HYPERLINK("http://x")',
+                "+44",
+                "-1+2",
+                "@SUM(A1)",
+                "\tTab",
+                "\rCR",
+                "Leeds",
+            ],
+            "excess_ratio_median": [-1.5, 2.0, 3.25, 0.5, 1.0, 1.0, 1.1],
+            "observed": pd.array([1, 2, 3, 4, None, 6, 7], dtype="Int64"),
+        }
+    )
+    path = to_safe_csv(df, tmp_path / "excess.csv")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    names = [r[0] for r in rows[1:]]
+    assert names == [
+        '\'=HYPERLINK("http://x")',
+        "'+44",
+        "'-1+2",
+        "'@SUM(A1)",
+        "'\tTab",
+        "'\rCR",
+        "Leeds",
+    ]
+    assert [r[1] for r in rows[1:]][:3] == ["-1.5", "2.0", "3.25"]
+    assert rows[5][2] == ""
+    assert pd.read_csv(path)["excess_ratio_median"].dtype == float
+    assert [p.name for p in tmp_path.iterdir()] == ["excess.csv"]
+
+    # a failure while replacing leaves the previous file intact and no temporary file behind
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        to_safe_csv(df.assign(la_name="changed"), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["excess.csv"]
