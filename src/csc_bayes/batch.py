@@ -1,0 +1,484 @@
+"""Many fits at once on a Dask cluster: plans, resuming, and the engine SBC and CV reuse.
+
+A *plan* (TOML) is a grid ``specs x outcomes x year windows``; each cell is one task, one call of
+:func:`csc_bayes.fitting.fit` that saves through the normal atomic save into ``out``::
+
+    out = "fits/batch"                       # relative to the current directory
+    specs = ["cpp_need", "cpp_null"]         # shipped names or TOML paths
+    outcomes = ["cpp", "cla"]                # optional: refit each spec for these outcomes
+    years = [[2015, 2019], [2020, 2024]]     # optional: year windows
+    refit = "on_change"                      # or "always" / "never"
+
+    [data]
+    source = "synthetic"                     # or a panel parquet path (csc-bayes data build)
+    seed = 0                                 # synthetic only
+    authorities = 30                         # synthetic only: the first N authorities
+
+    [sampler]                                # optional overrides of every spec's settings
+    draws = 200
+    chains = 2
+
+Resuming: every task calls ``fit(..., refit="on_change")``, which returns a saved run with the
+same spec, data and sampler hashes instead of sampling again. A run is renamed into place only
+when complete, so a killed worker or an interrupted batch loses only the tasks that were running.
+Two copies of one task (Dask may rerun a task whose worker it believed lost) are serialised by a
+per-task lock file (``out/.locks/<task>.lock``, ``fcntl.flock``, released by the OS when a process
+dies), so the second copy finds and reuses the first one's run: never two runs for one task.
+
+The cluster is a local ``distributed.LocalCluster`` (one process per core, one thread each, JAX
+and BLAS limited to one thread) unless ``scheduler`` names an existing one (see docs/scale.md for
+SLURM / PBS through dask-jobqueue).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+import tomllib
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from csc_bayes.errors import CscBayesError
+
+#: environment that keeps every worker to one thread (set before JAX / BLAS are imported)
+SINGLE_THREAD_ENV = {
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "PYTENSOR_FLAGS": "openmp=False",
+}
+PLAN_KEYS = ("out", "specs", "outcomes", "years", "refit", "data", "sampler")
+DATA_KEYS = ("source", "seed", "authorities", "first_year", "last_year")
+SAMPLER_KEYS = ("backend", "draws", "tune", "chains", "seed", "target_accept")
+REFIT_POLICIES = ("on_change", "always", "never")
+
+
+class PlanError(CscBayesError, ValueError):
+    """A batch plan is invalid; the message names the plan file and the key at fault."""
+
+
+# ====================================================================== the engine
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: ``func(**kwargs)`` on a worker, known by a unique, stable ``key``.
+
+    ``func`` must be importable by the workers (a module-level function). ``lock_dir``, when
+    given, holds the per-task lock file that stops two copies of the task running at once.
+    """
+
+    key: str
+    func: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    lock_dir: Path | None = None
+
+
+@dataclass
+class TaskOutcome:
+    """What became of one task: ``status`` is ``"done"`` (with ``value``) or ``"failed"``."""
+
+    key: str
+    status: str
+    value: Any = None
+    error: str | None = None
+    seconds: float = float("nan")
+
+
+def limit_threads() -> None:
+    """Apply :data:`SINGLE_THREAD_ENV` in this process (effective if JAX is not imported yet)."""
+    for name, value in SINGLE_THREAD_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def _execute(task: Task) -> tuple[Any, float]:
+    """Run one task on a worker under its lock; return (value, seconds)."""
+    limit_threads()
+    started = time.perf_counter()
+    with _task_lock(task):
+        value = task.func(**task.kwargs)
+    return value, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _task_lock(task: Task) -> Iterator[None]:
+    if task.lock_dir is None:
+        yield
+        return
+    task.lock_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task.key)
+    with open(task.lock_dir / f"{safe}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # blocks while another copy runs; freed when it dies
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def default_workers() -> int:
+    """One worker per available core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, *, n_workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: to ``scheduler`` if given, else to a fresh ``LocalCluster``.
+
+    The local cluster has ``n_workers`` (default: one per core) processes of one thread each,
+    started with :data:`SINGLE_THREAD_ENV`; it is closed when the block ends.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=n_workers or default_workers(),
+            threads_per_worker=1,
+            processes=True,
+            env=dict(SINGLE_THREAD_ENV),
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def run_tasks(
+    tasks: Sequence[Task],
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    client: Any = None,
+    progress: bool = True,
+    description: str = "tasks",
+) -> list[TaskOutcome]:
+    """Run ``tasks`` on a Dask cluster and return their outcomes in task order.
+
+    A task that raises is reported as ``"failed"`` with its traceback; the others go on.
+    A task whose worker dies is rerun elsewhere by Dask (up to its ``allowed-failures``).
+    Pass ``client`` to reuse an open ``distributed.Client`` (then scheduler/n_workers are unused).
+    """
+    keys = [t.key for t in tasks]
+    if len(set(keys)) != len(keys):
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"task keys must be unique; repeated: {dup}")
+    if not tasks:
+        return []
+    if client is None:
+        with dask_client(scheduler, n_workers=n_workers) as own:
+            return run_tasks(tasks, client=own, progress=progress, description=description)
+
+    from distributed import as_completed
+
+    futures = {
+        client.submit(_execute, task, key=f"csc-{task.key}", pure=False): task.key for task in tasks
+    }
+    outcomes: dict[str, TaskOutcome] = {}
+    with _progress_bar(len(tasks), description, enabled=progress) as advance:
+        for future in as_completed(futures):
+            key = futures[future]
+            try:
+                value, seconds = future.result()
+                outcomes[key] = TaskOutcome(key, "done", value=value, seconds=seconds)
+            except Exception as exc:  # a failed fit must not stop the batch
+                text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                outcomes[key] = TaskOutcome(key, "failed", error=text)
+            advance()
+    return [outcomes[k] for k in keys]
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int, description: str, *, enabled: bool) -> Iterator[Callable[[], None]]:
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=None,
+        transient=False,
+    ) as bar:
+        handle = bar.add_task(description, total=total)
+        yield lambda: bar.advance(handle)
+
+
+# ====================================================================== plans
+@dataclass(frozen=True)
+class DataSource:
+    """Where a plan's panel comes from: ``"synthetic"`` or a panel parquet path."""
+
+    source: str = "synthetic"
+    seed: int = 0
+    authorities: int | None = None
+    first_year: int = 2015
+    last_year: int = 2024
+
+    def load(self) -> pd.DataFrame:
+        """The panel (synthetic panels keep the first ``authorities`` by la_code)."""
+        if self.source != "synthetic":
+            from csc_bayes.data import load_panel
+
+            return load_panel(Path(self.source))
+        from csc_bayes.simulate import default_authorities, simulate_panel
+
+        las = default_authorities(self.last_year).sort_values("la_code")
+        if self.authorities is not None:
+            las = las.head(self.authorities)
+        return simulate_panel(
+            first_year=self.first_year,
+            last_year=self.last_year,
+            seed=self.seed,
+            authorities=las.reset_index(drop=True),
+        ).panel
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated batch plan (see the module docstring for the TOML layout)."""
+
+    out: Path
+    specs: tuple[str, ...]
+    outcomes: tuple[str, ...] | None = None
+    years: tuple[tuple[int, int], ...] | None = None
+    refit: str = "on_change"
+    data: DataSource = field(default_factory=DataSource)
+    sampler: dict[str, Any] = field(default_factory=dict)
+    source: str = "<dict>"
+
+    def model_specs(self) -> list[Any]:
+        """One ModelSpec per grid cell, named ``<spec>[ with outcome][_<first>-<last>]``."""
+        from csc_bayes.spec import find_spec
+
+        cells = []
+        for name in self.specs:
+            try:
+                base = find_spec(name)
+            except CscBayesError as exc:
+                raise PlanError(f"{self.source}: key 'specs': {exc}") from None
+            for outcome in self.outcomes or (base.outcome,):
+                for window in self.years or (base.years,):
+                    cells.append(_grid_cell(base, outcome, window, windowed=bool(self.years)))
+        names = [s.name for s in cells]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise PlanError(f"{self.source}: the grid names some fits twice: {dup}")
+        return cells
+
+
+def _grid_cell(base: Any, outcome: str, window: tuple[int, int], *, windowed: bool) -> Any:
+    name = base.name
+    if outcome != base.outcome:
+        stem = name[len(base.outcome) :] if name.startswith(base.outcome) else f"_{name}"
+        name = f"{outcome}{stem}"
+    if windowed:
+        name = f"{name}_{window[0]}-{window[1]}"
+    return replace(base, name=name, outcome=outcome, years=tuple(window))
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan TOML file; raise :class:`PlanError` naming the key at fault."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such plan file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{path}: not valid TOML: {exc}") from None
+    return parse_plan(doc, source=str(path))
+
+
+def parse_plan(doc: dict[str, Any], *, source: str = "<dict>") -> Plan:
+    """Validate a parsed plan document (see the module docstring)."""
+    from csc_bayes.data.schema import OUTCOMES
+
+    _known(doc, PLAN_KEYS, source, "")
+    if "out" not in doc or "specs" not in doc:
+        missing = [k for k in ("out", "specs") if k not in doc]
+        raise PlanError(f"{source}: missing required key(s) {missing}")
+    out = _check(doc["out"], str, source, "out")
+    specs = _check(doc["specs"], list, source, "specs")
+    if not specs or not all(isinstance(s, str) and s for s in specs):
+        raise PlanError(f"{source}: key 'specs' must be a non-empty list of names, got {specs!r}")
+    outcomes = doc.get("outcomes")
+    if outcomes is not None:
+        _check(outcomes, list, source, "outcomes")
+        bad = [o for o in outcomes if o not in OUTCOMES]
+        if not outcomes or bad:
+            raise PlanError(
+                f"{source}: key 'outcomes': unknown outcome(s) {bad or outcomes!r}; "
+                f"expected some of {list(OUTCOMES)}"
+            )
+    years = doc.get("years")
+    if years is not None:
+        _check(years, list, source, "years")
+        ok = bool(years) and all(
+            isinstance(w, list)
+            and len(w) == 2
+            and all(isinstance(y, int) and not isinstance(y, bool) for y in w)
+            and w[0] <= w[1]
+            for w in years
+        )
+        if not ok:
+            raise PlanError(
+                f"{source}: key 'years' must be a list of [first, last] windows, got {years!r}"
+            )
+    refit = doc.get("refit", "on_change")
+    if refit not in REFIT_POLICIES:
+        raise PlanError(
+            f"{source}: key 'refit' must be one of {list(REFIT_POLICIES)}, got {refit!r}"
+        )
+    data = _check(doc.get("data", {}), dict, source, "data")
+    _known(data, DATA_KEYS, source, "data.")
+    for key in ("seed", "authorities", "first_year", "last_year"):
+        if key in data and (not isinstance(data[key], int) or isinstance(data[key], bool)):
+            raise PlanError(f"{source}: key 'data.{key}' must be an integer, got {data[key]!r}")
+    if "source" in data:
+        _check(data["source"], str, source, "data.source")
+    sampler = _check(doc.get("sampler", {}), dict, source, "sampler")
+    _known(sampler, SAMPLER_KEYS, source, "sampler.")
+    plan = Plan(
+        out=Path(out),
+        specs=tuple(specs),
+        outcomes=tuple(outcomes) if outcomes is not None else None,
+        years=tuple((w[0], w[1]) for w in years) if years is not None else None,
+        refit=refit,
+        data=DataSource(**data),
+        sampler=dict(sampler),
+        source=source,
+    )
+    try:  # sampler values are checked by the spec parser, which names the key
+        plan_specs = plan.model_specs()
+        plan_specs[0].with_sampler(**plan.sampler)
+    except CscBayesError as exc:
+        raise PlanError(f"{source}: {exc}") from None
+    return plan
+
+
+def _known(d: dict[str, Any], known: tuple[str, ...], source: str, prefix: str) -> None:
+    for key in d:
+        if key not in known:
+            raise PlanError(f"{source}: unknown key '{prefix}{key}'; expected one of {list(known)}")
+
+
+def _check(value: Any, kind: type, source: str, key: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise PlanError(
+            f"{source}: key {key!r} must be a {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+# ====================================================================== running a plan
+def fit_task(
+    spec: Any,
+    *,
+    panel: pd.DataFrame,
+    out: str | Path,
+    sampler: dict[str, Any],
+    refit: str = "on_change",
+) -> dict[str, Any]:
+    """One plan cell on a worker: ``fit(...)`` and a JSON-safe summary of the run it saved."""
+    from csc_bayes.fits import list_runs
+    from csc_bayes.fitting import fit
+
+    before = {p.name for p in list_runs(Path(out) / spec.name)}
+    result = fit(spec, data=panel, out=out, refit=refit, progress=False, **sampler)
+    run = result.path
+    return {
+        "run": str(run),
+        "reused": run is not None and run.name in before,
+        "diagnostics_passed": result.diagnostics_passed,
+    }
+
+
+@dataclass
+class BatchResult:
+    """Outcome of a plan: one row per task in ``table`` plus the wall time and worker count.
+
+    ``table`` columns: ``task``, ``status`` (done / failed), ``run`` (run folder), ``reused``
+    (an earlier matching run was returned), ``diagnostics_passed``, ``seconds`` (task wall
+    time on its worker), ``error``.
+    """
+
+    table: pd.DataFrame
+    wall_seconds: float
+    n_workers: int | None
+
+    @property
+    def ok(self) -> bool:
+        """True when every task finished."""
+        return bool((self.table["status"] == "done").all())
+
+
+def run_plan(
+    plan: Plan | str | Path,
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    progress: bool = True,
+) -> BatchResult:
+    """Run every cell of a plan on a Dask cluster; finished, matching fits are reused.
+
+    Args:
+        plan: a :class:`Plan` or the path of a plan TOML file.
+        scheduler: address of a running Dask scheduler (``tcp://host:8786``); None starts a
+            local cluster of ``n_workers`` single-threaded processes (default: one per core).
+        n_workers: size of the local cluster.
+        progress: show a progress bar of finished tasks.
+    """
+    if not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    panel = plan.data.load()
+    tasks = [
+        Task(
+            key=spec.name,
+            func=fit_task,
+            kwargs={
+                "spec": spec,
+                "panel": panel,
+                "out": str(plan.out),
+                "sampler": plan.sampler,
+                "refit": plan.refit,
+            },
+            lock_dir=plan.out / ".locks",
+        )
+        for spec in plan.model_specs()
+    ]
+    started = time.perf_counter()
+    outcomes = run_tasks(
+        tasks, scheduler=scheduler, n_workers=n_workers, progress=progress, description="fits"
+    )
+    rows = []
+    for o in outcomes:
+        value = o.value or {}
+        rows.append(
+            {
+                "task": o.key,
+                "status": o.status,
+                "run": value.get("run"),
+                "reused": value.get("reused"),
+                "diagnostics_passed": value.get("diagnostics_passed"),
+                "seconds": o.seconds,
+                "error": o.error,
+            }
+        )
+    workers = None if scheduler is not None else (n_workers or default_workers())
+    return BatchResult(pd.DataFrame(rows), time.perf_counter() - started, workers)
