@@ -374,3 +374,17 @@ def coverage(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray) -> float:
     """Share of intervals [lower, upper] that contain the truth."""
     lower, upper, truth = (np.asarray(a, dtype=float) for a in (lower, upper, truth))
     return float(np.mean((lower <= truth) & (truth <= upper)))
+
+
+def answers_app(monkeypatch: Any, fits: dict[str, Fit]) -> Any:
+    """A ``csc-bayes`` app with only the answer commands, loading ``fits`` by folder name."""
+    import typer
+
+    import csc_bayes.fits
+    from csc_bayes.cli.answers import register
+
+    monkeypatch.setattr(csc_bayes.fits, "load_fit", lambda path: fits[str(path)])
+    monkeypatch.delattr(csc_bayes.fits, "find_null_fit", raising=False)
+    app = typer.Typer()
+    register(app)
+    return app

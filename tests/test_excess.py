@@ -146,3 +146,19 @@ def test_safe_csv_defuses_formulas_keeps_numbers_and_writes_atomically(tmp_path,
         to_safe_csv(df.assign(la_name="changed"), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["excess.csv"]
+
+
+def test_excess_command_sorts_writes_safe_csv_and_refuses_unfitted_years(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from answers_helpers import answers_app
+
+    app = answers_app(monkeypatch, {"run": make_world(0).fit})
+    out = tmp_path / "excess.csv"
+    args = ["excess", "run", "--year", "all", "--format", "csv", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--sort", "p_excess"])
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out, dtype={"la_code": str})
+    assert len(written) == 4 * 40 and written["p_excess"].is_monotonic_decreasing
+    bad = CliRunner().invoke(app, ["excess", "run", "--year", "2030"])
+    assert bad.exit_code == 2 and "not fitted" in bad.output

@@ -129,3 +129,20 @@ def test_same_seed_same_numbers_and_bad_arguments_are_refused(world):
         predict(world.fit, authority="Camden", population=-5)
     with pytest.raises(ValueError, match="precede"):
         predict(world.fit, authority="Camden", year=2001)
+
+
+def test_predict_command_returns_the_same_rows_as_the_api(monkeypatch, world):
+    import json
+
+    from typer.testing import CliRunner
+
+    from answers_helpers import answers_app
+
+    app = answers_app(monkeypatch, {"run": world.fit})
+    args = ["predict", "run", "--authority", "St Helens", "--year", "2024", "--format", "json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    api = predict(world.fit, authority="342", year=2024).iloc[0]
+    assert row["la_name"] == "St. Helens" and row["kind"] == "forecast"
+    assert row["predicted_median"] == api["predicted_median"]

@@ -161,3 +161,20 @@ def test_null_fit_must_match_the_full_fit():
 def test_ci_prob_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="ci_prob"):
         explain_variance(make_world(0).fit, ci_prob=90)
+
+
+def test_explain_command_prints_json_with_the_null_comparison(monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from answers_helpers import answers_app
+
+    world = make_world(0)
+    app = answers_app(monkeypatch, {"full": world.fit, "null": null_twin(world)[0]})
+    result = CliRunner().invoke(app, ["explain", "full", "--null", "null", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert ("between_la_explained", "finite") in {(r["measure"], r["component"]) for r in rows}
+    table = CliRunner().invoke(app, ["explain", "full"])
+    assert table.exit_code == 0 and "share" in table.stdout and "poisson_noise" in table.stdout
