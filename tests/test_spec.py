@@ -1,0 +1,284 @@
+"""Model specifications: validation errors, formulas, hashes, discovery, default priors."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from csc_bayes.errors import SpecError
+from csc_bayes.model import build_model
+from csc_bayes.simulate import default_authorities, simulate_panel
+from csc_bayes.spec import (
+    ModelSpec,
+    default_priors,
+    find_spec,
+    list_models,
+    load_spec,
+    models_dir,
+)
+
+OUTCOMES = ("cin", "cpp", "cla", "s47", "referrals")
+
+GOOD = """
+name = "t_model"
+outcome = "cpp"
+years = [2016, 2024]
+random_effects = ["la", "region", "year"]
+
+[covariates.need]
+deprivation = ["idaci"]
+ethnicity = ["ethnic_minority_share"]
+
+[covariates.spending]
+spending = ["spend_per_child"]
+
+[priors]
+sigma_la = { dist = "halfnormal", sigma = 0.5 }
+
+[sampler]
+draws = 200
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "t_model.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_panel():
+    las = default_authorities(2024).iloc[::8].reset_index(drop=True)  # 19 authorities
+    return simulate_panel(seed=5, first_year=2019, last_year=2024, authorities=las).panel
+
+
+def test_good_spec_names(tmp_path):
+    spec = load_spec(write(tmp_path, GOOD))
+    assert spec.blocks == {
+        "need": {"deprivation": ("idaci",), "ethnicity": ("ethnic_minority_share",)},
+        "spending": {"spending": ("spend_per_child",)},
+    }
+    assert spec.groups == {
+        "deprivation": ("idaci",),
+        "ethnicity": ("ethnic_minority_share",),
+        "spending": ("spend_per_child",),
+    }
+    assert spec.need_groups == {
+        "deprivation": ("idaci",),
+        "ethnicity": ("ethnic_minority_share",),
+    }
+    assert spec.covariates == ("idaci", "ethnic_minority_share", "spend_per_child")
+    assert spec.exposure == "population" and spec.family == "negative_binomial"
+    assert spec.years == (2016, 2024)
+    assert spec.sampler.draws == 200 and spec.sampler.backend == "numpyro"
+    assert spec.sampler.chains == 4 and spec.sampler.target_accept == 0.9
+
+
+@pytest.mark.parametrize(
+    ("edit", "key_in_message"),
+    [
+        (('name = "t_model"', 'name = "t_model"\ncolour = "red"'), "colour"),
+        (('deprivation = ["idaci"]', 'deprivation = ["poverty"]'), "covariates.need.deprivation"),
+        (('outcome = "cpp"', 'outcome = "cpps"'), "outcome"),
+        (('outcome = "cpp"', 'outcome = "cpp"\nexposure = "households"'), "exposure"),
+        (('outcome = "cpp"', 'outcome = "cpp"\nfamily = "binomial"'), "family"),
+        (("years = [2016, 2024]", 'years = ["2016", 2024]'), "years"),
+        (("years = [2016, 2024]", "years = [2024, 2016]"), "years"),
+        (("draws = 200", 'draws = "200"'), "sampler.draws"),
+        (("draws = 200", "target_accept = 1.5"), "sampler.target_accept"),
+        (("draws = 200", 'backend = "stan"'), "sampler.backend"),
+        (("draws = 200", "thin = 2"), "sampler.thin"),
+        (("[covariates.spending]", "[covariates.controls]"), "covariates.controls"),
+        (
+            ('random_effects = ["la", "region", "year"]', 'random_effects = ["la", "ward"]'),
+            "random_effects",
+        ),
+        (
+            ('random_effects = ["la", "region", "year"]', 'random_effects = ["region"]'),
+            "random_effects",
+        ),
+        (('random_effects = ["la", "region", "year"]', 'random_slope = "imd"'), "random_slope"),
+        (("sigma = 0.5 }", "sigma = -0.5 }"), "priors.sigma_la.sigma"),
+        (("sigma = 0.5 }", "sigma = 0 }"), "priors.sigma_la.sigma"),
+        (('dist = "halfnormal"', 'dist = "cauchy"'), "priors.sigma_la.dist"),
+        (('dist = "halfnormal"', 'dist = "normal"'), "priors.sigma_la.dist"),
+        (
+            ('sigma_la = { dist = "halfnormal", sigma = 0.5 }', 'sigma_la = { dist = "gamma" }'),
+            "priors.sigma_la",
+        ),
+        (("sigma_la = {", "sigma_la_slope = {"), "priors.sigma_la_slope"),
+        (("sigma_la = {", '"beta.imd" = {'), "priors.beta.imd"),
+        (
+            ('sigma_la = { dist = "halfnormal", sigma = 0.5 }', 'phi = { sigma = "wide" }'),
+            "priors.phi",
+        ),
+        (('sigma_la = { dist = "halfnormal", sigma = 0.5 }', "sigma_la = 0.5"), "priors.sigma_la"),
+    ],
+)
+def test_bad_input_names_file_and_key(tmp_path, edit, key_in_message):
+    old, new = edit
+    assert old in GOOD
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(path) in str(err.value)
+    assert key_in_message in str(err.value)
+
+
+def test_prior_for_parameter_model_lacks(tmp_path):
+    poisson = GOOD.replace('outcome = "cpp"', 'outcome = "cpp"\nfamily = "poisson"')
+    path = write(
+        tmp_path, poisson.replace("sigma_la = {", "phi = {").replace("halfnormal", "gamma")
+    )
+    with pytest.raises(SpecError, match=r"priors\.phi.*no parameter 'phi'"):
+        load_spec(path)
+    no_region = GOOD.replace('["la", "region", "year"]', '["la", "year"]')
+    path = write(tmp_path, no_region.replace("sigma_la = {", "sigma_region = {"))
+    with pytest.raises(SpecError, match=r"priors\.sigma_region"):
+        load_spec(path)
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(write(tmp_path, "name = "))
+    with pytest.raises(SpecError, match="no such specification file"):
+        load_spec(tmp_path / "absent.toml")
+
+
+def test_formula():
+    spec = find_spec("cpp_need_spending")
+    assert spec.formula == (
+        "cpp ~ idaci + ethnic_minority_share + spend_per_child + offset(log(population))"
+        " + (1|la) + (1|region) + (1|year)"
+    )
+    assert spec.null_spec().formula == (
+        "cpp ~ 1 + offset(log(population)) + (1|la) + (1|region) + (1|year)"
+    )
+    d = spec.to_dict() | {"random_slope": "idaci", "random_effects": ["la", "year"]}
+    sloped = ModelSpec.from_dict(d)
+    assert sloped.formula.endswith("offset(log(population)) + (1 + idaci || la) + (1|year)")
+
+
+def test_hash_stable_under_reordering_and_sensitive_to_priors(tmp_path):
+    base = load_spec(write(tmp_path, GOOD))
+    doc = tomllib.loads(GOOD)
+    reordered = {k: doc[k] for k in reversed(list(doc))}
+    reordered["priors"]["intercept"] = {"sigma": 2.0}
+    reordered["priors"] = dict(reversed(list(reordered["priors"].items())))
+    doc["priors"]["intercept"] = {"sigma": 2.0}
+    a = ModelSpec.from_dict(doc, source="a")
+    b = ModelSpec.from_dict(reordered, source="b")
+    assert a.canonical_hash() == b.canonical_hash()
+    assert a.canonical_hash() != base.canonical_hash()  # a prior changed
+    changed = dict(doc, priors={"intercept": {"sigma": 2.5}})
+    assert ModelSpec.from_dict(changed).canonical_hash() != a.canonical_hash()
+    # sampler settings and the name do not change the model hash, only the sampler hash
+    faster = a.with_sampler(draws=50, seed=7)
+    assert faster.canonical_hash() == a.canonical_hash()
+    assert faster.sampler_hash() != a.sampler_hash()
+    assert ModelSpec.from_dict(dict(doc, name="other")).canonical_hash() == a.canonical_hash()
+    assert len(a.canonical_hash()) == 64
+
+
+def test_with_sampler_validates():
+    spec = find_spec("cpp_need")
+    assert spec.with_sampler(chains=2).sampler.chains == 2
+    with pytest.raises(SpecError, match=r"sampler\.chains"):
+        spec.with_sampler(chains=0)
+    with pytest.raises(SpecError, match=r"sampler\.speed"):
+        spec.with_sampler(speed=2)
+
+
+def test_round_trip_toml(tmp_path):
+    doc = tomllib.loads(GOOD)
+    doc["priors"] = {
+        "sigma_la": doc["priors"]["sigma_la"],
+        "beta.idaci": {"dist": "student_t", "nu": 4, "mu": 0, "sigma": 1},
+        "intercept": {"mu": -5},
+    }
+    doc["random_slope"] = "idaci"
+    spec = ModelSpec.from_dict(doc, source="x")
+    again = load_spec(write(tmp_path, spec.to_toml(), "again.toml"))
+    assert again == spec
+    assert again.canonical_hash() == spec.canonical_hash()
+
+
+def test_unquoted_dotted_prior_key(tmp_path):
+    text = GOOD.replace("[priors]", "[priors]\nbeta.idaci = { mu = 0.2 }")
+    spec = load_spec(write(tmp_path, text))
+    assert spec.priors["beta.idaci"].kwargs == {"mu": 0.2}
+
+
+def test_null_spec():
+    spec = find_spec("cla_need_spending")
+    null = spec.null_spec()
+    assert null.name == "cla_null" and null.covariates == () and null.blocks == {}
+    assert (null.outcome, null.years, null.random_effects) == (
+        spec.outcome,
+        spec.years,
+        spec.random_effects,
+    )
+    assert null.canonical_hash() == find_spec("cla_null").canonical_hash()
+
+
+def test_discovery(tmp_path, monkeypatch):
+    names = {p.stem for p in list_models()}
+    for outcome in OUTCOMES:
+        assert {f"{outcome}_need", f"{outcome}_need_spending", f"{outcome}_null"} <= names
+    assert find_spec("cpp_need").name == "cpp_need"
+    assert find_spec(models_dir() / "cpp_need.toml").name == "cpp_need"
+    with pytest.raises(SpecError, match=r"available: .*cpp_need"):
+        find_spec("cpp_needs")
+    write(tmp_path, GOOD)
+    monkeypatch.setenv("CSC_BAYES_MODELS", str(tmp_path))
+    assert [p.stem for p in list_models()] == ["t_model"]
+    assert find_spec("t_model").years == (2016, 2024)
+
+
+def test_shipped_specs_load_and_build(small_panel):
+    for path in list_models():
+        spec = load_spec(path)
+        assert spec.name == path.stem
+        assert spec.years == (2013, 2024)
+        built = build_model(spec, small_panel)
+        assert built.model.observed_RVs[0].name == "y"
+        observed = built.model.rvs_to_values[built.model["y"]].data
+        assert observed.shape == (len(built.data),)
+        assert (observed == built.data[spec.outcome].to_numpy()).all()
+
+
+def test_default_priors_are_data_scaled(small_panel):
+    spec = find_spec("cpp_need")
+    table = default_priors(spec, small_panel).set_index("parameter")
+    assert list(table.index) == [
+        "intercept",
+        "beta",
+        "beta.idaci",
+        "beta.ethnic_minority_share",
+        "sigma_la",
+        "sigma_region",
+        "sigma_year",
+        "phi",
+    ]
+    rows = small_panel[small_panel["cpp"].notna()]
+    y = rows["cpp"].to_numpy(dtype=float)
+    pop = rows["population"].to_numpy(dtype=float)
+    s = np.std(np.log((y + 0.5) / pop))
+    assert table.loc["intercept", "params"] == (
+        f"mu={math.log(y.sum() / pop.sum()):.4g}, sigma={2.5 * s:.4g}"
+    )
+    assert table.loc["beta.idaci", "params"] == f"mu=0, sigma={s:.4g}"
+    assert table.loc["sigma_la", "dist"] == "halfnormal"
+    assert set(table["source"]) == {"default"}
+
+    d = spec.to_dict()
+    d["priors"] = {"intercept": {"sigma": 0.5}, "beta": {"dist": "normal", "mu": 0, "sigma": 1}}
+    user = default_priors(ModelSpec.from_dict(d), small_panel).set_index("parameter")
+    assert user.loc["intercept", "params"] == f"mu={math.log(y.sum() / pop.sum()):.4g}, sigma=0.5"
+    assert user.loc["beta.idaci", "params"] == "mu=0, sigma=1"
+    assert user.loc["intercept", "source"] == "user"
+    assert user.loc["sigma_la", "source"] == "default"
