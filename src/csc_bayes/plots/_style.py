@@ -49,6 +49,8 @@ REFERENCE_COLOUR = "#7F7F7F"
 A4_WIDTH = 7.5
 #: tallest figure that fits an A4 page with margins, in inches
 A4_HEIGHT = 10.5
+#: permissions of written figures and reports: readable by others (mkstemp's default is 0600)
+SHARED_FILE_MODE = 0o644
 #: file types :func:`save_figure` writes, by suffix
 FIGURE_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
@@ -163,6 +165,7 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
             fig.savefig(fh, format=fmt, dpi=dpi)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, SHARED_FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

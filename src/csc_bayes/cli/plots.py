@@ -1,0 +1,88 @@
+"""``csc-bayes plot KIND FIT -o FILE``: one publication figure from a saved fit."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from csc_bayes.cli._common import console, err_console
+
+
+class PlotKind(StrEnum):
+    caterpillar = "caterpillar"
+    funnel = "funnel"
+    variance = "variance"
+    trend = "trend"
+    ppc = "ppc"
+
+
+def plot(
+    kind: PlotKind = typer.Argument(..., help="Which figure to draw."),
+    fit_path: Path = typer.Argument(..., metavar="FIT", help="A run folder or a model folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Figure file: .png, .svg or .pdf."),
+    year: int | None = typer.Option(
+        None, help="caterpillar/funnel: the fitted year (default: the last one)."
+    ),
+    ci_prob: float = typer.Option(0.9, help="Width of the credible intervals."),
+    value: str = typer.Option(
+        "excess_ratio", help="caterpillar: the LA-level quantity to rank (an excess() column)."
+    ),
+    by_region: bool = typer.Option(False, "--by-region", help="caterpillar: a panel per region."),
+    region: str | None = typer.Option(None, help="caterpillar: one region only."),
+    highlight: list[str] = typer.Option(
+        [], "--highlight", help="caterpillar: authority to draw distinctly (repeatable)."
+    ),
+    show_prob: bool = typer.Option(
+        False, "--show-prob", help="caterpillar: print P(excess > 0) beside each authority."
+    ),
+    authority: str | None = typer.Option(
+        None, help="trend: the authority (name, ONS code or DfE number)."
+    ),
+    null_fit: Path | None = typer.Option(
+        None, "--null-fit", help="variance: a null fit, for the between-LA share explained."
+    ),
+    data_out: Path | None = typer.Option(
+        None, "--data-out", help="Also write the table behind the figure as a CSV file."
+    ),
+) -> None:
+    """Draw a caterpillar, funnel, variance, trend or ppc figure from a saved fit."""
+    import matplotlib.pyplot as plt
+
+    from csc_bayes.excess import to_safe_csv
+    from csc_bayes.fits import load_fit
+    from csc_bayes.plots import figure_from_fit, save_figure
+
+    if data_out is not None and kind == PlotKind.ppc:
+        raise typer.BadParameter("a ppc plot has no table to write", param_hint="--data-out")
+    fit = load_fit(fit_path)
+    if not fit.diagnostics_passed:
+        err_console.print(
+            "[bold red]warning[/]: this fit FAILED the convergence gate; its figures may "
+            "be wrong (see `csc-bayes report` for the reasons)."
+        )
+    fig, table = figure_from_fit(
+        kind.value,
+        fit,
+        year=year,
+        ci_prob=ci_prob,
+        value=value,
+        by_region=by_region,
+        region=region,
+        highlight=highlight,
+        show_prob=show_prob,
+        authority=authority,
+        null_fit=load_fit(null_fit) if null_fit is not None else None,
+    )
+    save_figure(fig, out)
+    plt.close(fig)
+    console.print(f"wrote {out}")
+    if data_out is not None:
+        to_safe_csv(table, data_out)
+        console.print(f"wrote {data_out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``plot`` command."""
+    app.command("plot")(plot)
