@@ -1,0 +1,421 @@
+"""NUTS on a JAX back end: one call from a PyMC model to a DataTree the rest of csc_bayes reads.
+
+``sample(model, backend=..., draws=..., tune=..., chains=..., seed=...)`` returns a
+:class:`SampleResult` whose ``idata`` has the groups ``posterior``, ``sample_stats``,
+``log_likelihood`` and ``posterior_predictive`` (``y`` on ``obs``), ``observed_data`` and
+``constant_data`` (see the posterior contract in ARCHITECTURE.md).
+
+Back ends (:data:`BACKENDS`):
+
+- ``numpyro`` (default): ``pm.sample(nuts_sampler="numpyro")``; chains run with
+  :data:`NUMPYRO_CHAIN_METHOD` (see "Chains on CPU" below).
+- ``blackjax``: blackjax's NUTS with Stan-style window adaptation, driven here because PyMC 6.4's
+  blackjax driver passes ``progress_bar`` to blackjax 1.7's kernel and fails.
+- ``nutpie``: nutpie's Rust NUTS with the model compiled by JAX, logp and gradient
+  (``pm.sample(nuts_sampler="nutpie", backend="jax", compile_kwargs={"gradient_backend": "jax"})``).
+- ``pymc``: PyMC's own NUTS (``nuts_sampler="pymc"``, PyTensor's default compiler), for baselines.
+
+Every back end uses the maximum tree depth :data:`MAX_TREEDEPTH` and the same seed handling:
+the same model, data, seed and settings give identical draws.
+
+Sample statistics are renamed to one vocabulary (only these five are promised):
+
+=========================  ================  ==================  ===================  ============
+normalised name            numpyro           blackjax            nutpie               pymc
+=========================  ================  ==================  ===================  ============
+``diverging`` (bool)       diverging         is_divergent        diverging            diverging
+``tree_depth`` (int)       floor(log2(       num_trajectory_     depth                tree_depth
+                           num_steps)) + 1   expansions
+``reached_max_treedepth``  tree_depth >=     tree_depth >=       maxdepth_reached     reached_max_
+(bool)                     MAX_TREEDEPTH     MAX_TREEDEPTH                            treedepth
+``energy`` (float)         energy            energy              energy               energy
+``n_steps`` (int)          num_steps         num_integration_    n_steps              n_steps
+                                             steps
+=========================  ================  ==================  ===================  ============
+
+``n_steps`` is the number of leapfrog steps of the draw's trajectory, i.e. gradient evaluations.
+Other statistics a back end reports are kept under their own names, except non-numeric ones
+(nutpie's ``divergence_message``), which cannot be stored in netCDF.
+
+Chains on CPU: JAX runs numpyro's chains ``"parallel"`` (one XLA host device per chain, pmap),
+``"vectorized"`` (vmap: one program, every chain waits for the longest trajectory) or
+``"sequential"``. Parallel needs ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before JAX
+starts its backend, so importing this module sets it (N = max(8, CPU count)) unless ``XLA_FLAGS``
+already names a count. Import ``csc_bayes.sampling`` before anything uses JAX.
+
+Compile cache: importing this module points JAX's persistent compilation cache at
+``$CSC_BAYES_JAX_CACHE`` (default ``~/.cache/csc_bayes/jax``; ``off`` disables it), so a refit of
+an unchanged model skips most XLA compilation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: XLA host devices made available for parallel chains (set before JAX initialises)
+HOST_DEVICES = max(8, os.cpu_count() or 1)
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={HOST_DEVICES}"
+    ).strip()
+
+import jax  # noqa: E402  (XLA_FLAGS must be set first)
+import numpy as np  # noqa: E402
+import pymc as pm  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from csc_bayes.errors import CscBayesError  # noqa: E402
+
+__all__ = [
+    "BACKENDS",
+    "MAX_TREEDEPTH",
+    "NORMALISED_STATS",
+    "NUMPYRO_CHAIN_METHOD",
+    "SampleResult",
+    "UnknownBackendError",
+    "enable_compilation_cache",
+    "sample",
+]
+
+BACKENDS = ("numpyro", "blackjax", "nutpie", "pymc")
+
+#: maximum NUTS tree depth (doublings) for every back end; 2**10 - 1 = 1023 leapfrog steps
+MAX_TREEDEPTH = 10
+
+#: the sample statistics every back end provides, under these names
+NORMALISED_STATS = ("diverging", "tree_depth", "reached_max_treedepth", "energy", "n_steps")
+
+#: how numpyro and blackjax run chains when enough XLA host devices exist (else "vectorized")
+NUMPYRO_CHAIN_METHOD = "parallel"
+
+_CACHE_ENV = "CSC_BAYES_JAX_CACHE"
+
+
+class UnknownBackendError(CscBayesError, ValueError):
+    """The requested sampling back end is not one of :data:`BACKENDS`."""
+
+
+@dataclass
+class SampleResult:
+    """Draws and how long they took.
+
+    Attributes:
+        idata: DataTree with posterior, sample_stats, log_likelihood, posterior_predictive,
+            observed_data and constant_data (the last four as requested / present).
+        timings: seconds for ``sampling`` (including compilation), ``log_likelihood``,
+            ``posterior_predictive`` and ``total``.
+        backend: the back end used, one of :data:`BACKENDS`.
+        settings: JSON-safe sampler settings (draws, tune, chains, seed, target_accept,
+            max_treedepth, chain_method) for the fit's metadata.
+    """
+
+    idata: xr.DataTree
+    timings: dict[str, float]
+    backend: str
+    settings: dict[str, object] = field(default_factory=dict)
+
+
+def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
+    """Point JAX's persistent compilation cache at ``path`` and return it (None: disabled).
+
+    Default: ``$CSC_BAYES_JAX_CACHE``, else ``~/.cache/csc_bayes/jax``; the value ``off`` (or
+    ``0``, ``none``, empty) disables the cache. Every compiled program is cached (no minimum
+    compile time), since a model's many small JAX functions add up.
+    """
+    if path is None:
+        setting = os.environ.get(_CACHE_ENV, str(Path.home() / ".cache" / "csc_bayes" / "jax"))
+        if setting.strip().lower() in {"", "0", "off", "none", "false"}:
+            return None
+        path = setting
+    cache = Path(path).expanduser()
+    cache.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return cache
+
+
+enable_compilation_cache()
+
+
+def sample(
+    model: pm.Model,
+    *,
+    backend: str = "numpyro",
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    target_accept: float = 0.9,
+    progress: bool = True,
+    posterior_predictive: bool = True,
+    log_likelihood: bool = True,
+    chain_method: str | None = None,
+) -> SampleResult:
+    """Sample ``model`` with NUTS on ``backend`` and add log-likelihood and predictive draws.
+
+    Args:
+        model: a PyMC model with continuous free variables and observed ``y`` on ``obs``.
+        backend: one of :data:`BACKENDS`.
+        draws, tune: draws kept per chain, and warm-up iterations per chain (discarded).
+        chains: number of chains (the convergence gate wants at least 4).
+        seed: integer seed; the same seed gives the same draws for the same back end.
+        target_accept: target mean acceptance probability of step-size adaptation.
+        progress: show the back end's progress bar (or a rich spinner for blackjax).
+        posterior_predictive: draw ``y`` given each posterior draw (seeded from ``seed``).
+        log_likelihood: store pointwise log p(y_i | draw) in ``log_likelihood``.
+        chain_method: numpyro / blackjax only: "parallel", "vectorized" or "sequential"
+            (numpyro only); default :data:`NUMPYRO_CHAIN_METHOD` when there is an XLA host
+            device per chain, else "vectorized".
+
+    Raises:
+        UnknownBackendError: ``backend`` is not one of :data:`BACKENDS`.
+    """
+    if backend not in BACKENDS:
+        raise UnknownBackendError(
+            f"unknown sampling back end {backend!r}; choose one of {', '.join(BACKENDS)}"
+        )
+    if chain_method is None:
+        chain_method = NUMPYRO_CHAIN_METHOD if jax.local_device_count() >= chains else "vectorized"
+    start = time.perf_counter()
+    if backend == "blackjax":
+        idata = _sample_blackjax(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+            progress=progress,
+            chain_method=chain_method,
+        )
+    else:
+        idata = _sample_with_pymc(
+            model,
+            backend=backend,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+            progress=progress,
+            chain_method=chain_method,
+        )
+    idata["sample_stats"] = xr.DataTree(_normalise_stats(idata["sample_stats"].dataset, backend))
+    timings = {"sampling": time.perf_counter() - start}
+
+    tic = time.perf_counter()
+    if log_likelihood:
+        loglik = pm.compute_log_likelihood(
+            idata, model=model, extend_inferencedata=False, progressbar=False
+        )
+        idata["log_likelihood"] = xr.DataTree(loglik)  # a Dataset when not extending
+    timings["log_likelihood"] = time.perf_counter() - tic
+
+    tic = time.perf_counter()
+    if posterior_predictive:
+        predictive = pm.sample_posterior_predictive(
+            idata,
+            model=model,
+            random_seed=np.random.default_rng([seed, 1]),
+            progressbar=progress,
+        )
+        idata["posterior_predictive"] = predictive["posterior_predictive"]
+    timings["posterior_predictive"] = time.perf_counter() - tic
+    timings["total"] = time.perf_counter() - start
+
+    settings = {
+        "backend": backend,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "seed": seed,
+        "target_accept": target_accept,
+        "max_treedepth": MAX_TREEDEPTH,
+        "chain_method": chain_method if backend in ("numpyro", "blackjax") else None,
+    }
+    return SampleResult(idata=idata, timings=timings, backend=backend, settings=settings)
+
+
+def _sample_with_pymc(
+    model: pm.Model,
+    *,
+    backend: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    target_accept: float,
+    progress: bool,
+    chain_method: str,
+) -> xr.DataTree:
+    """numpyro, nutpie and pymc through ``pm.sample``."""
+    common = {
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "random_seed": seed,
+        "model": model,
+        "progressbar": progress,
+        "quiet": not progress,
+        "compute_convergence_checks": False,
+        "nuts_sampler": backend,
+    }
+    if backend == "numpyro":
+        nuts = {
+            "target_accept": target_accept,
+            "max_tree_depth": MAX_TREEDEPTH,
+            "chain_method": chain_method,
+        }
+        return pm.sample(**common, nuts=nuts)
+    if backend == "nutpie":
+        return pm.sample(
+            **common,
+            nuts={"target_accept": target_accept, "maxdepth": MAX_TREEDEPTH},
+            backend="jax",
+            compile_kwargs={"gradient_backend": "jax"},
+        )
+    # PyMC's NUTS: one process per chain, as many at a time as there are CPU cores (PyMC forks
+    # on Linux; the child processes run PyTensor, not JAX; forkserver or spawn would demand an
+    # ``if __name__ == "__main__"`` guard in every user script)
+    return pm.sample(
+        **common,
+        cores=min(chains, os.cpu_count() or 1),
+        nuts={"target_accept": target_accept, "max_treedepth": MAX_TREEDEPTH},
+    )
+
+
+def _sample_blackjax(
+    model: pm.Model,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    target_accept: float,
+    progress: bool,
+    chain_method: str,
+) -> xr.DataTree:
+    """blackjax NUTS after window adaptation, one chain per vmap / pmap lane."""
+    import blackjax
+    from arviz_base import from_dict
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        find_constants,
+        find_observations,
+    )
+    from pymc.initial_point import make_initial_point_fn
+    from pymc.sampling.jax import get_jaxified_graph, get_jaxified_logp
+    from pymc.util import get_default_varnames
+
+    if chain_method not in ("parallel", "vectorized"):
+        raise ValueError(f"blackjax runs chains 'parallel' or 'vectorized', not {chain_method!r}")
+    # (sic) negative_logp=True returns +log p; numpyro wants the potential, -log p
+    logdensity = get_jaxified_logp(model, negative_logp=True)
+    rng = np.random.default_rng(seed)
+    start = _initial_positions(
+        model, make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs)), chains, rng
+    )
+
+    def one_chain(key: jax.Array, position: list[jax.Array]) -> tuple[list, dict]:
+        warm_key, draw_key = jax.random.split(key)
+        warmup = blackjax.window_adaptation(
+            blackjax.nuts,
+            logdensity,
+            target_acceptance_rate=target_accept,
+            max_num_doublings=MAX_TREEDEPTH,
+        )
+        (state, params), _ = warmup.run(warm_key, position, num_steps=tune)
+        kernel = blackjax.nuts(logdensity, **params).step  # params holds the max depth
+
+        def step(state, key):
+            state, info = kernel(key, state)
+            stats = {
+                "diverging": info.is_divergent,
+                "energy": info.energy,
+                "tree_depth": info.num_trajectory_expansions,
+                "n_steps": info.num_integration_steps,
+                "acceptance_rate": info.acceptance_rate,
+                "lp": state.logdensity,
+                "step_size": jax.numpy.full((), params["step_size"]),
+            }
+            return state, (state.position, stats)
+
+        _, (positions, stats) = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
+        return positions, stats
+
+    mapper = jax.pmap if chain_method == "parallel" else jax.vmap
+    keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), chains)
+    if progress:
+        from rich.console import Console
+
+        status = Console(stderr=True).status(f"blackjax: {chains} chains x ({tune} + {draws})")
+    else:
+        status = nullcontext()
+    with status:
+        positions, stats = mapper(one_chain)(keys, start)
+        jax.block_until_ready(positions)
+
+    # value variables (e.g. log sigma) -> constrained variables and deterministics
+    outputs = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
+    to_posterior = jax.jit(jax.vmap(jax.vmap(get_jaxified_graph(model.value_vars, outputs))))
+    posterior = {
+        v.name: np.asarray(x) for v, x in zip(outputs, to_posterior(*positions), strict=True)
+    }
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    groups = {
+        "posterior": posterior,
+        "sample_stats": {k: np.asarray(v) for k, v in stats.items()},
+    }
+    idata = from_dict(groups, coords=coords, dims=dims, sample_dims=["chain", "draw"])
+    for name, data in (
+        ("observed_data", find_observations(model)),
+        ("constant_data", find_constants(model)),
+    ):
+        if data:
+            idata[name] = from_dict({name: data}, coords=coords, dims=dims, sample_dims=[])[name]
+    return idata
+
+
+def _initial_positions(
+    model: pm.Model, initial_point, chains: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Jittered starting points (uniform(-1, 1) on the unconstrained scale), stacked by chain.
+
+    Raises:
+        CscBayesError: a chain found no start with finite log density in 10 tries.
+    """
+    logp = model.compile_logp()
+    points = []
+    for chain in range(chains):
+        for _ in range(10):
+            point = initial_point(int(rng.integers(2**31)))
+            if np.isfinite(logp(point)):
+                points.append(point)
+                break
+        else:
+            raise CscBayesError(f"no finite log density at 10 jittered starts for chain {chain}")
+    return [np.stack([p[v.name] for p in points]) for v in model.value_vars]
+
+
+def _normalise_stats(stats: xr.Dataset, backend: str) -> xr.Dataset:
+    """Rename a back end's sample statistics to :data:`NORMALISED_STATS` (table above)."""
+    renames = {"nutpie": {"depth": "tree_depth", "maxdepth_reached": "reached_max_treedepth"}}
+    stats = stats.rename(renames.get(backend, {}))
+    stats = stats.drop_vars([k for k, v in stats.data_vars.items() if v.dtype == object])
+    if "reached_max_treedepth" not in stats:
+        stats["reached_max_treedepth"] = stats["tree_depth"] >= MAX_TREEDEPTH
+    missing = [name for name in NORMALISED_STATS if name not in stats]
+    if missing:
+        raise CscBayesError(f"back end {backend!r} reported no {missing} sample statistics")
+    return stats.assign(
+        diverging=stats["diverging"].astype(bool),
+        reached_max_treedepth=stats["reached_max_treedepth"].astype(bool),
+        tree_depth=stats["tree_depth"].astype(np.int64),
+        n_steps=stats["n_steps"].astype(np.int64),
+        energy=stats["energy"].astype(np.float64),
+    )
