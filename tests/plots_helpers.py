@@ -61,7 +61,8 @@ def make_fit(
     sim = simulate_panel(first_year=first_year, last_year=last_year, seed=seed)
     panel = sim.panel
     if n_la is not None:
-        keep = sorted(panel["la_code"].unique())[:n_la]
+        codes = sorted(panel["la_code"].unique())
+        keep = codes[:: max(1, len(codes) // n_la)][:n_la]  # spread over the regions
         panel = panel[panel["la_code"].isin(keep)].reset_index(drop=True)
     spec = dataclasses.replace(find_spec("cpp_need"), years=(first_year, last_year))
     truth = sim.truth["cpp"]
