@@ -1,0 +1,403 @@
+"""Model comparison: PSIS-LOO and grouped K-fold cross-validation that leaves out authorities.
+
+Two estimates of expected log predictive density (elpd) per model:
+
+- **PSIS-LOO** (``arviz_stats.loo``): leave one authority-year out, estimated from the full fit
+  by Pareto-smoothed importance sampling. Observations whose Pareto k exceeds the sample-size
+  threshold (``min(1 - 1/log10(S), 0.7)``) are listed by authority and year: their LOO term is
+  unreliable.
+- **Grouped K-fold** (``kfold=K``): authorities are split into K folds; each fold's authorities
+  are removed from the panel, the model is refitted (through the batch engine), and each
+  held-out authority's observations are predicted as a NEW group: for every posterior draw s,
+  M new LA effects u ~ N(0, sigma_la^(s)) are drawn and
+
+      elpd_j = log( 1/(S M) sum_{s,m} prod_t p(y_jt | theta^(s), u^(s,m)) )
+
+  (its years are predicted jointly, as one unseen authority). This is the honest test of
+  predicting an authority the model has never seen.
+
+Models are compared on the authority-years every model fitted (a model with more covariates may
+drop rows with missing values). Differences are against the best model with standard errors
+se = sqrt(n var(d_i)) over observations (LOO) or authorities (K-fold).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from csc_bayes.batch import Task, run_tasks
+from csc_bayes.fits import Fit, load_fit
+
+#: new LA effects drawn per posterior draw in the K-fold predictive density
+NEW_GROUP_DRAWS = 20
+
+
+@dataclass
+class Comparison:
+    """Comparison of fitted models.
+
+    Attributes:
+        table: one row per model, best first: ``elpd_loo``, ``se_loo``, ``p_loo``,
+            ``elpd_loo_diff`` and ``se_loo_diff`` (vs the best by LOO), ``n_high_k``; with K-fold
+            also ``elpd_kfold``, ``se_kfold``, ``elpd_kfold_diff``, ``se_kfold_diff``.
+        pareto_k: observations with Pareto k above the threshold: model, la_code, la_name,
+            year, pareto_k, threshold.
+        pointwise: model -> DataFrame of pointwise elpd (``loo`` by authority-year; ``kfold`` by
+            authority).
+        info: rows compared, folds, seeds.
+    """
+
+    table: pd.DataFrame
+    pareto_k: pd.DataFrame
+    pointwise: dict[str, dict[str, pd.Series]]
+    info: dict[str, Any]
+
+    def plot(self, *, ax: Any = None) -> Any:
+        """elpd of each model with +-2 SE of its difference from the best; returns the Figure."""
+        import matplotlib.pyplot as plt
+
+        kinds = [k for k in ("loo", "kfold") if f"elpd_{k}" in self.table]
+        if ax is None:
+            fig, axes = plt.subplots(
+                1,
+                len(kinds),
+                figsize=(4.5 * len(kinds), 0.6 * len(self.table) + 1.5),
+                squeeze=False,
+            )
+            axes = list(axes.flat)
+        else:
+            fig, axes = ax.figure, [ax]
+            kinds = kinds[-1:]
+        for a, kind in zip(axes, kinds, strict=True):
+            t = self.table.sort_values(f"elpd_{kind}")
+            y = np.arange(len(t))
+            a.errorbar(t[f"elpd_{kind}"], y, xerr=2 * t[f"se_{kind}_diff"], fmt="o", capsize=3)
+            a.set_yticks(y, t["model"])
+            a.axvline(t[f"elpd_{kind}"].max(), color="0.6", lw=0.8, ls="--")
+            label = "PSIS-LOO" if kind == "loo" else f"grouped {self.info.get('kfold')}-fold CV"
+            a.set_xlabel(f"elpd ({label}); bars: 2 SE of difference from best")
+        fig.tight_layout()
+        return fig
+
+    def save(self, folder: str | Path) -> Path:
+        """Write table.csv, table.json, pareto_k.csv, info.json and compare.png into ``folder``."""
+        import matplotlib.pyplot as plt
+
+        from csc_bayes.fits import write_text_atomic
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / "table.csv", self.table.to_csv(index=False))
+        records = json.loads(self.table.to_json(orient="records"))
+        write_text_atomic(folder / "table.json", json.dumps(records, indent=2) + "\n")
+        write_text_atomic(folder / "pareto_k.csv", self.pareto_k.to_csv(index=False))
+        write_text_atomic(folder / "info.json", json.dumps(self.info, indent=2) + "\n")
+        fig = self.plot()
+        fig.savefig(folder / "compare.png", dpi=110)
+        plt.close(fig)
+        return folder
+
+
+# ====================================================================== observations
+def observation_index(fit: Fit) -> pd.DataFrame:
+    """The fitted rows of a fit in ``obs`` order: la_code, year (from the saved constant data)."""
+    const = fit.idata["constant_data"]
+    post = fit.idata["posterior"]
+    la = post["la"].values.astype(str)[const["la_idx"].values]
+    year = post["year"].values.astype(int)[const["year_idx"].values]
+    return pd.DataFrame({"la_code": la, "year": year})
+
+
+def _common_rows(fits: dict[str, Fit]) -> pd.MultiIndex:
+    sets = [pd.MultiIndex.from_frame(observation_index(f)) for f in fits.values()]
+    common = sets[0]
+    for s in sets[1:]:
+        common = common.intersection(s)
+    if common.empty:
+        raise ValueError("the fits share no authority-year: they cannot be compared")
+    return common.sort_values()
+
+
+def _summary(pointwise: dict[str, pd.Series], kind: str) -> pd.DataFrame:
+    """elpd, SE, and differences from the best model with SEs, from aligned pointwise elpd."""
+    totals = {m: float(p.sum()) for m, p in pointwise.items()}
+    best = max(totals, key=totals.get)
+    rows = []
+    for model, p in pointwise.items():
+        n = len(p)
+        diff = (pointwise[best] - p).to_numpy()
+        rows.append(
+            {
+                "model": model,
+                f"elpd_{kind}": totals[model],
+                f"se_{kind}": float(math.sqrt(n * p.var(ddof=1))) if n > 1 else float("nan"),
+                f"elpd_{kind}_diff": totals[best] - totals[model],
+                f"se_{kind}_diff": float(math.sqrt(n * diff.var(ddof=1))) if n > 1 else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ====================================================================== PSIS-LOO
+def loo_pointwise(fit: Fit, name: str) -> tuple[pd.DataFrame, float]:
+    """PSIS-LOO per observation: la_code, year, elpd_loo, p_loo, pareto_k; and the k threshold."""
+    import arviz_stats
+
+    loo = arviz_stats.loo(fit.idata, pointwise=True)
+    log_lik = fit.idata["log_likelihood"]["y"].stack(sample=("chain", "draw"))
+    lppd = special.logsumexp(log_lik.transpose("obs", "sample").to_numpy(), axis=1) - math.log(
+        log_lik.sizes["sample"]
+    )
+    elpd = loo.elpd_i.to_numpy()
+    table = observation_index(fit).assign(
+        elpd_loo=elpd, p_loo=lppd - elpd, pareto_k=loo.pareto_k.to_numpy(), model=name
+    )
+    return table, float(loo.good_k)
+
+
+# ====================================================================== grouped K-fold
+def authority_folds(la_codes: list[str], k: int, *, seed: int) -> dict[str, int]:
+    """Assign authorities to k folds of (nearly) equal size, at random but fixed by ``seed``."""
+    if not 2 <= k <= len(la_codes):
+        raise ValueError(f"kfold must be between 2 and the number of authorities ({len(la_codes)})")
+    order = np.random.default_rng(seed).permutation(sorted(la_codes))
+    return {str(code): i % k for i, code in enumerate(order)}
+
+
+def heldout_lpd(
+    fit: Fit, rows: pd.DataFrame, *, outcome: str, seed: int, m: int = NEW_GROUP_DRAWS
+) -> pd.Series:
+    """log predictive density of each held-out authority's rows, as a new group (see module).
+
+    ``rows`` are panel rows (la_code, region, year, population, covariates, outcome) of
+    authorities the fit did not see.
+    """
+    post = fit.idata["posterior"].stack(sample=("chain", "draw")).transpose("sample", ...)
+    const = fit.idata["constant_data"]
+    rng = np.random.default_rng(seed)
+    s = post.sizes["sample"]
+    covs = [str(c) for c in const["covariate"].values]
+    x = rows[covs].to_numpy(dtype=float).reshape(len(rows), len(covs))
+    X = (x - const["covariate_mean"].values) / const["covariate_sd"].values
+    base = (
+        np.log(rows["population"].to_numpy(dtype=float))[None, :]
+        + post["intercept"].values[:, None]
+    )
+    if covs:
+        base = base + post["beta"].values @ X.T  # (sample, row)
+    base = base + _group_term(post, "region", rows["region"], rng)
+    base = base + _group_term(post, "year", rows["year"], rng)
+    phi = post["phi"].values[:, None, None] if "phi" in post else None
+    y = rows[outcome].to_numpy(dtype=float)
+
+    out = {}
+    for code in pd.unique(rows["la_code"].astype(str)):
+        j = (rows["la_code"].astype(str) == code).to_numpy()
+        u = rng.normal(size=(s, m, 1)) * post["sigma_la"].values[:, None, None]
+        eta = base[:, None, j] + u  # (sample, m, rows of the authority)
+        if "la_slope" in post:
+            slope_k = covs.index(str(fit.spec.random_slope))
+            v = rng.normal(size=(s, m, 1)) * post["sigma_la_slope"].values[:, None, None]
+            eta = eta + v * X[j, slope_k]
+        ll = _log_pmf(y[j], np.exp(eta), phi).sum(axis=-1)  # (sample, m)
+        out[code] = float(special.logsumexp(ll) - math.log(ll.size))
+    return pd.Series(out, name="elpd_kfold")
+
+
+def _group_term(post: Any, dim: str, values: pd.Series, rng: np.random.Generator) -> np.ndarray:
+    """(sample, row) effect of ``dim`` for each row; a level the fit never saw is a new draw."""
+    name = f"{dim}_effect"
+    if name not in post:
+        return np.zeros((post.sizes["sample"], len(values)))
+    known = pd.Index(post[dim].values.astype(str))
+    pos = known.get_indexer(values.astype(str))
+    effect = post[name].values  # (sample, level)
+    out = np.where(pos >= 0, effect[:, np.maximum(pos, 0)], 0.0)
+    if (pos < 0).any():
+        sigma = post[f"sigma_{dim}"].values[:, None]
+        new = rng.normal(size=(post.sizes["sample"], (pos < 0).sum())) * sigma
+        out[:, pos < 0] = new
+    return out
+
+
+def _log_pmf(y: np.ndarray, mu: np.ndarray, phi: np.ndarray | None) -> np.ndarray:
+    """log NB(y | mu, phi) (Var = mu + mu^2/phi), or log Poisson(y | mu) when phi is None."""
+    if phi is None:
+        return y * np.log(mu) - mu - special.gammaln(y + 1)
+    return (
+        special.gammaln(y + phi)
+        - special.gammaln(phi)
+        - special.gammaln(y + 1)
+        + phi * np.log(phi / (mu + phi))
+        + y * np.log(mu / (mu + phi))
+    )
+
+
+def kfold_task(
+    *,
+    spec: Any,
+    train: pd.DataFrame,
+    heldout: pd.DataFrame,
+    fits_dir: str,
+    seed: int,
+    refit: str = "on_change",
+) -> dict[str, float]:
+    """One (model, fold) on a worker: fit without the held-out authorities, score them."""
+    from csc_bayes.fitting import fit
+
+    result = fit(spec, data=train, out=fits_dir, refit=refit, progress=False)
+    lpd = heldout_lpd(result, heldout, outcome=spec.outcome, seed=seed)
+    return {str(k): float(v) for k, v in lpd.items()}
+
+
+def _fold_spec(spec: Any, fold: int, k: int) -> Any:
+    from dataclasses import replace
+
+    return replace(spec, name=f"{spec.name}_cv{k}-{fold}")
+
+
+# ====================================================================== the comparison
+def compare_fits(
+    fits: list[Fit | str | Path],
+    *,
+    kfold: int | None = None,
+    seed: int = 0,
+    fits_dir: str | Path = "fits/cv",
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    client: Any = None,
+    progress: bool = True,
+) -> Comparison:
+    """Compare fitted models by PSIS-LOO and, with ``kfold=K``, grouped K-fold CV.
+
+    Args:
+        fits: Fit objects or saved run / model folders.
+        kfold: number of folds of authorities (None: LOO only). Each fold refits every model
+            with its own sampler settings, on the batch engine.
+        seed: fixes the fold assignment and the new-group Monte Carlo draws.
+        fits_dir: where the fold fits are saved (a re-run reuses them).
+        scheduler, n_workers, client: where the refits run (see :func:`csc_bayes.batch.run_tasks`).
+    """
+    loaded = [f if isinstance(f, Fit) else load_fit(f) for f in fits]
+    if len(loaded) < 1:
+        raise ValueError("give at least one fit")
+    named: dict[str, Fit] = {}
+    for f in loaded:
+        name = f.spec.name
+        if name in named:
+            name = f"{name}@{f.path.name if f.path else len(named)}"
+        named[name] = f
+    outcomes = {f.spec.outcome for f in named.values()}
+    if len(outcomes) > 1:
+        raise ValueError(
+            f"fits predict different outcomes {sorted(outcomes)}; compare like with like"
+        )
+    common = _common_rows(named)
+
+    loo_tables, pareto_rows = {}, []
+    for name, f in named.items():
+        table, threshold = loo_pointwise(f, name)
+        table = table.set_index(["la_code", "year"]).loc[common]
+        loo_tables[name] = table
+        high = table[table["pareto_k"] > threshold].reset_index()
+        names = f.authorities.set_index("la_code")["la_name"]
+        for row in high.itertuples():
+            pareto_rows.append(
+                {
+                    "model": name,
+                    "la_code": row.la_code,
+                    "la_name": names.get(row.la_code, ""),
+                    "year": int(row.year),
+                    "pareto_k": float(row.pareto_k),
+                    "threshold": threshold,
+                }
+            )
+    pointwise = {"loo": {m: t["elpd_loo"] for m, t in loo_tables.items()}}
+    table = _summary(pointwise["loo"], "loo")
+    table["p_loo"] = [float(loo_tables[m]["p_loo"].sum()) for m in table["model"]]
+    table["n_high_k"] = [sum(r["model"] == m for r in pareto_rows) for m in table["model"]]
+    info: dict[str, Any] = {
+        "models": list(named),
+        "runs": {m: str(f.path) for m, f in named.items()},
+        "n_obs_compared": len(common),
+        "n_authorities_compared": int(common.get_level_values(0).nunique()),
+        "synthetic": any(f.synthetic for f in named.values()),
+    }
+
+    if kfold is not None:
+        kf = _kfold(
+            named,
+            common,
+            k=kfold,
+            seed=seed,
+            fits_dir=Path(fits_dir),
+            scheduler=scheduler,
+            n_workers=n_workers,
+            client=client,
+            progress=progress,
+        )
+        pointwise["kfold"] = kf
+        table = table.merge(_summary(kf, "kfold"), on="model")
+        info.update({"kfold": kfold, "seed": seed, "new_group_draws": NEW_GROUP_DRAWS})
+    order = "elpd_kfold" if kfold is not None else "elpd_loo"
+    table = table.sort_values(order, ascending=False).reset_index(drop=True)
+    pareto = pd.DataFrame(
+        pareto_rows, columns=["model", "la_code", "la_name", "year", "pareto_k", "threshold"]
+    )
+    return Comparison(table, pareto, pointwise, info)
+
+
+def _kfold(
+    named: dict[str, Fit],
+    common: pd.MultiIndex,
+    *,
+    k: int,
+    seed: int,
+    fits_dir: Path,
+    **where: Any,
+) -> dict[str, pd.Series]:
+    """Per-authority held-out elpd of every model, from K refits each on the batch engine."""
+    la_codes = sorted(common.get_level_values(0).unique())
+    folds = authority_folds(la_codes, k, seed=seed)
+    common_frame = common.to_frame(index=False)
+    tasks = []
+    for name, f in named.items():
+        panel = f.panel
+        for fold in range(k):
+            out_las = [c for c, i in folds.items() if i == fold]
+            is_out = panel["la_code"].astype(str).isin(out_las)
+            heldout = panel[is_out].merge(common_frame, on=["la_code", "year"], how="inner")
+            tasks.append(
+                Task(
+                    key=f"{name}-fold{fold}",
+                    func=kfold_task,
+                    kwargs={
+                        "spec": _fold_spec(f.spec, fold, k),
+                        "train": panel[~is_out].reset_index(drop=True),
+                        "heldout": heldout,
+                        "fits_dir": str(fits_dir),
+                        "seed": seed * 1000 + fold,
+                    },
+                    lock_dir=fits_dir / ".locks",
+                )
+            )
+    outcomes = run_tasks(tasks, description="CV fits", **where)
+    failed = [f"{o.key}: {o.error}" for o in outcomes if o.status == "failed"]
+    if failed:
+        raise RuntimeError("K-fold refits failed:\n" + "\n".join(failed))
+    out: dict[str, pd.Series] = {}
+    for name in named:
+        values: dict[str, float] = {}
+        for o in outcomes:
+            if o.key.rsplit("-fold", 1)[0] == name:
+                values.update(o.value)
+        out[name] = pd.Series(values).reindex(la_codes)
+    return out
