@@ -23,6 +23,7 @@ import pandas as pd
 
 from csc_bayes.variance import (
     DEFAULT_CI_PROB,
+    authorities,
     check_ci_prob,
     constant,
     covariate_groups,
@@ -124,7 +125,7 @@ def excess_draws(
         year=terms.components["year"][:, keep],
     )
     ratio = np.exp(eta - eta_expected)
-    who = fit.authorities.iloc[terms.la_idx[keep]].reset_index(drop=True)
+    who = authorities(fit).iloc[terms.la_idx[keep]].reset_index(drop=True)
     rows = who.assign(
         year=year_of_obs[keep],
         population=np.round(np.exp(terms.log_exposure[keep])).astype(np.int64),

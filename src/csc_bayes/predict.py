@@ -29,6 +29,7 @@ import pandas as pd
 from csc_bayes.excess import PER, expected_terms
 from csc_bayes.variance import (
     DEFAULT_CI_PROB,
+    authorities,
     check_ci_prob,
     constant,
     covariate_names,
@@ -44,7 +45,7 @@ _IDENTITY = ["la_code", "ons_code", "la_name", "region"]
 
 def _candidates(fit: Any) -> pd.DataFrame:
     """Authorities a user may name: the fitted ones, then any others in the fit's panel."""
-    fitted = fit.authorities
+    fitted = authorities(fit)
     panel = fit.panel[_IDENTITY].astype(str).drop_duplicates("la_code", keep="last")
     extra = panel[~panel["la_code"].isin(fitted["la_code"])]
     return pd.concat([fitted, extra], ignore_index=True)
@@ -111,7 +112,7 @@ def predict(
     if everyone:
         panel_years = fit.panel[fit.panel["year"].isin(years)]
         chosen = candidates[
-            candidates["la_code"].isin(fit.authorities["la_code"])
+            candidates["la_code"].isin(authorities(fit)["la_code"])
             | candidates["la_code"].isin(panel_years["la_code"].astype(str))
         ]
     else:

@@ -86,6 +86,25 @@ def random_slope_name(fit: Any) -> str | None:
     return str(slope)
 
 
+def authorities(fit: Any) -> pd.DataFrame:
+    """la_code, ons_code, la_name, region of the fitted authorities, in ``la`` order.
+
+    From the ``la`` coordinate's ``la_name`` / ``ons_code`` / ``la_region`` (``Fit.authorities``);
+    when a posterior lacks them, from the latest panel row of each authority.
+    """
+    post = fit.idata["posterior"]
+    if all(name in post.coords for name in ("la_name", "ons_code", "la_region")):
+        return fit.authorities
+    codes = [str(c) for c in post["la"].values]
+    latest = fit.panel.assign(la_code=fit.panel["la_code"].astype(str)).sort_values("year")
+    latest = latest.drop_duplicates("la_code", keep="last").set_index("la_code")
+    missing = sorted(set(codes) - set(latest.index))
+    if missing:
+        raise ValueError(f"fitted authorities {missing[:5]} have no rows in the fit's panel")
+    rows = latest.loc[codes, ["ons_code", "la_name", "region"]].astype(str)
+    return rows.reset_index().rename(columns={"index": "la_code"})
+
+
 @dataclass(frozen=True)
 class Terms:
     """The additive terms of the linear predictor, per draw (rows) and fitted obs (columns).
