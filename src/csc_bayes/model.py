@@ -1,0 +1,257 @@
+"""ModelSpec + panel -> PyMC model that follows the posterior contract in ARCHITECTURE.md.
+
+The model (formulas and reasons in ``docs/model.md``)::
+
+    eta[i] = log_exposure[i] + intercept + X[i] . beta
+             + la_effect[la] + region_effect[region] + year_effect[year] (+ la_slope[la] X[i, s])
+    y[i] ~ NegativeBinomial(mu = exp(eta[i]), alpha = phi)   or   Poisson(exp(eta[i]))
+
+Two parameterisations give that same posterior:
+
+- ``"hierarchical"`` (default): hierarchical centring. Each LA has a centred log-rate level
+  ``la_theta ~ Normal(intercept + region_effect[r] + Xbar[la] . beta, sigma_la)``, where ``Xbar``
+  is the LA's mean of the standardised covariates; the likelihood sees
+  ``eta = log_exposure + la_theta[la] + (X - Xbar[la]) . beta + year_effect[year]``. Region
+  effects are non-centred (9 weakly identified groups); year effects are centred and sum to zero
+  (``ZeroSumNormal``), which removes the intercept-year ridge. ``la_effect`` is the deterministic
+  ``la_theta - (intercept + region_effect[r] + Xbar[la] . beta)``.
+- ``"textbook"``: every random effect non-centred, ``effect = sigma * z`` with ``z ~ N(0, 1)``,
+  as bambi builds it. Kept as the efficiency baseline.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+
+from csc_bayes.data.schema import REGIONS
+from csc_bayes.errors import SpecError
+from csc_bayes.spec import ModelSpec, Prior, resolve_priors, select_rows
+
+Parameterisation = Literal["hierarchical", "textbook"]
+PARAMETERISATIONS = ("hierarchical", "textbook")
+
+
+@dataclass
+class BuiltModel:
+    """A PyMC model built from a spec and a panel, with what is needed to read its posterior.
+
+    Attributes:
+        model: the ``pm.Model`` (names, dims and coords as in the posterior contract).
+        spec: the specification it was built from.
+        data: the fitted panel rows in ``obs`` order (index 0..n-1), every panel column.
+        excluded: rows in ``spec.years`` that were not fitted, with a ``reason`` each.
+        covariate_mean, covariate_sd: the standardisation ``X = (x - mean) / sd`` (by covariate).
+        authorities: one row per ``la`` coordinate: la_code, la_name, ons_code, region.
+        priors: the prior used for each parameter (data-scaled defaults + overrides).
+        parameterisation: ``"hierarchical"`` or ``"textbook"``.
+    """
+
+    model: pm.Model
+    spec: ModelSpec
+    data: pd.DataFrame
+    excluded: pd.DataFrame
+    covariate_mean: pd.Series
+    covariate_sd: pd.Series
+    authorities: pd.DataFrame
+    priors: dict[str, Prior]
+    parameterisation: str
+
+
+def build_model(
+    spec: ModelSpec,
+    panel: pd.DataFrame,
+    *,
+    parameterisation: Parameterisation = "hierarchical",
+) -> BuiltModel:
+    """Build the PyMC model of ``spec`` on the panel rows in ``spec.years``.
+
+    Rows with a missing outcome, exposure or covariate are left out and listed in
+    ``BuiltModel.excluded`` with the reason. Covariates are standardised over the fitted rows:
+    ``X = (x - mean) / sd`` (population SD).
+    """
+    if parameterisation not in PARAMETERISATIONS:
+        raise ValueError(f"parameterisation must be one of {PARAMETERISATIONS}")
+    data, excluded = select_rows(spec, panel)
+    priors = resolve_priors(spec, data)  # raises SpecError when nothing is left to fit
+    covs = list(spec.covariates)
+
+    x = data[covs].to_numpy(dtype=float).reshape(len(data), len(covs))
+    mean = x.mean(axis=0)
+    sd = x.std(axis=0)
+    for cov, s in zip(covs, sd, strict=True):
+        if not s > 0:
+            raise SpecError(
+                f"{spec.source}: covariate {cov!r} is constant over the {len(data)} fitted rows; "
+                "it cannot be standardised"
+            )
+    X = (x - mean) / sd
+
+    authorities = (
+        data.groupby("la_code", sort=True)[["la_name", "ons_code", "region"]]
+        .last()
+        .reset_index()
+        .astype("string")
+    )
+    la_codes = authorities["la_code"].to_numpy(dtype=str)
+    regions = [r for r in REGIONS if r in set(authorities["region"])]
+    years = np.sort(data["year"].unique()).astype(int)
+    la_idx = pd.Index(la_codes).get_indexer(data["la_code"].astype(str))
+    year_idx = pd.Index(years).get_indexer(data["year"])
+    la_region_idx = pd.Index(regions).get_indexer(authorities["region"].astype(str))
+    region_idx = la_region_idx[la_idx]
+
+    coords = {
+        "la": la_codes,
+        "region": regions,
+        "year": years,
+        "covariate": covs,
+        "obs": np.arange(len(data)),
+    }
+    y = data[spec.outcome].to_numpy(dtype=np.int64)
+    log_exposure = np.log(data[spec.exposure].to_numpy(dtype=float))
+    slope_k = covs.index(spec.random_slope) if spec.random_slope is not None else None
+    if slope_k is not None:
+        _warn_if_slope_unidentified(spec, X[:, slope_k], la_idx)
+
+    with pm.Model(coords=coords) as model:
+        X_d = pm.Data("X", X, dims=("obs", "covariate"))
+        pm.Data("covariate_mean", mean, dims="covariate")
+        pm.Data("covariate_sd", sd, dims="covariate")
+        la_idx_d = pm.Data("la_idx", la_idx, dims="obs")
+        region_idx_d = pm.Data("region_idx", region_idx, dims="obs")
+        year_idx_d = pm.Data("year_idx", year_idx, dims="obs")
+        log_exposure_d = pm.Data("log_exposure", log_exposure, dims="obs")
+
+        intercept = _prior_rv("intercept", priors["intercept"])
+        beta = _beta(covs, priors)
+        pm.Deterministic("beta_per_unit", beta / sd, dims="covariate")
+
+        region_term = 0.0
+        if "region" in spec.random_effects:
+            sigma_region = _prior_rv("sigma_region", priors["sigma_region"])
+            region_z = pm.Normal("region_z", 0.0, 1.0, dims="region")
+            region_effect = pm.Deterministic(
+                "region_effect", sigma_region * region_z, dims="region"
+            )
+            region_term = region_effect[la_region_idx]  # per LA
+
+        sigma_la = _prior_rv("sigma_la", priors["sigma_la"])
+        if parameterisation == "hierarchical":
+            xbar = pt.constant(_group_means(X, la_idx, len(la_codes)))  # (la, covariate)
+            la_mean = intercept + region_term + pt.dot(xbar, beta)
+            la_theta = pm.Normal("la_theta", mu=la_mean, sigma=sigma_la, dims="la")
+            pm.Deterministic("la_effect", la_theta - la_mean, dims="la")
+            eta = log_exposure_d + la_theta[la_idx_d] + pt.dot(X_d - xbar[la_idx_d], beta)
+        else:
+            la_z = pm.Normal("la_z", 0.0, 1.0, dims="la")
+            la_effect = pm.Deterministic("la_effect", sigma_la * la_z, dims="la")
+            eta = log_exposure_d + intercept + pt.dot(X_d, beta) + la_effect[la_idx_d]
+            if "region" in spec.random_effects:
+                eta = eta + region_effect[region_idx_d]
+
+        if "year" in spec.random_effects:
+            sigma_year = _prior_rv("sigma_year", priors["sigma_year"])
+            if parameterisation == "hierarchical":
+                year_effect = pm.ZeroSumNormal("year_effect", sigma=sigma_year, dims="year")
+            else:
+                year_z = pm.Normal("year_z", 0.0, 1.0, dims="year")
+                year_effect = pm.Deterministic("year_effect", sigma_year * year_z, dims="year")
+            eta = eta + year_effect[year_idx_d]
+
+        if slope_k is not None:
+            sigma_slope = _prior_rv("sigma_la_slope", priors["sigma_la_slope"])
+            slope_z = pm.Normal("la_slope_z", 0.0, 1.0, dims="la")
+            la_slope = pm.Deterministic("la_slope", sigma_slope * slope_z, dims="la")
+            eta = eta + la_slope[la_idx_d] * X_d[:, slope_k]
+
+        if spec.family == "negative_binomial":
+            phi = _prior_rv("phi", priors["phi"])
+            pm.NegativeBinomial("y", mu=pt.exp(eta), alpha=phi, observed=y, dims="obs")
+        else:
+            pm.Poisson("y", mu=pt.exp(eta), observed=y, dims="obs")
+
+    return BuiltModel(
+        model=model,
+        spec=spec,
+        data=data,
+        excluded=excluded,
+        covariate_mean=pd.Series(mean, index=pd.Index(covs, name="covariate")),
+        covariate_sd=pd.Series(sd, index=pd.Index(covs, name="covariate")),
+        authorities=authorities,
+        priors=priors,
+        parameterisation=parameterisation,
+    )
+
+
+def attach_coords(idata: xr.DataTree, built: BuiltModel) -> xr.DataTree:
+    """Add the contract's non-dimension coords ``la_name``, ``ons_code``, ``la_region`` on ``la``.
+
+    PyMC only records dimension coordinates, so every group with an ``la`` dimension gets them
+    here. Returns the same DataTree (modified in place).
+    """
+    extra = {
+        "la_name": ("la", built.authorities["la_name"].to_numpy(dtype=str)),
+        "ons_code": ("la", built.authorities["ons_code"].to_numpy(dtype=str)),
+        "la_region": ("la", built.authorities["region"].to_numpy(dtype=str)),
+    }
+    for node in idata.subtree:
+        if "la" in node.dims and node.has_data:
+            node.dataset = node.to_dataset().assign_coords(extra)
+    return idata
+
+
+# ---------------------------------------------------------------------------------- helpers
+_PM_DISTS = {
+    "normal": pm.Normal,
+    "student_t": pm.StudentT,
+    "halfnormal": pm.HalfNormal,
+    "exponential": pm.Exponential,
+    "gamma": pm.Gamma,
+    "lognormal": pm.LogNormal,
+}
+
+
+def _prior_rv(name: str, prior: Prior, **kwargs) -> pt.TensorVariable:
+    return _PM_DISTS[prior.dist](name, **prior.kwargs, **kwargs)
+
+
+def _beta(covs: list[str], priors: dict[str, Prior]) -> pt.TensorVariable:
+    """``beta`` on dim ``covariate``: one vector RV when all covariates share a distribution.
+
+    A model without covariates gets an empty ``beta`` so the posterior has the same names.
+    """
+    if not covs:
+        return pm.Deterministic("beta", pt.zeros((0,)), dims="covariate")
+    per_cov = [priors[f"beta.{c}"] for c in covs]
+    if len({p.dist for p in per_cov}) == 1:
+        params = {k: np.array([p.kwargs[k] for p in per_cov]) for k in per_cov[0].kwargs}
+        return _PM_DISTS[per_cov[0].dist]("beta", **params, dims="covariate")
+    parts = [_prior_rv(f"beta_{c}", p) for c, p in zip(covs, per_cov, strict=True)]
+    return pm.Deterministic("beta", pt.stack(parts), dims="covariate")
+
+
+def _group_means(X: np.ndarray, idx: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of the rows of X within each group: ``Xbar[g] = mean(X[idx == g])``."""
+    sums = np.zeros((n_groups, X.shape[1]))
+    np.add.at(sums, idx, X)
+    counts = np.bincount(idx, minlength=n_groups)[:, None]
+    return sums / counts
+
+
+def _warn_if_slope_unidentified(spec: ModelSpec, x: np.ndarray, la_idx: np.ndarray) -> None:
+    within = x - _group_means(x[:, None], la_idx, la_idx.max() + 1)[la_idx, 0]
+    if np.allclose(within, 0.0):
+        warnings.warn(
+            f"{spec.source}: random_slope {spec.random_slope!r} does not vary within any LA over "
+            "the fitted years, so la_slope is identified only through its prior "
+            "(it is confounded with la_effect)",
+            stacklevel=3,
+        )
