@@ -388,3 +388,46 @@ def answers_app(monkeypatch: Any, fits: dict[str, Fit]) -> Any:
     app = typer.Typer()
     register(app)
     return app
+
+
+def real_fit_world(seed: int, *, model: str = "cpp_need_spending", per_region: int = 4) -> Any:
+    """A real (small) fit of a simulated panel, and the simulation's truth for its outcome.
+
+    Returns (fit, truth, panel, truth_values) where truth_values maps posterior-contract names
+    to their true values on the fit's own scale (intercept at the fit's covariate means, beta
+    per SD of the fitted covariates), ready for :func:`point_fit`.
+    """
+    import dataclasses
+
+    import csc_bayes
+    from csc_bayes.simulate import default_authorities, simulate_panel
+    from csc_bayes.spec import find_spec
+
+    las = default_authorities(2023).groupby("region").head(per_region).reset_index(drop=True)
+    sim = simulate_panel(first_year=2019, last_year=2023, seed=seed, authorities=las)
+    spec = dataclasses.replace(find_spec(model), years=(2019, 2023))
+    fit = csc_bayes.fit(
+        spec, data=sim.panel, out=None, draws=300, tune=300, chains=2, seed=seed, progress=False
+    )
+    truth = sim.truth[spec.outcome]
+    post = fit.idata["posterior"]
+    covs = [str(c) for c in post["covariate"].values]
+    mean = fit.idata["constant_data"]["covariate_mean"].values
+    sd = fit.idata["constant_data"]["covariate_sd"].values
+    slopes = np.array([truth["beta_per_unit"][c] for c in covs])
+    left_out = [c for c, b in truth["beta_per_unit"].items() if b != 0 and c not in covs]
+    if left_out:
+        raise ValueError(f"{model} leaves out covariates with a true effect: {left_out}")
+    shift = sum(
+        truth["beta_per_unit"][c] * (m - truth["centre"][c])
+        for c, m in zip(covs, mean, strict=True)
+    )
+    values = {
+        "intercept": truth["intercept"] + shift,
+        "beta": slopes * sd,
+        "la_effect": truth["la_effect"].reindex([str(v) for v in post["la"].values]).to_numpy(),
+        "region_effect": truth["region_effect"].reindex(list(post["region"].values)).to_numpy(),
+        "year_effect": truth["year_effect"].reindex([int(y) for y in post["year"].values]),
+    }
+    values["year_effect"] = values["year_effect"].to_numpy()
+    return fit, truth, sim.panel, values

@@ -162,3 +162,51 @@ def test_excess_command_sorts_writes_safe_csv_and_refuses_unfitted_years(monkeyp
     assert len(written) == 4 * 40 and written["p_excess"].is_monotonic_decreasing
     bad = CliRunner().invoke(app, ["excess", "run", "--year", "2030"])
     assert bad.exit_code == 2 and "not fitted" in bad.output
+
+
+@pytest.mark.slow
+def test_real_fits_calibrate_excess_predictions_and_shares():
+    """Real NUTS fits of simulated panels (3 seeds): intervals cover the simulation's truth."""
+    from answers_helpers import real_fit_world
+    from csc_bayes.predict import predict
+    from csc_bayes.variance import explain_variance
+
+    excess_hits, predict_hits, share_hits = [], [], []
+    for seed in (11, 12, 13):
+        fit, truth, panel, values = real_fit_world(seed)
+        # excess ratio: truth = LA + region + spending held at the fitted mean
+        table = excess(fit, year="all")
+        rows = panel.set_index(["la_code", "year"]).loc[
+            list(zip(table["la_code"], table["year"], strict=True))
+        ]
+        spend_mean = float(
+            fit.idata["constant_data"]["covariate_mean"].sel(covariate="spend_per_child")
+        )
+        log_ratio = (
+            truth["la_effect"].reindex(table["la_code"]).to_numpy()
+            + truth["region_effect"].reindex(table["region"]).to_numpy()
+            + truth["beta_per_unit"]["spend_per_child"]
+            * (rows["spend_per_child"].astype(float).to_numpy() - spend_mean)
+        )
+        excess_hits.append(
+            coverage(table["excess_ratio_lower"], table["excess_ratio_upper"], np.exp(log_ratio))
+        )
+        # next-year counts drawn from the truth
+        ahead = predict(fit, authority="all", year=2024, seed=seed)
+        rng = np.random.default_rng(seed)
+        log_rate = (
+            truth["log_rate"]
+            .loc[list(zip(ahead["la_code"], ahead["year"], strict=True))]
+            .to_numpy()
+        )
+        mu = ahead["population"].to_numpy() * np.exp(log_rate)
+        y_next = rng.poisson(rng.gamma(truth["phi"], mu / truth["phi"]))
+        predict_hits.append(coverage(ahead["predicted_lower"], ahead["predicted_upper"], y_next))
+        # variance shares at the truth
+        est = explain_variance(fit).summary
+        true = explain_variance(point_fit(fit, {**values, "phi": truth["phi"]})).summary
+        share = (est["measure"] == "share").to_numpy()
+        share_hits.append(coverage(est["lower"][share], est["upper"][share], true["median"][share]))
+    assert 0.75 <= np.mean(excess_hits) <= 0.99, excess_hits
+    assert 0.75 <= np.mean(predict_hits) <= 1.0, predict_hits
+    assert np.mean(share_hits) >= 0.6, share_hits
