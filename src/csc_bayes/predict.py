@@ -53,7 +53,7 @@ def _candidates(fit: Any) -> pd.DataFrame:
 
 def _latest(rows: pd.DataFrame, column: str, year: int) -> float:
     """The authority's value of ``column`` in ``year``, else the latest earlier, else latest."""
-    known = rows.loc[rows[column].notna(), ["year", column]].sort_values("year")
+    known = rows.loc[rows[column].notna(), ["year", column]]  # rows are sorted by year
     if known.empty:
         raise ValueError(f"no known {column} for authority {rows['la_code'].iloc[0]}")
     same = known[known["year"] == year]
@@ -157,6 +157,8 @@ class _Predictor:
             (self.la_codes[i], self.years[int(t)]): k
             for k, (i, t) in enumerate(zip(la_idx, year_idx, strict=True))
         }
+        panel = fit.panel.assign(la_code=fit.panel["la_code"].astype(str)).sort_values("year")
+        self.panel_rows = {str(code): rows for code, rows in panel.groupby("la_code")}
         self.new_year: dict[int, np.ndarray] = {}
         self.new_la: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         self.new_region: dict[str, np.ndarray] = {}
@@ -201,8 +203,8 @@ class _Predictor:
             pop = float(np.exp(self.log_exposure[k]))
             observed = float(self.y[k])
         else:
-            rows = self.fit.panel[self.fit.panel["la_code"].astype(str) == code]
-            if rows.empty:
+            rows = self.panel_rows.get(code)
+            if rows is None:
                 raise ValueError(f"authority {code} has no rows in the fit's panel")
             raw = np.array([_latest(rows, c, year) for c in self.covariates])
             z = (raw - self.mean) / self.sd if self.covariates else np.zeros(0)

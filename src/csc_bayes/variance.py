@@ -32,9 +32,9 @@ DEFAULT_CI_PROB = 0.9
 
 def draws(fit: Any, name: str) -> np.ndarray:
     """Posterior draws of ``name`` as an array with the draws first: shape (S, *dims)."""
-    da = fit.idata["posterior"][name]
-    stacked = da.stack(sample=("chain", "draw"))
-    return np.asarray(stacked.transpose("sample", ...).values, dtype=float)
+    da = fit.idata["posterior"][name].transpose("chain", "draw", ...)
+    values = np.asarray(da.values, dtype=float)
+    return values.reshape(-1, *values.shape[2:])  # chains one after another
 
 
 def constant(fit: Any, name: str) -> np.ndarray:
