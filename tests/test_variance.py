@@ -176,5 +176,5 @@ def test_explain_command_prints_json_with_the_null_comparison(monkeypatch):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["rows"]
     assert ("between_la_explained", "finite") in {(r["measure"], r["component"]) for r in rows}
-    table = CliRunner().invoke(app, ["explain", "full"])
+    table = CliRunner().invoke(app, ["explain", "full", "--no-null"])
     assert table.exit_code == 0 and "share" in table.stdout and "poisson_noise" in table.stdout

@@ -227,7 +227,7 @@ def resolve_run(path: str | Path) -> Path:
     )
 
 
-def _read_metadata(run: Path) -> dict[str, Any]:
+def read_metadata(run: Path) -> dict[str, Any]:
     try:
         with open(run / METADATA_FILE, encoding="utf-8") as fh:
             metadata = json.load(fh)
@@ -268,7 +268,7 @@ def load_fit(path: str | Path) -> Fit:
     from csc_bayes.spec import load_spec
 
     run = resolve_run(path)
-    metadata = _read_metadata(run)
+    metadata = read_metadata(run)
     _verify_files(run, metadata)
     try:
         with xr.open_datatree(run / POSTERIOR_FILE, engine="h5netcdf") as tree:
@@ -294,7 +294,7 @@ def find_reusable_run(
     """The newest saved run of a model with the same spec, data and sampler settings, if any."""
     for run in reversed(list_runs(model_dir)):
         try:
-            metadata = _read_metadata(run)
+            metadata = read_metadata(run)
         except FitIntegrityError:
             continue
         if (

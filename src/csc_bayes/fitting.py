@@ -100,7 +100,7 @@ def fit(
         The :class:`Fit`, with ``metadata["diagnostics"]`` holding the convergence gate result.
     """
     from csc_bayes.diagnostics import check_convergence
-    from csc_bayes.model import build_model
+    from csc_bayes.model import attach_coords, build_model
     from csc_bayes.sampling import sample
     from csc_bayes.spec import ModelSpec, find_spec
 
@@ -151,9 +151,7 @@ def fit(
         target_accept=s.target_accept,
         progress=progress,
     )
-    idata = result.idata
-    if hasattr(built, "attach_coords"):
-        idata = built.attach_coords(idata)
+    idata = attach_coords(result.idata, built)
     gate = check_convergence(idata)
 
     excluded = built.excluded
@@ -188,3 +186,27 @@ def fit(
     if out is not None:
         save_fit(result_fit, out)
     return result_fit
+
+
+def find_null_fit(fit_: Fit, *, out: str | Path | None = None, progress: bool = True) -> Fit:
+    """The null model (random effects only) matching ``fit_``: loaded if saved, else fitted.
+
+    A saved run matches when its spec is ``fit_.spec.null_spec()`` and its data is the data of
+    ``fit_`` (the same panel, or the rows ``fit_`` kept). Otherwise the null model is fitted on
+    ``fit_.panel`` with the same sampler settings and saved beside ``fit_`` (or under ``out``).
+    """
+    from csc_bayes.fits import list_runs, read_metadata
+
+    null_spec = fit_.spec.null_spec().with_sampler(**fit_.spec.sampler.as_dict())
+    if out is None:
+        out = fit_.path.parent.parent if fit_.path is not None else None
+    if out is not None:
+        wanted_data = {fit_.metadata.get("data_hash"), data_hash(fit_.panel)}
+        for run in reversed(list_runs(Path(out) / null_spec.name)):
+            saved = read_metadata(run)
+            if (
+                saved.get("spec_hash") == null_spec.canonical_hash()
+                and saved.get("data_hash") in wanted_data
+            ):
+                return load_fit(run)
+    return fit(null_spec, data=fit_.panel, out=out, progress=progress)

@@ -72,21 +72,31 @@ def explain(
     null: Path | None = typer.Option(
         None, "--null", help="A null (random-effects-only) fit; default: the matching one."
     ),
+    no_null: bool = typer.Option(
+        False, "--no-null", help="Skip the null model (and the between-LA share it gives)."
+    ),
     fmt: OutputFormat = FORMAT_OPT,
     ci_prob: float = CI_OPT,
 ) -> None:
-    """How much variation each source explains, and how much is left unexplained."""
-    from csc_bayes import fits
+    """How much variation each source explains, and how much is left unexplained.
+
+    Without --null, the matching null model (random effects only, same outcome, years and data)
+    is loaded from beside FIT if saved, else fitted and saved there.
+    """
+    from csc_bayes.fitting import find_null_fit
     from csc_bayes.variance import explain_variance
 
     fit = _load(fit_path)
     if null is not None:
         null_fit = _load(null)
-    elif hasattr(fits, "find_null_fit"):
-        null_fit = fits.find_null_fit(fit)
-    else:
+    elif no_null:
         null_fit = None
-        err_console.print("no --null fit given: between-LA variance explained is not reported")
+    else:
+        err_console.print(
+            f"null model {fit.spec.null_spec().name}: loading the saved fit of the same data, "
+            "or fitting it (use --null FIT or --no-null to choose otherwise)"
+        )
+        null_fit = find_null_fit(fit)
     try:
         result = explain_variance(fit, null_fit=null_fit, ci_prob=ci_prob)
     except ValueError as exc:
