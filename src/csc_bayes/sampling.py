@@ -15,8 +15,8 @@ Back ends (:data:`BACKENDS`):
   (``pm.sample(nuts_sampler="nutpie", backend="jax", compile_kwargs={"gradient_backend": "jax"})``).
 - ``pymc``: PyMC's own NUTS (``nuts_sampler="pymc"``, PyTensor's default compiler), for baselines.
 
-Every back end uses the maximum tree depth :data:`MAX_TREEDEPTH` and the same seed handling:
-the same model, data, seed and settings give identical draws.
+Every back end uses the same maximum tree depth (``max_treedepth``, default :data:`MAX_TREEDEPTH`)
+and the same seed handling: the same model, data, seed and settings give identical draws.
 
 Sample statistics are renamed to one vocabulary (only these five are promised):
 
@@ -24,15 +24,18 @@ Sample statistics are renamed to one vocabulary (only these five are promised):
 normalised name            numpyro           blackjax            nutpie               pymc
 =========================  ================  ==================  ===================  ============
 ``diverging`` (bool)       diverging         is_divergent        diverging            diverging
-``tree_depth`` (int)       floor(log2(       num_trajectory_     depth                tree_depth
-                           num_steps)) + 1   expansions
-``reached_max_treedepth``  tree_depth >=     tree_depth >=       maxdepth_reached     reached_max_
-(bool)                     MAX_TREEDEPTH     MAX_TREEDEPTH                            treedepth
+``tree_depth`` (int)       floor(log2(       num_trajectory_     floor(log2(          tree_depth
+                           num_steps)) + 1   expansions          n_steps)) + 1
 ``energy`` (float)         energy            energy              energy               energy
 ``n_steps`` (int)          num_steps         num_integration_    n_steps              n_steps
                                              steps
 =========================  ================  ==================  ===================  ============
 
+``tree_depth`` follows Stan's convention (a trajectory of depth d has 2**(d-1) to 2**d - 1
+leapfrog steps, counting a last doubling that was rejected for a U-turn). nutpie's own ``depth``
+leaves out such a last doubling, so it is derived from ``n_steps`` instead.
+``reached_max_treedepth`` (bool) is ``tree_depth >= max_treedepth`` for every back end, as in
+Stan's saturation warning (nutpie's ``maxdepth_reached`` and PyMC's own flag are replaced).
 ``n_steps`` is the number of leapfrog steps of the draw's trajectory, i.e. gradient evaluations.
 Other statistics a back end reports are kept under their own names, except non-numeric ones
 (nutpie's ``divergence_message``), which cannot be stored in netCDF.
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +158,7 @@ def sample(
     progress: bool = True,
     posterior_predictive: bool = True,
     log_likelihood: bool = True,
+    max_treedepth: int = MAX_TREEDEPTH,
     chain_method: str | None = None,
 ) -> SampleResult:
     """Sample ``model`` with NUTS on ``backend`` and add log-likelihood and predictive draws.
@@ -168,6 +173,7 @@ def sample(
         progress: show the back end's progress bar (or a rich spinner for blackjax).
         posterior_predictive: draw ``y`` given each posterior draw (seeded from ``seed``).
         log_likelihood: store pointwise log p(y_i | draw) in ``log_likelihood``.
+        max_treedepth: most tree doublings per draw (at most 2**max_treedepth - 1 steps).
         chain_method: numpyro / blackjax only: "parallel", "vectorized" or "sequential"
             (numpyro only); default :data:`NUMPYRO_CHAIN_METHOD` when there is an XLA host
             device per chain, else "vectorized".
@@ -191,6 +197,7 @@ def sample(
             seed=seed,
             target_accept=target_accept,
             progress=progress,
+            max_treedepth=max_treedepth,
             chain_method=chain_method,
         )
     else:
@@ -203,9 +210,12 @@ def sample(
             seed=seed,
             target_accept=target_accept,
             progress=progress,
+            max_treedepth=max_treedepth,
             chain_method=chain_method,
         )
-    idata["sample_stats"] = xr.DataTree(_normalise_stats(idata["sample_stats"].dataset, backend))
+    idata["sample_stats"] = xr.DataTree(
+        _normalise_stats(idata["sample_stats"].dataset, backend, max_treedepth)
+    )
     timings = {"sampling": time.perf_counter() - start}
 
     tic = time.perf_counter()
@@ -235,7 +245,7 @@ def sample(
         "chains": chains,
         "seed": seed,
         "target_accept": target_accept,
-        "max_treedepth": MAX_TREEDEPTH,
+        "max_treedepth": max_treedepth,
         "chain_method": chain_method if backend in ("numpyro", "blackjax") else None,
     }
     return SampleResult(idata=idata, timings=timings, backend=backend, settings=settings)
@@ -251,6 +261,7 @@ def _sample_with_pymc(
     seed: int,
     target_accept: float,
     progress: bool,
+    max_treedepth: int,
     chain_method: str,
 ) -> xr.DataTree:
     """numpyro, nutpie and pymc through ``pm.sample``."""
@@ -268,25 +279,28 @@ def _sample_with_pymc(
     if backend == "numpyro":
         nuts = {
             "target_accept": target_accept,
-            "max_tree_depth": MAX_TREEDEPTH,
+            "max_tree_depth": max_treedepth,
             "chain_method": chain_method,
         }
         return pm.sample(**common, nuts=nuts)
     if backend == "nutpie":
         return pm.sample(
             **common,
-            nuts={"target_accept": target_accept, "maxdepth": MAX_TREEDEPTH},
+            nuts={"target_accept": target_accept, "maxdepth": max_treedepth},
             backend="jax",
             compile_kwargs={"gradient_backend": "jax"},
         )
     # PyMC's NUTS: one process per chain, as many at a time as there are CPU cores (PyMC forks
     # on Linux; the child processes run PyTensor, not JAX; forkserver or spawn would demand an
     # ``if __name__ == "__main__"`` guard in every user script)
-    return pm.sample(
-        **common,
-        cores=min(chains, os.cpu_count() or 1),
-        nuts={"target_accept": target_accept, "max_treedepth": MAX_TREEDEPTH},
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*fork\(\)", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message=r".*use of fork\(\)", category=DeprecationWarning)
+        return pm.sample(
+            **common,
+            cores=min(chains, os.cpu_count() or 1),
+            nuts={"target_accept": target_accept, "max_treedepth": max_treedepth},
+        )
 
 
 def _sample_blackjax(
@@ -298,6 +312,7 @@ def _sample_blackjax(
     seed: int,
     target_accept: float,
     progress: bool,
+    max_treedepth: int,
     chain_method: str,
 ) -> xr.DataTree:
     """blackjax NUTS after window adaptation, one chain per vmap / pmap lane."""
@@ -327,7 +342,7 @@ def _sample_blackjax(
             blackjax.nuts,
             logdensity,
             target_acceptance_rate=target_accept,
-            max_num_doublings=MAX_TREEDEPTH,
+            max_num_doublings=max_treedepth,
         )
         (state, params), _ = warmup.run(warm_key, position, num_steps=tune)
         kernel = blackjax.nuts(logdensity, **params).step  # params holds the max depth
@@ -402,13 +417,13 @@ def _initial_positions(
     return [np.stack([p[v.name] for p in points]) for v in model.value_vars]
 
 
-def _normalise_stats(stats: xr.Dataset, backend: str) -> xr.Dataset:
+def _normalise_stats(stats: xr.Dataset, backend: str, max_treedepth: int) -> xr.Dataset:
     """Rename a back end's sample statistics to :data:`NORMALISED_STATS` (table above)."""
-    renames = {"nutpie": {"depth": "tree_depth", "maxdepth_reached": "reached_max_treedepth"}}
-    stats = stats.rename(renames.get(backend, {}))
     stats = stats.drop_vars([k for k, v in stats.data_vars.items() if v.dtype == object])
-    if "reached_max_treedepth" not in stats:
-        stats["reached_max_treedepth"] = stats["tree_depth"] >= MAX_TREEDEPTH
+    if backend == "nutpie":
+        stats = stats.drop_vars(["depth", "maxdepth_reached"])
+        stats["tree_depth"] = np.floor(np.log2(stats["n_steps"])).astype(np.int64) + 1
+    stats["reached_max_treedepth"] = stats["tree_depth"] >= max_treedepth
     missing = [name for name in NORMALISED_STATS if name not in stats]
     if missing:
         raise CscBayesError(f"back end {backend!r} reported no {missing} sample statistics")

@@ -1,0 +1,171 @@
+"""Every back end: groups, normalised sample stats, reproducible draws; on a tiny NB model."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pymc as pm
+import pytest
+
+from csc_bayes.diagnostics import check_convergence
+from csc_bayes.errors import CscBayesError
+from csc_bayes.sampling import (
+    BACKENDS,
+    MAX_TREEDEPTH,
+    NORMALISED_STATS,
+    UnknownBackendError,
+    enable_compilation_cache,
+    sample,
+)
+
+# max_treedepth=3 (at most 7 leapfrog steps): fast, and the toy model saturates it (it wants 4-5)
+TINY = {"draws": 30, "tune": 30, "chains": 2, "progress": False, "max_treedepth": 3}
+
+
+def toy_model(n_la: int = 6, n_years: int = 3, seed: int = 0) -> pm.Model:
+    """Hierarchical negative binomial: y ~ NB(exposure * exp(intercept + la_effect[la]), phi)."""
+    rng = np.random.default_rng(seed)
+    la_idx = np.repeat(np.arange(n_la), n_years)
+    exposure = rng.uniform(1e3, 5e3, la_idx.size)
+    mu = exposure * np.exp(-5 + rng.normal(0, 0.3, n_la)[la_idx])
+    y = rng.negative_binomial(20, 20 / (20 + mu))
+    coords = {"la": [str(380 + i) for i in range(n_la)], "obs": np.arange(la_idx.size)}
+    with pm.Model(coords=coords) as model:
+        idx = pm.Data("la_idx", la_idx, dims="obs")
+        log_exposure = pm.Data("log_exposure", np.log(exposure), dims="obs")
+        intercept = pm.Normal("intercept", -5, 2)
+        sigma_la = pm.HalfNormal("sigma_la", 1)
+        z = pm.Normal("z_la", 0, 1, dims="la")
+        la_effect = pm.Deterministic("la_effect", z * sigma_la, dims="la")
+        phi = pm.Gamma("phi", 2, 0.1)
+        eta = log_exposure + intercept + la_effect[idx]
+        pm.NegativeBinomial("y", mu=pm.math.exp(eta), alpha=phi, observed=y, dims="obs")
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> pm.Model:
+    return toy_model()
+
+
+def test_unknown_backend_lists_the_valid_ones(model):
+    with pytest.raises(UnknownBackendError, match="numpyro, blackjax, nutpie, pymc") as info:
+        sample(model, backend="stan", draws=10, tune=10, chains=1, seed=0)
+    assert isinstance(info.value, CscBayesError) and isinstance(info.value, ValueError)
+
+
+@pytest.fixture(scope="module")
+def results(model) -> dict:
+    """One tiny run per back end, shared by the tests that only read it."""
+    return {backend: sample(model, backend=backend, seed=11, **TINY) for backend in BACKENDS}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_output_contract(model, results, backend):
+    result = results[backend]
+    idata = result.idata
+    assert result.backend == backend
+    assert {"posterior", "sample_stats", "log_likelihood", "posterior_predictive"} <= set(
+        idata.children
+    )
+    assert {"observed_data", "constant_data"} <= set(idata.children)
+    assert set(result.timings) == {"sampling", "log_likelihood", "posterior_predictive", "total"}
+    assert result.timings["total"] >= result.timings["sampling"] > 0
+
+    post = idata["posterior"]
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30
+    assert list(post["la"].values) == [str(380 + i) for i in range(6)]
+    assert {"intercept", "sigma_la", "phi", "la_effect"} <= set(post.data_vars)
+    assert float(post["sigma_la"].min()) > 0  # constrained scale, not log sigma
+    for group in ("posterior_predictive", "log_likelihood"):
+        assert idata[group]["y"].dims == ("chain", "draw", "obs")
+    observed = model.rvs_to_values[model["y"]].data
+    np.testing.assert_array_equal(idata["observed_data"]["y"].values, observed)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_normalised_sample_stats(results, backend):
+    stats = results[backend].idata["sample_stats"]
+    assert set(NORMALISED_STATS) <= set(stats.data_vars)
+    assert stats["diverging"].dtype == bool and stats["reached_max_treedepth"].dtype == bool
+    assert stats["n_steps"].dtype == np.int64 and stats["tree_depth"].dtype == np.int64
+    steps, depth = stats["n_steps"].values, stats["tree_depth"].values
+    assert ((depth >= 1) & (depth <= 3)).all()
+    # Stan's convention: a trajectory of depth d has 2**(d-1) to 2**d - 1 leapfrog steps
+    assert (steps >= 2 ** (depth - 1)).all() and (steps <= 2**depth - 1).all()
+    np.testing.assert_array_equal(stats["reached_max_treedepth"], depth == 3)
+    assert stats["reached_max_treedepth"].values.any()
+    assert np.isfinite(stats["energy"].values).all()
+    assert check_convergence(results[backend].idata).n_chains == 2  # the gate reads them
+
+
+def _assert_reproducible(model, backend, first):
+    again = sample(model, backend=backend, seed=11, **TINY)
+    post = first.idata["posterior"]
+    for name in post.data_vars:
+        np.testing.assert_array_equal(post[name].values, again.idata["posterior"][name].values)
+    np.testing.assert_array_equal(
+        first.idata["posterior_predictive"]["y"].values,
+        again.idata["posterior_predictive"]["y"].values,
+    )
+    other = sample(
+        model, backend=backend, seed=12, posterior_predictive=False, log_likelihood=False, **TINY
+    )
+    assert not np.array_equal(post["intercept"].values, other.idata["posterior"]["intercept"])
+
+
+@pytest.mark.parametrize("backend", ["numpyro", "nutpie"])
+def test_same_seed_same_draws(model, results, backend):
+    _assert_reproducible(model, backend, results[backend])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["blackjax", "pymc"])
+def test_same_seed_same_draws_slow_backends(model, results, backend):
+    _assert_reproducible(model, backend, results[backend])
+
+
+def test_numpyro_optional_groups_and_chain_methods(model, results):
+    assert results["numpyro"].settings["chain_method"] == "parallel"
+    bare = sample(
+        model,
+        seed=1,
+        chain_method="vectorized",
+        posterior_predictive=False,
+        log_likelihood=False,
+        **TINY,
+    )
+    assert "posterior_predictive" not in bare.idata.children
+    assert "log_likelihood" not in bare.idata.children
+    assert bare.settings["chain_method"] == "vectorized"
+    assert jax.local_device_count() >= 2  # XLA_FLAGS set on import gives a device per chain
+
+
+def test_a_converged_numpyro_fit_passes_the_gate(model):
+    result = sample(
+        model,
+        seed=5,
+        draws=1000,
+        tune=500,
+        chains=4,
+        target_accept=0.95,
+        progress=False,
+        posterior_predictive=False,
+        log_likelihood=False,
+    )
+    gate = check_convergence(result.idata)
+    assert gate.passed, str(gate)
+    assert result.settings["max_treedepth"] == MAX_TREEDEPTH
+
+
+def test_compilation_cache_location(monkeypatch, tmp_path):
+    monkeypatch.setenv("CSC_BAYES_JAX_CACHE", "off")
+    assert enable_compilation_cache() is None
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        monkeypatch.setenv("CSC_BAYES_JAX_CACHE", str(tmp_path / "jax"))
+        assert enable_compilation_cache() == tmp_path / "jax"
+        assert (tmp_path / "jax").is_dir()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "jax")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
