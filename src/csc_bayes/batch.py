@@ -149,7 +149,7 @@ def dask_client(scheduler: str | None = None, *, n_workers: int | None = None) -
             threads_per_worker=1,
             processes=True,
             env=dict(SINGLE_THREAD_ENV),
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: several clusters may share a host
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
@@ -195,7 +195,8 @@ def run_tasks(
                 value, seconds = future.result()
                 outcomes[key] = TaskOutcome(key, "done", value=value, seconds=seconds)
             except Exception as exc:  # a failed fit must not stop the batch
-                text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                frames = traceback.format_exception(exc, limit=-4)  # the worker's last frames
+                text = "".join(frames).strip()
                 outcomes[key] = TaskOutcome(key, "failed", error=text)
             advance()
     return [outcomes[k] for k in keys]

@@ -180,51 +180,55 @@ def heldout_lpd(
     ``rows`` are panel rows (la_code, region, year, population, covariates, outcome) of
     authorities the fit did not see.
     """
-    post = fit.idata["posterior"].stack(sample=("chain", "draw")).transpose("sample", ...)
+    post = fit.idata["posterior"]
     const = fit.idata["constant_data"]
     rng = np.random.default_rng(seed)
-    s = post.sizes["sample"]
     covs = [str(c) for c in const["covariate"].values]
     x = rows[covs].to_numpy(dtype=float).reshape(len(rows), len(covs))
     X = (x - const["covariate_mean"].values) / const["covariate_sd"].values
-    base = (
-        np.log(rows["population"].to_numpy(dtype=float))[None, :]
-        + post["intercept"].values[:, None]
-    )
+    intercept = flat_draws(post, "intercept")
+    s = len(intercept)
+    base = np.log(rows["population"].to_numpy(dtype=float))[None, :] + intercept[:, None]
     if covs:
-        base = base + post["beta"].values @ X.T  # (sample, row)
+        base = base + flat_draws(post, "beta") @ X.T  # (sample, row)
     base = base + _group_term(post, "region", rows["region"], rng)
     base = base + _group_term(post, "year", rows["year"], rng)
-    phi = post["phi"].values[:, None, None] if "phi" in post else None
+    phi = flat_draws(post, "phi")[:, None, None] if "phi" in post else None
+    sigma_la = flat_draws(post, "sigma_la")[:, None, None]
     y = rows[outcome].to_numpy(dtype=float)
 
     out = {}
     for code in pd.unique(rows["la_code"].astype(str)):
         j = (rows["la_code"].astype(str) == code).to_numpy()
-        u = rng.normal(size=(s, m, 1)) * post["sigma_la"].values[:, None, None]
+        u = rng.normal(size=(s, m, 1)) * sigma_la
         eta = base[:, None, j] + u  # (sample, m, rows of the authority)
         if "la_slope" in post:
             slope_k = covs.index(str(fit.spec.random_slope))
-            v = rng.normal(size=(s, m, 1)) * post["sigma_la_slope"].values[:, None, None]
+            v = rng.normal(size=(s, m, 1)) * flat_draws(post, "sigma_la_slope")[:, None, None]
             eta = eta + v * X[j, slope_k]
         ll = _log_pmf(y[j], np.exp(eta), phi).sum(axis=-1)  # (sample, m)
         out[code] = float(special.logsumexp(ll) - math.log(ll.size))
     return pd.Series(out, name="elpd_kfold")
 
 
+def flat_draws(posterior: Any, name: str) -> np.ndarray:
+    """Draws of one posterior variable as a numpy array (chain * draw, ...), chain-major."""
+    values = np.asarray(posterior[name].transpose("chain", "draw", ...).values)
+    return values.reshape(-1, *values.shape[2:])
+
+
 def _group_term(post: Any, dim: str, values: pd.Series, rng: np.random.Generator) -> np.ndarray:
     """(sample, row) effect of ``dim`` for each row; a level the fit never saw is a new draw."""
+    n_samples = post.sizes["chain"] * post.sizes["draw"]
     name = f"{dim}_effect"
     if name not in post:
-        return np.zeros((post.sizes["sample"], len(values)))
+        return np.zeros((n_samples, len(values)))
     known = pd.Index(post[dim].values.astype(str))
     pos = known.get_indexer(values.astype(str))
-    effect = post[name].values  # (sample, level)
-    out = np.where(pos >= 0, effect[:, np.maximum(pos, 0)], 0.0)
+    out = np.where(pos >= 0, flat_draws(post, name)[:, np.maximum(pos, 0)], 0.0)
     if (pos < 0).any():
-        sigma = post[f"sigma_{dim}"].values[:, None]
-        new = rng.normal(size=(post.sizes["sample"], (pos < 0).sum())) * sigma
-        out[:, pos < 0] = new
+        sigma = flat_draws(post, f"sigma_{dim}")[:, None]
+        out[:, pos < 0] = rng.normal(size=(n_samples, (pos < 0).sum())) * sigma
     return out
 
 
@@ -308,7 +312,7 @@ def compare_fits(
         table = table.set_index(["la_code", "year"]).loc[common]
         loo_tables[name] = table
         high = table[table["pareto_k"] > threshold].reset_index()
-        names = f.authorities.set_index("la_code")["la_name"]
+        names = f.panel.drop_duplicates("la_code").set_index("la_code")["la_name"]
         for row in high.itertuples():
             pareto_rows.append(
                 {

@@ -231,10 +231,12 @@ def _thin(values: np.ndarray, n: int) -> np.ndarray:
 
 def replicate_ranks(idata: Any, truth: dict[str, Any], y: np.ndarray, *, n_ranks: int) -> dict:
     """Rank of each true quantity among ``n_ranks`` thinned posterior draws of a fit."""
+    from csc_bayes.compare import flat_draws
+
     post = idata["posterior"]
 
     def flat(name: str) -> np.ndarray:
-        return post[name].stack(sample=("chain", "draw")).transpose("sample", ...).to_numpy()
+        return flat_draws(post, name)
 
     checks: dict[str, tuple[np.ndarray, float]] = {
         "intercept": (flat("intercept"), truth["intercept"])
@@ -251,7 +253,7 @@ def replicate_ranks(idata: Any, truth: dict[str, Any], y: np.ndarray, *, n_ranks
     la_codes = [str(c) for c in post["la"].values]
     for j, code in enumerate(la_codes[:N_LA_EFFECTS]):
         checks[f"la_effect[{code}]"] = (la_effect[:, j], truth["la_effect"][code])
-    loglik = idata["log_likelihood"]["y"].sum("obs").stack(sample=("chain", "draw")).to_numpy()
+    loglik = flat_draws(idata["log_likelihood"], "y").sum(axis=1)
     checks["log_lik"] = (loglik, nb_loglik(y, truth["mu"], truth.get("phi", math.inf)))
     return {
         name: int(np.sum(_thin(draws, n_ranks) < true)) for name, (draws, true) in checks.items()
