@@ -61,6 +61,9 @@ def reference_logp(spec, rows: pd.DataFrame, p: dict, parameterisation: str) -> 
     region_effect = p["sigma_region"] * p["region_z"]
 
     if parameterisation == "hierarchical":
+        # sum-to-zero region_z: iid N(0, 1) density on the (n-1)-dim subspace
+        assert abs(p["region_z"].sum()) < 1e-9
+        lp += math.log(math.sqrt(2 * math.pi))
         xbar = np.array([X[la == j].mean(0) for j in range(len(las))])
         la_mean = p["intercept"] + region_effect[la_region] + xbar @ p["beta"]
         lp += stats.norm.logpdf(p["la_theta"], la_mean, p["sigma_la"]).sum()
@@ -211,7 +214,7 @@ def test_constant_covariate_and_empty_panel_errors(small_panel):
 
 
 # ------------------------------------------------------------------ sampling and recovery
-def fit(built, *, draws, tune, chains, seed, target_accept=0.9):
+def fit(built, *, draws, tune, chains, seed, target_accept=0.85):
     idata = pm.sample(
         model=built.model,
         draws=draws,
@@ -221,7 +224,6 @@ def fit(built, *, draws, tune, chains, seed, target_accept=0.9):
         target_accept=target_accept,
         nuts_sampler="numpyro",
         progressbar=False,
-        idata_kwargs={"log_likelihood": True},
     )
     return attach_coords(idata, built)
 
@@ -257,7 +259,7 @@ def test_fast_recovery_and_coords():
     assert post["la_name"].values.tolist() == expected_las["la_name"].tolist()
     assert post["ons_code"].values.tolist() == expected_las["ons_code"].tolist()
     assert post["la_region"].values.tolist() == expected_las["region"].tolist()
-    for group in ("posterior", "log_likelihood", "observed_data", "constant_data"):
+    for group in ("posterior", "observed_data", "constant_data"):
         assert group in idata.children
     assert set(idata["constant_data"].data_vars) >= {
         "X", "covariate_mean", "covariate_sd", "la_idx", "region_idx", "year_idx",
@@ -275,11 +277,11 @@ def test_poisson_null_model_samples():
     sim = simulate_panel(seed=4, first_year=2021, last_year=2024, authorities=las)
     spec = dataclasses.replace(with_years(find_spec("cla_null"), 2021, 2024), family="poisson")
     built = build_model(spec, sim.panel)
-    idata = fit(built, draws=100, tune=100, chains=1, seed=1)
+    idata = fit(built, draws=80, tune=80, chains=1, seed=1)
     post = idata["posterior"]
     assert "phi" not in post and post.sizes["covariate"] == 0
     assert post["la_effect"].sizes["la"] == len(las)
-    assert az.ess(idata, var_names=["intercept"])["intercept"].item() > 20
+    assert az.ess(idata, var_names=["intercept"])["intercept"].item() > 15
 
 
 @pytest.mark.slow

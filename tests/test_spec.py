@@ -75,7 +75,7 @@ def test_good_spec_names(tmp_path):
     assert spec.exposure == "population" and spec.family == "negative_binomial"
     assert spec.years == (2016, 2024)
     assert spec.sampler.draws == 200 and spec.sampler.backend == "numpyro"
-    assert spec.sampler.chains == 4 and spec.sampler.target_accept == 0.9
+    assert spec.sampler.chains == 4 and spec.sampler.target_accept == 0.85
 
 
 @pytest.mark.parametrize(

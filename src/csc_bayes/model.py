@@ -11,10 +11,12 @@ Two parameterisations give that same posterior:
 - ``"hierarchical"`` (default): hierarchical centring. Each LA has a centred log-rate level
   ``la_theta ~ Normal(intercept + region_effect[r] + Xbar[la] . beta, sigma_la)``, where ``Xbar``
   is the LA's mean of the standardised covariates; the likelihood sees
-  ``eta = log_exposure + la_theta[la] + (X - Xbar[la]) . beta + year_effect[year]``. Region
-  effects are non-centred (9 weakly identified groups); year effects are centred and sum to zero
-  (``ZeroSumNormal``), which removes the intercept-year ridge. ``la_effect`` is the deterministic
+  ``eta = log_exposure + la_theta[la] + (X - Xbar[la]) . beta + year_effect[year]``.
+  ``la_effect`` is the deterministic
   ``la_theta - (intercept + region_effect[r] + Xbar[la] . beta)``.
+  Year effects (each seen in ~150 LAs) are centred, region effects (9 groups) non-centred
+  (``region_effect = sigma_region * region_z``); both sum to zero (``ZeroSumNormal``), which
+  removes the ridge between them and the intercept.
 - ``"textbook"``: every random effect non-centred, ``effect = sigma * z`` with ``z ~ N(0, 1)``,
   as bambi builds it. Kept as the efficiency baseline.
 """
@@ -137,7 +139,10 @@ def build_model(
         region_term = 0.0
         if "region" in spec.random_effects:
             sigma_region = _prior_rv("sigma_region", priors["sigma_region"])
-            region_z = pm.Normal("region_z", 0.0, 1.0, dims="region")
+            if parameterisation == "hierarchical":
+                region_z = pm.ZeroSumNormal("region_z", sigma=1.0, dims="region")
+            else:
+                region_z = pm.Normal("region_z", 0.0, 1.0, dims="region")
             region_effect = pm.Deterministic(
                 "region_effect", sigma_region * region_z, dims="region"
             )

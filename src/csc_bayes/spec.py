@@ -95,7 +95,7 @@ class SamplerSettings:
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
-    target_accept: float = 0.9
+    target_accept: float = 0.85
     seed: int = 20240331
 
     def as_dict(self) -> dict[str, Any]:
