@@ -38,8 +38,8 @@ def shipped_models(models_dir: Path) -> list[str]:
 
 
 def _extreme(ds: Any, reduce: Any) -> float:
-    """``reduce`` (np.nanmin / np.nanmax) over every element of every variable of ``ds``."""
-    return float(reduce([reduce(v.values) for v in ds.data_vars.values()]))
+    """``reduce`` (np.nanmin / np.nanmax) over every element of every non-empty variable."""
+    return float(reduce([reduce(v.values) for v in ds.data_vars.values() if v.size]))
 
 
 def gate_row(fit: csc_bayes.Fit, wall_seconds: float) -> dict[str, Any]:
