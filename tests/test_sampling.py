@@ -79,6 +79,9 @@ def test_backend_output_contract(model, results, backend):
     assert float(post["sigma_la"].min()) > 0  # constrained scale, not log sigma
     for group in ("posterior_predictive", "log_likelihood"):
         assert idata[group]["y"].dims == ("chain", "draw", "obs")
+    for group in ("posterior", "sample_stats"):
+        for name, da in idata[group].data_vars.items():
+            assert type(da.variable._data) is np.ndarray, f"{group}/{name} is not numpy"
     observed = model.rvs_to_values[model["y"]].data
     np.testing.assert_array_equal(idata["observed_data"]["y"].values, observed)
 

@@ -213,9 +213,11 @@ def sample(
             max_treedepth=max_treedepth,
             chain_method=chain_method,
         )
-    idata["sample_stats"] = xr.DataTree(
-        _normalise_stats(idata["sample_stats"].dataset, backend, max_treedepth)
-    )
+    # numpyro's draws arrive as JAX arrays: store plain numpy so that saving, numba and
+    # arithmetic with other fits behave the same for every back end
+    idata["posterior"] = xr.DataTree(_to_numpy(idata["posterior"].dataset))
+    stats = _normalise_stats(_to_numpy(idata["sample_stats"].dataset), backend, max_treedepth)
+    idata["sample_stats"] = xr.DataTree(stats)
     timings = {"sampling": time.perf_counter() - start}
 
     tic = time.perf_counter()
@@ -415,6 +417,11 @@ def _initial_positions(
         else:
             raise CscBayesError(f"no finite log density at 10 jittered starts for chain {chain}")
     return [np.stack([p[v.name] for p in points]) for v in model.value_vars]
+
+
+def _to_numpy(ds: xr.Dataset) -> xr.Dataset:
+    """The same dataset with every variable's data as a numpy array (attributes kept)."""
+    return ds.map(lambda da: da.copy(data=np.asarray(da.data)), keep_attrs=True)
 
 
 def _normalise_stats(stats: xr.Dataset, backend: str, max_treedepth: int) -> xr.Dataset:
