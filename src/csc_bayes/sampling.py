@@ -43,8 +43,8 @@ Other statistics a back end reports are kept under their own names, except non-n
 Chains on CPU: JAX runs numpyro's chains ``"parallel"`` (one XLA host device per chain, pmap),
 ``"vectorized"`` (vmap: one program, every chain waits for the longest trajectory) or
 ``"sequential"``. Parallel needs ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before JAX
-starts its backend, so importing this module sets it (N = max(8, CPU count)) unless ``XLA_FLAGS``
-already names a count. Import ``csc_bayes.sampling`` before anything uses JAX.
+starts its backend, so importing the ``csc_bayes`` package sets it (N = max(8, CPU count)) unless
+``XLA_FLAGS`` already names a count. Import ``csc_bayes`` before anything else uses JAX.
 
 Compile cache: importing this module points JAX's persistent compilation cache at
 ``$CSC_BAYES_JAX_CACHE`` (default ``~/.cache/csc_bayes/jax``; ``off`` disables it), so a refit of
@@ -60,19 +60,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: XLA host devices made available for parallel chains (set before JAX initialises)
-HOST_DEVICES = max(8, os.cpu_count() or 1)
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={HOST_DEVICES}"
-    ).strip()
+import jax
+import numpy as np
+import pymc as pm
+import xarray as xr
 
-import jax  # noqa: E402  (XLA_FLAGS must be set first)
-import numpy as np  # noqa: E402
-import pymc as pm  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from csc_bayes.errors import CscBayesError  # noqa: E402
+from csc_bayes.errors import CscBayesError
 
 __all__ = [
     "BACKENDS",
