@@ -1,0 +1,104 @@
+"""``csc-bayes fit``, ``csc-bayes models`` and ``csc-bayes priors``: specs in, saved fits out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from csc_bayes.cli._common import console, err_console, frame_table
+
+SPEC_ARG = typer.Argument(..., help="A shipped model name (see `csc-bayes models`) or a TOML file.")
+DATA_OPT = typer.Option(
+    None, "--data", help="Panel parquet from `csc-bayes data build`; default: the synthetic panel."
+)
+
+
+def fit_command(
+    spec: str = SPEC_ARG,
+    data: Path | None = DATA_OPT,
+    out: Path = typer.Option(Path("fits"), "--out", help="Root folder for saved fits."),
+    backend: str | None = typer.Option(
+        None, help="numpyro (default), blackjax, nutpie or pymc; overrides the spec."
+    ),
+    draws: int | None = typer.Option(None, help="Draws per chain (spec default if omitted)."),
+    tune: int | None = typer.Option(None, help="Warm-up iterations per chain."),
+    chains: int | None = typer.Option(None, help="Chains (the gate needs at least 4)."),
+    seed: int | None = typer.Option(None, help="Sampler seed (same data, spec, seed: same draws)."),
+    target_accept: float | None = typer.Option(None, help="NUTS target acceptance rate."),
+    refit: str = typer.Option(
+        "on_change",
+        help="on_change: reuse a saved fit with the same spec, data and sampler settings; "
+        "always: sample anew; never: only load.",
+    ),
+    progress: bool = typer.Option(True, help="Show the sampler's progress bar."),
+) -> None:
+    """Fit a model and save it under OUT/<model>/<run-id>/; exit 3 if the convergence gate fails."""
+    import csc_bayes
+    from csc_bayes.diagnostics import GATE_FAILED_EXIT_CODE, GateResult
+
+    if refit not in ("on_change", "always", "never"):
+        raise typer.BadParameter("use on_change, always or never", param_hint="--refit")
+    policy: Literal["on_change", "always", "never"] = refit  # type: ignore[assignment]
+    model = csc_bayes.find_spec(spec)
+    console.print(f"[bold]{model.name}[/]: {model.formula}")
+    if data is None:
+        console.print("[yellow]No --data: fitting the SYNTHETIC panel (csc_bayes.simulate).[/]")
+    result = csc_bayes.fit(
+        model, data=data, out=out, backend=backend, draws=draws, tune=tune, chains=chains,
+        seed=seed, target_accept=target_accept, refit=policy, progress=progress,
+    )  # fmt: skip
+    meta = result.metadata
+    excluded = meta.get("excluded", {})
+    console.print(
+        f"Fitted {meta['n_obs']} authority-years ({meta['n_authorities']} authorities, "
+        f"years {meta['years_fitted'][0]}-{meta['years_fitted'][-1]}); "
+        f"{excluded.get('n_rows', 0)} rows of the spec's years not fitted (reasons in "
+        f"metadata.json)."
+    )
+    timings = meta.get("timings", {})
+    if "total" in timings:
+        console.print(f"Back end {meta['backend']}: {timings['total']:.1f} s sampling in total.")
+    gate = GateResult.from_dict(meta["diagnostics"])
+    console.print(gate.to_rich_table())
+    console.print(f"Saved: {result.path}")
+    if not gate.passed:
+        err_console.print(
+            "[red]The fit failed the convergence gate[/]: its answers are not to be trusted "
+            "(see docs/diagnostics.md for what to do)."
+        )
+        raise typer.Exit(GATE_FAILED_EXIT_CODE)
+
+
+def models_command() -> None:
+    """List the shipped model specifications with their formulas."""
+    import pandas as pd
+
+    from csc_bayes.spec import list_models, load_spec
+
+    rows = []
+    for path in list_models():
+        spec = load_spec(path)
+        rows.append({"model": spec.name, "formula": spec.formula,
+                     "years": f"{spec.years[0]}-{spec.years[1]}"})  # fmt: skip
+    console.print(frame_table(pd.DataFrame(rows), title="Shipped models (models/*.toml)"))
+
+
+def priors_command(spec: str = SPEC_ARG, data: Path | None = DATA_OPT) -> None:
+    """Every prior a spec's [priors] table can set, with its data-scaled default."""
+    import csc_bayes
+    from csc_bayes.fitting import resolve_panel
+    from csc_bayes.spec import default_priors
+
+    model = csc_bayes.find_spec(spec)
+    panel, synthetic = resolve_panel(data)
+    title = f"Priors of {model.name}" + (" (scaled to the SYNTHETIC panel)" if synthetic else "")
+    console.print(frame_table(default_priors(model, panel), title=title))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``fit``, ``models`` and ``priors`` commands."""
+    app.command("fit")(fit_command)
+    app.command("models")(models_command)
+    app.command("priors")(priors_command)

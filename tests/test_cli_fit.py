@@ -1,0 +1,62 @@
+"""`csc-bayes fit`, `models` and `priors` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from csc_bayes.cli import app
+from csc_bayes.data import save_panel
+from csc_bayes.diagnostics import GATE_FAILED_EXIT_CODE
+from csc_bayes.errors import FitIntegrityError
+from csc_bayes.simulate import simulate_panel
+
+
+def small_panel(tmp_path):
+    panel = simulate_panel(seed=3, first_year=2019, last_year=2023).panel
+    keep = panel["la_code"].isin(panel["la_code"].unique()[:30])
+    return save_panel(panel[keep], tmp_path / "panel.parquet")
+
+
+def test_fit_saves_reports_the_gate_and_reuses_on_rerun(tmp_path):
+    panel = small_panel(tmp_path)
+    args = ["fit", "cpp_need", "--data", str(panel), "--out", str(tmp_path / "fits"),
+            "--draws", "60", "--tune", "60", "--chains", "2", "--no-progress"]  # fmt: skip
+    first = CliRunner().invoke(app, args)
+    # 2 chains x 60 draws cannot pass the gate: a distinct exit status, and the reason shown
+    assert first.exit_code == GATE_FAILED_EXIT_CODE, first.output
+    assert "TOO_FEW_CHAINS" in first.output and "FAIL" in first.output
+    assert "cpp ~ idaci + ethnic_minority_share" in first.output
+    (run,) = (tmp_path / "fits" / "cpp_need").iterdir()
+    meta = json.loads((run / "metadata.json").read_text())
+    assert meta["sampler"]["draws"] == 60 and meta["diagnostics"]["passed"] is False
+    assert meta["n_authorities"] == 30 and meta["synthetic"] is True
+
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == GATE_FAILED_EXIT_CODE
+    assert [p.name for p in (tmp_path / "fits" / "cpp_need").iterdir()] == [run.name]
+
+    never = CliRunner().invoke(app, [*args, "--refit", "never", "--seed", "99"])
+    assert isinstance(never.exception, FitIntegrityError)
+    assert "refit='never'" in str(never.exception)
+
+
+def test_unknown_model_exits_2_and_lists_the_shipped_ones():
+    exe = Path(sys.executable).with_name("csc-bayes")
+    result = subprocess.run([exe, "fit", "cpp_nead"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "no model named 'cpp_nead'" in result.stderr and "cpp_need_spending" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_models_and_priors_list_what_a_user_can_choose():
+    models = CliRunner().invoke(app, ["models"])
+    assert models.exit_code == 0 and "cpp_need_spending" in models.output
+    priors = CliRunner().invoke(app, ["priors", "cpp_need"])
+    assert priors.exit_code == 0
+    for name in ("intercept", "sigma_la", "phi", "SYNTHETIC"):
+        assert name in priors.output
