@@ -144,7 +144,20 @@ SMALL = dict(
 def test_small_sbc_computes_ranks_tests_and_files(tmp_path):
     """8 replicates on 2 workers: the machinery (the >= 200-simulation runs are recorded in
     results/sbc/, see docs/scale.md)."""
-    good = run_sbc("cpp_need", fits_dir=tmp_path / "fits", n_workers=2, **SMALL)
+    from csc_bayes.batch import dask_client
+
+    with dask_client(n_workers=2) as client:
+        good = run_sbc("cpp_need", fits_dir=tmp_path / "fits", client=client, **SMALL)
+        # a summary of what is saved so far fits nothing and gives the same ranks
+        so_far = run_sbc(
+            "cpp_need",
+            fits_dir=tmp_path / "fits",
+            client=client,
+            saved_only=True,
+            **{**SMALL, "sims": 10},
+        )
+    assert so_far.info["sims_done"] == 8 and so_far.info["sims_not_fitted"] == 2
+    pd.testing.assert_frame_equal(so_far.ranks, good.ranks)
     assert good.info["sims_done"] == 8 and not good.info["failed"]
     expected = {"intercept", "beta[idaci]", "sigma_la", "sigma_year", "phi", "log_lik"}
     assert expected <= set(good.ranks.columns)

@@ -270,12 +270,22 @@ def sbc_task(
     sampler: dict[str, Any],
     fits_dir: str,
     n_ranks: int,
-) -> dict[str, Any]:
-    """One SBC replicate on a worker: simulate, fit (saved, so a re-run resumes), rank."""
+    saved_only: bool = False,
+) -> dict[str, Any] | None:
+    """One SBC replicate on a worker: simulate, fit (saved, so a re-run resumes), rank.
+
+    With ``saved_only`` nothing is sampled: a replicate without a saved fit returns None.
+    """
+    from csc_bayes.fits import data_hash, find_reusable_run
     from csc_bayes.fitting import fit
 
     panel, truth = simulate_replicate(generator, template, seed=(seed, index))
     sampler_seed = (seed * 100_003 + index) % (2**31)
+    if saved_only:
+        s = fitted.with_sampler(seed=sampler_seed, **sampler)
+        hashes = dict(spec_hash=s.canonical_hash(), sampler_hash=s.sampler_hash())
+        if find_reusable_run(Path(fits_dir) / s.name, data_hash=data_hash(panel), **hashes) is None:
+            return None
     result = fit(fitted, data=panel, out=fits_dir, progress=False, seed=sampler_seed, **sampler)
     y = panel[generator.outcome].to_numpy(dtype=np.int64)
     stats_ = result.idata["sample_stats"]
@@ -435,6 +445,7 @@ def run_sbc(
     n_workers: int | None = None,
     client: Any = None,
     progress: bool = True,
+    saved_only: bool = False,
 ) -> SBCResult:
     """Simulation-based calibration of ``spec`` with ``sims`` replicates on the batch engine.
 
@@ -449,6 +460,8 @@ def run_sbc(
             negative control that must fail).
         fits_dir: where the replicate fits are saved (a re-run reuses them).
         scheduler, n_workers, client: where to run (see :func:`csc_bayes.batch.run_tasks`).
+        saved_only: fit nothing; summarise the replicates already saved in ``fits_dir``
+            (the progress of a long run that was stopped or is still going).
     """
     from csc_bayes.spec import ModelSpec, find_spec
 
@@ -472,6 +485,7 @@ def run_sbc(
                 "sampler": sampler,
                 "fits_dir": str(fits_dir),
                 "n_ranks": n_ranks,
+                "saved_only": saved_only,
             },
             lock_dir=Path(fits_dir) / ".locks",
         )
@@ -485,7 +499,7 @@ def run_sbc(
         progress=progress,
         description="SBC fits",
     )
-    done = [(i, o) for i, o in enumerate(outcomes) if o.status == "done"]
+    done = [(i, o) for i, o in enumerate(outcomes) if o.status == "done" and o.value is not None]
     ranks = pd.DataFrame([o.value["ranks"] for _, o in done], index=[i for i, _ in done])
     ranks.index.name = "sim"
     info = {
@@ -494,6 +508,7 @@ def run_sbc(
         "fit_prior_scale": fit_prior_scale,
         "sims_requested": sims,
         "sims_done": len(done),
+        "sims_not_fitted": sum(o.status == "done" and o.value is None for o in outcomes),
         "failed": {o.key: o.error for o in outcomes if o.status == "failed"},
         "seed": seed,
         "n_authorities": n_authorities,

@@ -40,6 +40,9 @@ def sbc(
     prior_scale: float = typer.Option(
         1.0, "--fit-prior-scale", help="Scale the FITTED priors only (0.5: negative control)."
     ),
+    saved_only: bool = typer.Option(
+        False, "--saved-only", help="Fit nothing: summarise the replicates already saved."
+    ),
     scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
@@ -54,6 +57,7 @@ def sbc(
         fits_dir=fits_dir,
         scheduler=scheduler,
         n_workers=workers,
+        saved_only=saved_only,
     )
     console.print(frame_table(result.tests, title=f"SBC of {result.info['fitted_spec']}"))
     verdict = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
