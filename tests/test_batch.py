@@ -214,3 +214,16 @@ def test_plan_killed_mid_batch_resumes_with_one_run_per_task(tmp_path):
     again = run_plan(plan_file, n_workers=1, progress=False)
     assert again.table["reused"].all()
     assert all(len(list_runs(out / t)) == 1 for t in again.table["task"])
+
+
+def test_cli_names_the_bad_plan_key(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('out = "fits"\nspecs = ["cpp_need"]\n[sampler]\nthin = 2\n')
+    done = subprocess.run(
+        [sys.executable, "-c", "from csc_bayes.cli import main; main()", "batch", str(plan)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "unknown key 'sampler.thin'" in done.stderr and str(plan) in done.stderr
