@@ -70,7 +70,8 @@ def test_replicate_follows_the_documented_model(template):
     panel, truth = simulate_replicate(generator, template, seed=(5, 0))
     again, _ = simulate_replicate(generator, template, seed=(5, 0))
     pd.testing.assert_frame_equal(panel, again)
-    assert abs(truth["year_effect"].sum()) < 1e-12  # sum-to-zero year effects
+    assert abs(truth["year_effect"].sum()) < 1e-12  # sum-to-zero year and region effects
+    assert abs(truth["region_effect"].sum()) < 1e-12 and truth["region_effect"].std() > 0
     # the generator's standardisation and linear predictor agree with the model's data
     built = build_model(generator, panel)
     X = built.model["X"].get_value()

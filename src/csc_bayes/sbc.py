@@ -16,8 +16,8 @@ The generator is written here in numpy, independently of :mod:`csc_bayes.model`:
 priors (:func:`csc_bayes.spec.resolve_priors`, frozen as explicit priors so that every replicate
 is fitted with the prior it was drawn from) and the model as documented in ARCHITECTURE.md:
 covariates standardised over the fitted rows (population SD), la_effect ~ N(0, sigma_la),
-region_effect ~ N(0, sigma_region), year effects from the documented sum-to-zero prior
-(z ~ N(0, sigma_year), year_effect = z - mean(z), which is PyMC's ZeroSumNormal), and negative
+region and year effects from the sum-to-zero priors that ``model.py`` documents (z ~ N(0,
+sigma), effect = z - mean(z), which is PyMC's ZeroSumNormal), and negative
 binomial counts as a gamma-Poisson mixture (as :func:`csc_bayes.simulate.simulate_outcome`;
 the log-rate is :func:`csc_bayes.simulate.true_log_rate`).
 Counts are not suppressed: the fitted rows must not depend on y.
@@ -162,7 +162,8 @@ def simulate_replicate(
     truth["region_effect"] = pd.Series(0.0, index=regions)
     if "region" in spec.random_effects:
         truth["sigma_region"] = float(draw_from_prior(pri["sigma_region"], rng))
-        truth["region_effect"][:] = rng.normal(0.0, truth["sigma_region"], len(regions))
+        z = rng.normal(0.0, truth["sigma_region"], len(regions))
+        truth["region_effect"][:] = z - z.mean()  # sum-to-zero, as model.py fits them
     truth["year_effect"] = pd.Series(0.0, index=years)
     if "year" in spec.random_effects:
         truth["sigma_year"] = float(draw_from_prior(pri["sigma_year"], rng))
