@@ -1,0 +1,274 @@
+"""Out-of-sample check on the real panel: fit the years up to 2023, forecast 2024 for everyone.
+
+    python examples/out_of_sample.py --raw ../shared/data/raw              # CPP and CLA
+    python examples/out_of_sample.py --raw ../shared/data/raw --models cpp_need --quick
+
+For each model and training window the spec is refitted on the panel rows with year <= 2023
+(the 2024 outcomes are never seen: ``years`` ends at 2023), then every authority's 2024 count
+is forecast with its own predictive distribution. Per authority j with observed y_j:
+
+- coverage: whether y_j lies in the central 50% and 90% predictive intervals;
+- CRPS (Gneiting & Raftery 2007), from S predictive draws Y_1..Y_S:
+
+      CRPS_j = mean_s |Y_s - y_j| - 0.5 mean_{s,s'} |Y_s - Y_s'|,
+
+  the second term from the sorted draws as (1/S^2) sum_i (2i - S - 1) Y_(i). Lower is better;
+  it is in children, so the mean over authorities is dominated by large authorities, and the
+  table also gives the mean of CRPS_j / y_j (scaled) so small authorities count too.
+
+Model draws follow the posterior contract (ARCHITECTURE.md) exactly as ``predict`` does for a
+year the model was not fitted to: per draw s, a new common year shock d_s ~ N(0, sigma_year_s),
+eta_js = log(pop_j,2024) + intercept_s + z_j . beta_s + la_effect_js + region_effect_rs + d_s,
+Y_js ~ NB(mu = exp(eta_js), phi_s) as a gamma-Poisson mixture; z_j from the 2024 covariates.
+(``predict`` returns summaries only; its intervals are checked against these draws.)
+
+Baseline ("naive"): last year's rate times this year's population, m_j = y_j,2023 * pop_j,2024 /
+pop_j,2023, with a negative binomial predictive distribution NB(mean m_j, phi_naive), where
+phi_naive is the maximum-likelihood NB concentration of the same one-step-ahead rule over the
+training years (every pair of consecutive years up to 2023). A Poisson(m_j) version is shown too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+import csc_bayes
+from csc_bayes.predict import predict
+from csc_bayes.variance import constant, draws
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_YEAR = 2024
+LEVELS = (0.5, 0.9)
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """Spec ``spec`` refitted on the training years ``first``..TEST_YEAR - 1."""
+
+    spec: str
+    first: int
+    label: str
+
+
+def variants(models: list[str]) -> list[Variant]:
+    """Per model: the spec's full window; its last 4 years; and, where a ``<model>_recent``
+    spec is shipped (a short window with its own priors and settings), that spec with its
+    window moved back one year so that it ends at TEST_YEAR - 1."""
+    out = []
+    for m in models:
+        first = csc_bayes.find_spec(m).years[0]
+        out.append(Variant(m, first, f"{m} {first}-{TEST_YEAR - 1}"))
+        out.append(Variant(m, TEST_YEAR - 4, f"{m} {TEST_YEAR - 4}-{TEST_YEAR - 1} (last 4 years)"))
+        recent = REPO / "models" / f"{m}_recent.toml"
+        if recent.is_file():
+            lo, hi = csc_bayes.load_spec(recent).years
+            start = lo - (hi - (TEST_YEAR - 1))
+            out.append(Variant(recent.stem, start, f"{recent.stem} {start}-{TEST_YEAR - 1}"))
+    return out
+
+
+def crps_from_draws(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """CRPS per column: ``samples`` is (S, n) predictive draws, ``y`` (n,) observed."""
+    s = np.sort(samples, axis=0)
+    n_draws = s.shape[0]
+    first = np.abs(s - y[None, :]).mean(axis=0)
+    weights = 2 * np.arange(1, n_draws + 1) - n_draws - 1
+    spread = (weights[:, None] * s).sum(axis=0) / n_draws**2  # = 0.5 E|Y - Y'|
+    return first - spread
+
+
+def central(samples: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
+    """Whether y lies in the central ``level`` interval of each column's draws."""
+    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return (y >= lo) & (y <= hi)
+
+
+def model_draws(fit: csc_bayes.Fit, test: pd.DataFrame, seed: int) -> np.ndarray:
+    """(S, n) predictive draws of the TEST_YEAR counts of ``test`` (fitted authorities only)."""
+    rng = np.random.default_rng(seed)
+    post = fit.idata["posterior"]
+    la = [str(c) for c in post["la"].values]
+    regions = [str(r) for r in post["region"].values]
+    covs = [str(c) for c in post["covariate"].values] if "covariate" in post.coords else []
+    z = (test[covs].to_numpy(float) - constant(fit, "covariate_mean")) / constant(
+        fit, "covariate_sd"
+    )
+    j = np.array([la.index(c) for c in test["la_code"]])
+    r = np.array([regions.index(g) for g in test["region"]])
+    shock = rng.normal(0.0, draws(fit, "sigma_year"))
+    eta = (
+        np.log(test["population"].to_numpy(float))[None, :]
+        + draws(fit, "intercept")[:, None]
+        + (draws(fit, "beta") @ z.T if covs else 0.0)
+        + draws(fit, "la_effect")[:, j]
+        + draws(fit, "region_effect")[:, r]
+        + shock[:, None]
+    )
+    mu, phi = np.exp(eta), draws(fit, "phi")[:, None]
+    return rng.poisson(rng.gamma(phi, mu / phi)).astype(float)
+
+
+def naive_baseline(panel: pd.DataFrame, outcome: str, first: int) -> tuple[pd.Series, float]:
+    """Point forecast m per la_code for TEST_YEAR and the ML NB concentration of the rule."""
+    wide_y = panel.pivot(index="la_code", columns="year", values=outcome).astype(float)
+    wide_p = panel.pivot(index="la_code", columns="year", values="population").astype(float)
+
+    def rule(t: int) -> tuple[pd.Series, pd.Series]:
+        m = wide_y[t - 1] / wide_p[t - 1] * wide_p[t]
+        return m, wide_y[t]
+
+    pairs = [rule(t) for t in range(first + 1, TEST_YEAR)]
+    m = pd.concat([p[0] for p in pairs]).to_numpy()
+    y = pd.concat([p[1] for p in pairs]).to_numpy()
+    ok = np.isfinite(m) & np.isfinite(y) & (m > 0)
+    m, y = m[ok], y[ok]
+
+    def nll(log_phi: float) -> float:
+        phi = np.exp(log_phi)
+        return -stats.nbinom.logpmf(y, phi, phi / (phi + m)).sum()
+
+    phi = float(np.exp(optimize.minimize_scalar(nll, bounds=(-2, 12), method="bounded").x))
+    return rule(TEST_YEAR)[0], phi
+
+
+def score(name: str, samples: np.ndarray, y: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
+    """One summary row: coverage at LEVELS, mean CRPS, mean CRPS / y, mean absolute error."""
+    crps = crps_from_draws(samples, y)
+    row: dict[str, Any] = {"forecast": name, **extra, "n_authorities": len(y)}
+    for level in LEVELS:
+        row[f"coverage_{int(level * 100)}"] = round(float(central(samples, y, level).mean()), 3)
+    row["mean_crps"] = round(float(crps.mean()), 2)
+    row["mean_crps_over_y"] = round(float((crps / np.maximum(y, 1)).mean()), 4)
+    row["mae_median"] = round(float(np.abs(np.median(samples, axis=0) - y).mean()), 2)
+    return row
+
+
+def evaluate(
+    panel: pd.DataFrame, v: Variant, fits_dir: Path, sampler: dict[str, Any], seed: int
+) -> list[dict[str, Any]]:
+    spec = dataclasses.replace(csc_bayes.find_spec(v.spec), years=(v.first, TEST_YEAR - 1))
+    started = time.perf_counter()
+    fit = csc_bayes.fit(spec, data=panel, out=fits_dir / "out_of_sample", progress=False, **sampler)
+    wall = time.perf_counter() - started
+    outcome = spec.outcome
+    fitted = [str(c) for c in fit.idata["posterior"]["la"].values]
+    test = panel[(panel["year"] == TEST_YEAR) & panel[outcome].notna()]
+    test = test.dropna(subset=list(spec.covariates))
+    test = test[test["la_code"].isin(fitted)].reset_index(drop=True)
+    y = test[outcome].to_numpy(float)
+
+    samples = model_draws(fit, test, seed)
+    # predict() must agree with these draws: its 90% intervals from the same posterior
+    table = predict(fit, authority="all", year=TEST_YEAR, ci_prob=0.9, seed=seed)
+    table = table.set_index("la_code").loc[test["la_code"]]
+    q05, q95 = np.quantile(samples, [0.05, 0.95], axis=0)
+    width_ratio = np.median((table["predicted_upper"] - table["predicted_lower"]) / (q95 - q05))
+    covered_by_predict = float(
+        ((y >= table["predicted_lower"]) & (y <= table["predicted_upper"])).mean()
+    )
+
+    base, phi = naive_baseline(panel, outcome, v.first)
+    m = base.reindex(test["la_code"]).to_numpy(float)
+    has_base = np.isfinite(m) & (m > 0)
+    rng = np.random.default_rng(seed + 1)
+    S = samples.shape[0]
+    nb = rng.negative_binomial(phi, phi / (phi + m[has_base]), size=(S, has_base.sum()))
+    pois = rng.poisson(m[has_base], size=(S, has_base.sum()))
+
+    gate = fit.metadata["diagnostics"]
+    common = {"outcome": outcome, "train": f"{v.first}-{TEST_YEAR - 1}"}
+    on_base = {**common, "subset": "authorities with a baseline"}
+    rows = [
+        score(v.label, samples, y, {**common, "subset": "all fitted authorities"})
+        | {
+            "gate_passed": gate["passed"],
+            "predict_coverage_90": round(covered_by_predict, 3),
+            "predict_vs_draws_width": round(float(width_ratio), 3),
+            "fit_wall_s": round(wall, 1),
+        }
+    ]
+    if not has_base.all():  # the model again on the baseline's authorities, for a fair match
+        rows.append(score(v.label, samples[:, has_base], y[has_base], on_base))
+    return [
+        *rows,
+        score(f"naive NB (phi={phi:.0f})", nb.astype(float), y[has_base], on_base),
+        score("naive Poisson", pois.astype(float), y[has_base], on_base),
+    ]
+
+
+def write(rows: list[dict[str, Any]], results: Path, note: str) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(results / "summary.csv", index=False)
+    cols = [
+        "forecast",
+        "outcome",
+        "train",
+        "subset",
+        "n_authorities",
+        "coverage_50",
+        "coverage_90",
+        "mean_crps",
+        "mean_crps_over_y",
+        "mae_median",
+    ]
+    lines = [
+        f"# Out-of-sample check: forecast {TEST_YEAR} from fits to years up to {TEST_YEAR - 1}",
+        "",
+        note,
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+        *("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows),
+        "",
+        "Model fits (first row of each model): gate, predict() 90% coverage, predict()/draws "
+        "90% width ratio, fit wall time:",
+        "",
+        *(
+            f"- {r['forecast']}: gate passed={r['gate_passed']}, predict coverage_90="
+            f"{r['predict_coverage_90']}, width ratio={r['predict_vs_draws_width']}, "
+            f"{r['fit_wall_s']} s"
+            for r in rows
+            if "gate_passed" in r
+        ),
+    ]
+    (results / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw", type=Path, default=REPO.parent / "shared" / "data" / "raw")
+    parser.add_argument("--fits", type=Path, default=REPO / "fits" / "realdata")
+    parser.add_argument("--results", type=Path, default=REPO / "results" / "out_of_sample")
+    parser.add_argument("--models", nargs="*", default=["cpp_need", "cla_need"])
+    parser.add_argument("--quick", action="store_true", help="2 chains x 300 draws (smoke run)")
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args(argv)
+
+    panel = csc_bayes.build_panel(args.raw)
+    sampler = {"draws": 300, "tune": 300, "chains": 2} if args.quick else {}
+    rows: list[dict[str, Any]] = []
+    for v in variants(args.models):
+        rows += evaluate(panel, v, args.fits, sampler, args.seed)
+        print(pd.DataFrame(rows).iloc[-3:, :11].to_string(index=False), flush=True)
+        note = (
+            "Sampler: "
+            + ("--quick (2 x 300 + 300)" if args.quick else "the spec's defaults")
+            + ". Intervals are central; CRPS in children (lower is better); "
+            "mean_crps_over_y = mean of CRPS_j / y_j. Rows marked 'authorities with a "
+            "baseline' (shown only when they differ from all fitted authorities) drop authorities "
+            "with no previous-year count."
+        )
+        write(rows, args.results, note)
+
+
+if __name__ == "__main__":
+    main()
