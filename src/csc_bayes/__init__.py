@@ -42,12 +42,10 @@ _EXPORTS = {
     "load_fit": "csc_bayes.fits",
     "check_convergence": "csc_bayes.diagnostics",
     "explain_variance": "csc_bayes.variance",
-    "excess": "csc_bayes.excess",
-    "predict": "csc_bayes.predict",
     "resolve_authority": "csc_bayes.authorities",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "excess", "predict", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
@@ -58,3 +56,12 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# `excess` and `predict` are functions in modules of the same name. Importing a submodule sets it
+# as an attribute of the package, which would hide such a function behind its module (and make
+# `csc_bayes.excess(fit)` fail once anything imported `csc_bayes.excess`). Binding the functions
+# here, after their modules are imported, keeps the public names callable. Both are light
+# (numpy, pandas, xarray).
+from csc_bayes.excess import excess  # noqa: E402
+from csc_bayes.predict import predict  # noqa: E402
