@@ -517,7 +517,8 @@ def run_sbc(
         "sampler": sampler,
         "gate_failures": sum(not o.value["diagnostics_passed"] for _, o in done),
         "divergent_transitions": sum(o.value["divergences"] for _, o in done),
-        "fit_seconds_total": float(sum(o.seconds for _, o in done)),
+        "task_seconds_total": float(sum(o.seconds for _, o in done)),  # load time if saved_only
+        "saved_only": saved_only,
         "priors": {k: p.as_dict() for k, p in generator.priors.items()},
     }
     if ranks.empty:
