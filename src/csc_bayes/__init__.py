@@ -43,6 +43,9 @@ _EXPORTS = {
     "check_convergence": "csc_bayes.diagnostics",
     "explain_variance": "csc_bayes.variance",
     "resolve_authority": "csc_bayes.authorities",
+    "run_plan": "csc_bayes.batch",
+    "run_sbc": "csc_bayes.sbc",
+    "compare_fits": "csc_bayes.compare",
 }
 
 __all__ = ["__version__", "excess", "predict", *_EXPORTS]
