@@ -443,6 +443,9 @@ def write_markdown(rows: list[dict], path: Path, machine: dict[str, Any]) -> Non
     def f(v: Any, fmt: str) -> str:
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
+    def ratio(v: float) -> str:
+        return f(v, ".2f" if v < 1 else ".1f")
+
     ok = [r for r in rows if r.get("status") == "ok"]
     lines = [
         f"# Sampling-efficiency benchmark ({machine['date']})",
@@ -465,8 +468,8 @@ def write_markdown(rows: list[dict], path: Path, machine: dict[str, Any]) -> Non
             f"| {r['min_ess_bulk']:.0f} (`{r['worst_term']}`) | {r['ess_per_s']:.3g} "
             f"| {r['ess_per_cpu_s']:.3g} | {r['grad_evals']:,} | {r['ess_per_grad']:.4f} "
             f"| {r['divergences']} | {r['max_rhat']:.3f} | {f(r.get('peak_rss_mib'), '.0f')} "
-            f"| {f(r['ratio_ess_per_s'], '.1f')} | {f(r['ratio_ess_per_cpu_s'], '.1f')} "
-            f"| {f(r['ratio_ess_per_grad'], '.1f')} |"
+            f"| {ratio(r['ratio_ess_per_s'])} | {ratio(r['ratio_ess_per_cpu_s'])} "
+            f"| {ratio(r['ratio_ess_per_grad'])} |"
         )
     for r in rows:
         if r.get("status") != "ok":
@@ -487,6 +490,19 @@ def write_markdown(rows: list[dict], path: Path, machine: dict[str, Any]) -> Non
         + ", ".join(f"{r['config']} {r['load1_start']:.1f} / {r['load1_end']:.1f}" for r in ok)
         + ".",
     ]
+    from csc_bayes.diagnostics import GateThresholds
+
+    gate = GateThresholds()
+    failing = [
+        f"`{r['config']}` ({_gate_problems(r, gate)})" for r in ok if _gate_problems(r, gate)
+    ]
+    if failing:
+        lines += [
+            "",
+            f"Not converged by the package's gate (R-hat < {gate.max_rhat}, bulk ESS >= "
+            f"{gate.min_ess_bulk:.0f}, no divergences): " + "; ".join(failing) + ". Their ESS "
+            "figures describe draws that should not be used, and are likely optimistic.",
+        ]
     checks = target_checks(rows)
     if checks:
         lines += ["", "## Targets (package default)", "", "| target | measured | met |"]
@@ -495,6 +511,18 @@ def write_markdown(rows: list[dict], path: Path, machine: dict[str, Any]) -> Non
     lines += ["", "## Machine", ""]
     lines += [f"- {k}: {v}" for k, v in machine.items() if k != "date"]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _gate_problems(row: dict, gate: Any) -> str:
+    """What in a row fails the convergence gate's R-hat, bulk ESS and divergence limits."""
+    problems = []
+    if not row["max_rhat"] < gate.max_rhat:
+        problems.append(f"R-hat {row['max_rhat']:.3f}")
+    if not row["min_ess_bulk"] >= gate.min_ess_bulk:
+        problems.append(f"bulk ESS {row['min_ess_bulk']:.0f}")
+    if row["divergences"] > gate.max_divergences:
+        problems.append(f"{row['divergences']} divergences")
+    return ", ".join(problems)
 
 
 def describe_machine(rows: list[dict], loads: dict[str, tuple[float, ...]]) -> dict[str, Any]:
