@@ -6,6 +6,7 @@ Numbers are random; only structure matters here (names, dims, coords, dtypes inc
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from csc_bayes.fits import Fit
@@ -67,6 +68,9 @@ def tiny_fit(seed: int = 0, *, chains: int = 4, draws: int = 50) -> Fit:
                 {
                     "X": (("obs", "covariate"), rng.normal(size=(n_obs, len(covs)))),
                     "log_exposure": (("obs",), np.log(fitted["population"].to_numpy(float))),
+                    "la_idx": (("obs",), pd.Index(las["la_code"]).get_indexer(fitted["la_code"])),
+                    "region_idx": (("obs",), pd.Index(regions).get_indexer(fitted["region"])),
+                    "year_idx": (("obs",), pd.Index(years).get_indexer(fitted["year"])),
                 },
                 coords={**obs, "covariate": covs},
             ),

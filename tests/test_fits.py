@@ -165,3 +165,13 @@ def test_data_hash_ignores_row_order_but_not_values():
     changed = panel.copy()
     changed.loc[changed.index[0], "population"] += 1
     assert data_hash(changed) != data_hash(panel)
+
+
+def test_fitted_rows_are_the_authority_years_in_obs_order():
+    fit = tiny_fit()
+    rows = fit.fitted_rows
+    assert len(rows) == fit.idata["observed_data"].sizes["obs"]
+    expected = fit.panel[fit.panel["la_code"].isin(rows["la_code"]) & fit.panel["cpp"].notna()]
+    assert list(zip(rows["la_code"], rows["year"], strict=True)) == list(
+        zip(expected["la_code"], expected["year"], strict=True)
+    )

@@ -88,6 +88,14 @@ class Fit:
         )
 
     @property
+    def fitted_rows(self) -> pd.DataFrame:
+        """The fitted authority-years (la_code, year), in ``obs`` order."""
+        post, const = self.idata["posterior"], self.idata["constant_data"]
+        la = post["la"].values.astype(str)[const["la_idx"].values]
+        year = post["year"].values.astype(int)[const["year_idx"].values]
+        return pd.DataFrame({"la_code": la, "year": year})
+
+    @property
     def diagnostics_passed(self) -> bool:
         """Whether the convergence gate passed (False when it was never run)."""
         return bool(self.metadata.get("diagnostics", {}).get("passed", False))
@@ -288,29 +296,22 @@ def load_fit(path: str | Path) -> Fit:
     return Fit(idata=idata, spec=spec, panel=panel, metadata=metadata, path=run)
 
 
-def find_reusable_run(
-    model_dir: str | Path, *, spec_hash: str, data_hash: str, sampler_hash: str
-) -> Path | None:
-    """The newest saved run of a model with the same spec, data and sampler settings, if any."""
+def find_reusable_run(model_dir: str | Path, **fingerprint: str) -> Path | None:
+    """The newest saved run of a model whose metadata matches every ``fingerprint`` entry.
+
+    ``fit()`` passes the spec, data and sampler hashes and the model-code version, so a run is
+    reused only when none of them changed.
+    """
     for run in reversed(list_runs(model_dir)):
         try:
             metadata = read_metadata(run)
         except FitIntegrityError:
             continue
-        if (
-            metadata.get("schema_version") == SCHEMA_VERSION
-            and metadata.get("spec_hash") == spec_hash
-            and metadata.get("data_hash") == data_hash
-            and metadata.get("sampler_hash") == sampler_hash
+        if metadata.get("schema_version") == SCHEMA_VERSION and all(
+            metadata.get(key) == value for key, value in fingerprint.items()
         ):
             return run
     return None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -319,11 +320,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:  # text written verbatim
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a saved file should be readable as usual
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -100,7 +100,7 @@ def fit(
         The :class:`Fit`, with ``metadata["diagnostics"]`` holding the convergence gate result.
     """
     from csc_bayes.diagnostics import check_convergence
-    from csc_bayes.model import attach_coords, build_model
+    from csc_bayes.model import MODEL_VERSION, attach_coords, build_model
     from csc_bayes.sampling import sample
     from csc_bayes.spec import ModelSpec, find_spec
 
@@ -125,6 +125,7 @@ def fit(
         "spec_hash": spec.canonical_hash(),
         "data_hash": data_hash(panel),
         "sampler_hash": spec.sampler_hash(),
+        "model_version": MODEL_VERSION,
     }
 
     if out is not None and refit != "always":
@@ -191,22 +192,22 @@ def fit(
 def find_null_fit(fit_: Fit, *, out: str | Path | None = None, progress: bool = True) -> Fit:
     """The null model (random effects only) matching ``fit_``: loaded if saved, else fitted.
 
-    A saved run matches when its spec is ``fit_.spec.null_spec()`` and its data is the data of
-    ``fit_`` (the same panel, or the rows ``fit_`` kept). Otherwise the null model is fitted on
-    ``fit_.panel`` with the same sampler settings and saved beside ``fit_`` (or under ``out``).
+    The null model is fitted on exactly the authority-years ``fit_`` fitted (rows the full model
+    left out for a missing covariate are left out here too), so that the two are compared on the
+    same data. A saved run matches when its spec is ``fit_.spec.null_spec()`` and its data hash is
+    that of those rows. Otherwise it is fitted with ``fit_``'s sampler settings and saved beside
+    ``fit_`` (or under ``out``).
     """
     from csc_bayes.fits import list_runs, read_metadata
 
     null_spec = fit_.spec.null_spec().with_sampler(**fit_.spec.sampler.as_dict())
+    same_rows = fit_.panel.merge(fit_.fitted_rows, on=["la_code", "year"], how="inner")
     if out is None:
         out = fit_.path.parent.parent if fit_.path is not None else None
     if out is not None:
-        wanted_data = {fit_.metadata.get("data_hash"), data_hash(fit_.panel)}
+        wanted = (null_spec.canonical_hash(), data_hash(same_rows))
         for run in reversed(list_runs(Path(out) / null_spec.name)):
             saved = read_metadata(run)
-            if (
-                saved.get("spec_hash") == null_spec.canonical_hash()
-                and saved.get("data_hash") in wanted_data
-            ):
+            if (saved.get("spec_hash"), saved.get("data_hash")) == wanted:
                 return load_fit(run)
-    return fit(null_spec, data=fit_.panel, out=out, progress=progress)
+    return fit(null_spec, data=same_rows, out=out, progress=progress)

@@ -39,6 +39,9 @@ from csc_bayes.spec import ModelSpec, Prior, resolve_priors, select_rows
 
 Parameterisation = Literal["hierarchical", "textbook"]
 PARAMETERISATIONS = ("hierarchical", "textbook")
+#: bump whenever a change to this module changes the posterior of an unchanged spec, so that
+#: ``fit(refit="on_change")`` does not reuse runs made by the older code
+MODEL_VERSION = "2026-11-22.1"
 
 
 @dataclass

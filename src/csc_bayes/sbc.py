@@ -279,12 +279,15 @@ def sbc_task(
     """
     from csc_bayes.fits import data_hash, find_reusable_run
     from csc_bayes.fitting import fit
+    from csc_bayes.model import MODEL_VERSION
 
     panel, truth = simulate_replicate(generator, template, seed=(seed, index))
     sampler_seed = (seed * 100_003 + index) % (2**31)
     if saved_only:
         s = fitted.with_sampler(seed=sampler_seed, **sampler)
-        hashes = dict(spec_hash=s.canonical_hash(), sampler_hash=s.sampler_hash())
+        hashes = dict(
+            spec_hash=s.canonical_hash(), sampler_hash=s.sampler_hash(), model_version=MODEL_VERSION
+        )
         if find_reusable_run(Path(fits_dir) / s.name, data_hash=data_hash(panel), **hashes) is None:
             return None
     result = fit(fitted, data=panel, out=fits_dir, progress=False, seed=sampler_seed, **sampler)
@@ -415,6 +418,7 @@ class SBCResult:
         import matplotlib.pyplot as plt
 
         from csc_bayes.fits import write_text_atomic
+        from csc_bayes.plots import save_figure
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -423,7 +427,7 @@ class SBCResult:
         info = {**self.info, "passed": self.passed, "n_ranks": self.n_ranks}
         write_text_atomic(folder / "info.json", json.dumps(info, indent=2, default=str) + "\n")
         fig = self.plot()
-        fig.savefig(folder / "ranks_ecdf.png", dpi=110)
+        save_figure(fig, folder / "ranks_ecdf.png", dpi=110)
         plt.close(fig)
         return folder
 
