@@ -91,17 +91,19 @@ class Comparison:
         """Write table.csv, table.json, pareto_k.csv, info.json and compare.png into ``folder``."""
         import matplotlib.pyplot as plt
 
+        from csc_bayes.excess import to_safe_csv
         from csc_bayes.fits import write_text_atomic
+        from csc_bayes.plots import save_figure
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / "table.csv", self.table.to_csv(index=False))
         records = json.loads(self.table.to_json(orient="records"))
         write_text_atomic(folder / "table.json", json.dumps(records, indent=2) + "\n")
-        write_text_atomic(folder / "pareto_k.csv", self.pareto_k.to_csv(index=False))
+        to_safe_csv(self.pareto_k, folder / "pareto_k.csv")  # holds authority names
         write_text_atomic(folder / "info.json", json.dumps(self.info, indent=2) + "\n")
         fig = self.plot()
-        fig.savefig(folder / "compare.png", dpi=110)
+        save_figure(fig, folder / "compare.png", dpi=110)
         plt.close(fig)
         return folder
 
@@ -226,9 +228,11 @@ def _group_term(post: Any, dim: str, values: pd.Series, rng: np.random.Generator
     known = pd.Index(post[dim].values.astype(str))
     pos = known.get_indexer(values.astype(str))
     out = np.where(pos >= 0, flat_draws(post, name)[:, np.maximum(pos, 0)], 0.0)
-    if (pos < 0).any():
+    unseen = pos < 0
+    if unseen.any():  # one new effect per unseen level, shared by all of that level's rows
+        levels, level_of_row = np.unique(values.astype(str).to_numpy()[unseen], return_inverse=True)
         sigma = flat_draws(post, f"sigma_{dim}")[:, None]
-        out[:, pos < 0] = rng.normal(size=(n_samples, (pos < 0).sum())) * sigma
+        out[:, unseen] = (rng.normal(size=(n_samples, len(levels))) * sigma)[:, level_of_row]
     return out
 
 

@@ -13,7 +13,6 @@ predictor of the posterior contract: the authority's latent rate over its expect
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from csc_bayes.fits import write_text_atomic
 from csc_bayes.variance import (
     DEFAULT_CI_PROB,
     authorities,
@@ -200,15 +200,12 @@ def _safe_cell(value: Any) -> Any:
     return value
 
 
-def to_safe_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``df`` as CSV that a spreadsheet opens safely, atomically; return the path.
+def safe_csv_text(df: pd.DataFrame) -> str:
+    """``df`` as CSV text (RFC 4180 line ends) that a spreadsheet opens safely.
 
     Text cells (and column names) starting with = + - @ tab or carriage return get a leading
-    ``'`` so that they are shown, not evaluated; numeric columns are written unchanged. The file
-    is written to a temporary file in the same folder and moved into place with os.replace, so
-    a crash never leaves a half-written file under ``path``.
+    ``'`` so that they are shown, not evaluated; numeric columns are written unchanged.
     """
-    target = Path(path)
     safe = df.copy()
     safe.columns = [_safe_cell(str(c)) for c in safe.columns]
     for col in safe.columns:
@@ -216,14 +213,15 @@ def to_safe_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
             safe[col]
         ):
             safe[col] = safe[col].map(_safe_cell, na_action="ignore")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            safe.to_csv(handle, index=False, lineterminator="\r\n")  # RFC 4180
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return safe.to_csv(index=False, lineterminator="\r\n")
+
+
+def to_safe_csv(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write :func:`safe_csv_text` of ``df`` to ``path`` atomically; return the path.
+
+    The file is written to a temporary file in the same folder and moved into place with
+    os.replace, so a crash never leaves a half-written file under ``path``.
+    """
+    target = Path(path)
+    write_text_atomic(target, safe_csv_text(df))
     return target

@@ -41,6 +41,8 @@ def emit_frame(df: pd.DataFrame, fmt: OutputFormat, *, title: str | None = None)
     if fmt == OutputFormat.table:
         console.print(frame_table(df, title=title))
     elif fmt == OutputFormat.csv:
-        print(df.to_csv(index=False), end="")
+        from csc_bayes.excess import safe_csv_text
+
+        print(safe_csv_text(df), end="")
     else:
         print(json.dumps(json.loads(df.to_json(orient="records")), indent=2))

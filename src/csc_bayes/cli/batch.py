@@ -83,6 +83,7 @@ def compare(
     import matplotlib.pyplot as plt
 
     from csc_bayes.compare import compare_fits
+    from csc_bayes.plots import save_figure
 
     result = compare_fits(
         list(fits),
@@ -98,7 +99,7 @@ def compare(
         console.print(frame_table(result.pareto_k, title="Pareto k above threshold (PSIS-LOO)"))
     if plot is not None:
         fig = result.plot()
-        fig.savefig(plot, dpi=110)
+        save_figure(fig, plot, dpi=110)
         plt.close(fig)
     if out is not None:
         result.save(out)
