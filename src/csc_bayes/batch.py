@@ -50,7 +50,8 @@ from csc_bayes.errors import CscBayesError
 
 #: environment that keeps every worker to one thread (set before JAX / BLAS are imported)
 SINGLE_THREAD_ENV = {
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    # one XLA host device: numpyro then runs a task's chains vectorised in this one thread
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false --xla_force_host_platform_device_count=1",
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -93,9 +94,13 @@ class TaskOutcome:
 
 
 def limit_threads() -> None:
-    """Apply :data:`SINGLE_THREAD_ENV` in this process (effective if JAX is not imported yet)."""
-    for name, value in SINGLE_THREAD_ENV.items():
-        os.environ.setdefault(name, value)
+    """Apply :data:`SINGLE_THREAD_ENV` in this worker process.
+
+    Assigned, not defaulted: importing ``csc_bayes`` has already set ``XLA_FLAGS`` for parallel
+    chains, which a one-thread worker must not use. Effective while JAX has not yet started its
+    backend in this process (true for a worker's first task, which is when it matters).
+    """
+    os.environ.update(SINGLE_THREAD_ENV)
 
 
 def _execute(task: Task) -> tuple[Any, float]:
