@@ -150,6 +150,9 @@ def build_model(
                 "region_effect", sigma_region * region_z, dims="region"
             )
             region_term = region_effect[la_region_idx]  # per LA
+        else:  # not in the spec: exactly zero, so the posterior contract keeps every name
+            pm.Deterministic("sigma_region", pt.constant(0.0))
+            pm.Deterministic("region_effect", pt.zeros(len(coords["region"])), dims="region")
 
         sigma_la = _prior_rv("sigma_la", priors["sigma_la"])
         if parameterisation == "hierarchical":
@@ -173,6 +176,9 @@ def build_model(
                 year_z = pm.Normal("year_z", 0.0, 1.0, dims="year")
                 year_effect = pm.Deterministic("year_effect", sigma_year * year_z, dims="year")
             eta = eta + year_effect[year_idx_d]
+        else:  # not in the spec: exactly zero (a forecast then adds no new-year uncertainty)
+            pm.Deterministic("sigma_year", pt.constant(0.0))
+            pm.Deterministic("year_effect", pt.zeros(len(coords["year"])), dims="year")
 
         if slope_k is not None:
             sigma_slope = _prior_rv("sigma_la_slope", priors["sigma_la_slope"])
