@@ -148,13 +148,6 @@ def test_repeated_task_keys_are_refused():
 
 
 # ---------------------------------------------------------------------------- real fits
-def _needs_sampler() -> None:
-    try:
-        import csc_bayes.sampling  # noqa: F401
-    except ImportError:
-        pytest.skip("csc_bayes.sampling is not in this checkout yet")
-
-
 SMALL_PLAN = """
 out = "{out}"
 specs = ["cpp_need", "cpp_null"]
@@ -173,7 +166,6 @@ chains = 1
 
 def test_plan_killed_mid_batch_resumes_with_one_run_per_task(tmp_path):
     """SIGKILL a running batch (driver and workers), re-run it: every task has exactly one run."""
-    _needs_sampler()
     out = tmp_path / "fits"
     plan_file = tmp_path / "plan.toml"
     plan_file.write_text(SMALL_PLAN.format(out=out))

@@ -115,3 +115,13 @@ def test_build_on_incomplete_folder_names_the_missing_file(tmp_path):
     assert "c1_children_in_need_referrals_and_rereferrals_2013_to_2025.csv" in msg
     assert "goodair_csc/cla_2010_2017/SFR27_2010_March.csv" in msg
     assert "b1_children_in_need" not in msg  # present, so not listed
+
+
+def test_underscored_number_is_an_error_not_a_thousand():
+    import pandas as pd
+
+    from csc_bayes.data.markers import parse_numbers
+    from csc_bayes.errors import DataFileError
+
+    with pytest.raises(DataFileError, match="'1_000'"):
+        parse_numbers(pd.Series(["12", "1_000"]), file="f.csv", column="cpp")

@@ -10,7 +10,6 @@ from arviz_base import from_dict
 from rich.console import Console
 
 from csc_bayes.diagnostics import (
-    GATE_FAILED_EXIT_CODE,
     GateFailure,
     GateResult,
     GateThresholds,
@@ -183,5 +182,3 @@ def test_missing_inputs_are_named():
         check_convergence(make_idata(), var_names=["beta"])
 
 
-def test_exit_code_constant():
-    assert GATE_FAILED_EXIT_CODE == 3

@@ -159,7 +159,8 @@ def test_excess_command_sorts_writes_safe_csv_and_refuses_unfitted_years(monkeyp
     result = CliRunner().invoke(app, [*args, "--sort", "p_excess"])
     assert result.exit_code == 0, result.output
     written = pd.read_csv(out, dtype={"la_code": str})
-    assert len(written) == 4 * 40 and written["p_excess"].is_monotonic_decreasing
+    assert len(written) == 4 * 40 and written["year"].is_monotonic_increasing
+    assert all(g["p_excess"].is_monotonic_decreasing for _, g in written.groupby("year"))
     bad = CliRunner().invoke(app, ["excess", "run", "--year", "2030"])
     assert bad.exit_code == 2 and "not fitted" in bad.output
 

@@ -156,7 +156,9 @@ def test_suppression_marks_small_counts():
     tiny.loc[0, "cpp"] = 3
     tiny.loc[1, "cla"] = 5
     tiny.loc[2, "cin"] = 6
+    tiny.loc[3, "s47"] = 0  # zero discloses no child: published, not suppressed
     out = suppress_small_counts(tiny)
+    assert out.loc[3, "s47"] == 0 and out.loc[3, "s47_missing"] is pd.NA
     assert out.loc[0, "cpp"] is pd.NA and out.loc[0, "cpp_missing"] == "suppressed"
     assert out.loc[1, "cla"] is pd.NA and out.loc[1, "cla_missing"] == "suppressed"
     assert out.loc[2, "cin"] == 6 and out.loc[2, "cin_missing"] is pd.NA

@@ -6,7 +6,7 @@ The model (formulas and reasons in ``docs/model.md``)::
              + la_effect[la] + region_effect[region] + year_effect[year] (+ la_slope[la] X[i, s])
     y[i] ~ NegativeBinomial(mu = exp(eta[i]), alpha = phi)   or   Poisson(exp(eta[i]))
 
-Two parameterisations give that same posterior:
+Two parameterisations of it:
 
 - ``"hierarchical"`` (default): hierarchical centring. Each LA has a centred log-rate level
   ``la_theta ~ Normal(intercept + region_effect[r] + Xbar[la] . beta, sigma_la)``, where ``Xbar``
@@ -17,8 +17,11 @@ Two parameterisations give that same posterior:
   Year effects (each seen in ~150 LAs) are centred, region effects (9 groups) non-centred
   (``region_effect = sigma_region * region_z``); both sum to zero (``ZeroSumNormal``), which
   removes the ridge between them and the intercept.
-- ``"textbook"``: every random effect non-centred, ``effect = sigma * z`` with ``z ~ N(0, 1)``,
-  as bambi builds it. Kept as the efficiency baseline.
+- ``"textbook"``: every random effect non-centred, ``effect = sigma * z`` with iid
+  ``z ~ N(0, 1)`` (no sum-to-zero), as bambi builds it. Kept as the efficiency baseline. Its
+  ``intercept``, ``region_effect`` and ``year_effect`` are therefore not the same quantities as the
+  default's (the mean of the region / year effects is not absorbed into the intercept); ``eta``
+  and every answer computed from it are.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from csc_bayes import __version__
 from csc_bayes.errors import DiagnosticsGateError
 from csc_bayes.plots._style import SHARED_FILE_MODE
+from csc_bayes.variance import DEFAULT_CI_PROB
 
 #: how many authorities the top and bottom tables list
 TOP_N = 10
@@ -109,7 +110,7 @@ def check_gate(fit: Any, *, force: bool = False) -> list[str]:
 
 
 def report_figures(
-    fit: Any, *, null_fit: Any | None = None, ci_prob: float = 0.9
+    fit: Any, *, null_fit: Any | None = None, ci_prob: float = DEFAULT_CI_PROB
 ) -> dict[str, Figure]:
     """The report's figures, keyed as :data:`FIGURES`."""
     from csc_bayes.plots import figure_from_fit
@@ -166,7 +167,7 @@ def excess_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def report_tables(
-    fit: Any, *, null_fit: Any | None = None, ci_prob: float = 0.9, top_n: int = TOP_N
+    fit: Any, *, null_fit: Any | None = None, ci_prob: float = DEFAULT_CI_PROB, top_n: int = TOP_N
 ) -> dict[str, pd.DataFrame]:
     """The report's tables: ``variance``, ``top`` and ``bottom`` (by excess ratio)."""
     from csc_bayes.excess import excess
@@ -199,7 +200,7 @@ def render_report(
     *,
     force: bool = False,
     null_fit: Any | None = None,
-    ci_prob: float = 0.9,
+    ci_prob: float = DEFAULT_CI_PROB,
     top_n: int = TOP_N,
 ) -> str:
     """The report as one self-contained HTML string (see :func:`write_report`)."""
@@ -322,7 +323,7 @@ def write_report(
     *,
     force: bool = False,
     null_fit: Any | None = None,
-    ci_prob: float = 0.9,
+    ci_prob: float = DEFAULT_CI_PROB,
     top_n: int = TOP_N,
 ) -> Path:
     """Write the self-contained HTML report of ``fit`` to ``path`` atomically.
@@ -344,7 +345,7 @@ def write_report_pdf(
     *,
     force: bool = False,
     null_fit: Any | None = None,
-    ci_prob: float = 0.9,
+    ci_prob: float = DEFAULT_CI_PROB,
     top_n: int = TOP_N,
 ) -> Path:
     """The report's figures and tables as a PDF (matplotlib PdfPages), written atomically."""

@@ -18,7 +18,8 @@ Back ends (:data:`BACKENDS`):
 Every back end uses the same maximum tree depth (``max_treedepth``, default :data:`MAX_TREEDEPTH`)
 and the same seed handling: the same model, data, seed and settings give identical draws.
 
-Sample statistics are renamed to one vocabulary (only these five are promised):
+Sample statistics are renamed to one vocabulary (these four, plus ``reached_max_treedepth`` =
+``tree_depth >= max_treedepth``, are the five promised):
 
 =========================  ================  ==================  ===================  ============
 normalised name            numpyro           blackjax            nutpie               pymc
@@ -66,6 +67,7 @@ import pymc as pm
 import xarray as xr
 
 from csc_bayes.errors import CscBayesError
+from csc_bayes.spec import BACKENDS  # one list of back ends, validated in spec files too
 
 __all__ = [
     "BACKENDS",
@@ -78,7 +80,6 @@ __all__ = [
     "sample",
 ]
 
-BACKENDS = ("numpyro", "blackjax", "nutpie", "pymc")
 
 #: maximum NUTS tree depth (doublings) for every back end; 2**10 - 1 = 1023 leapfrog steps
 MAX_TREEDEPTH = 10

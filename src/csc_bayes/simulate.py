@@ -185,10 +185,13 @@ def simulate_outcome(
 
 
 def suppress_small_counts(panel: pd.DataFrame, *, below: int = SUPPRESS_BELOW) -> pd.DataFrame:
-    """Set outcome counts under ``below`` to <NA> with reason ``suppressed``, as DfE does."""
+    """Set outcome counts of 1 to ``below - 1`` to <NA> with reason ``suppressed``, as DfE does.
+
+    Zero is published as zero (it discloses no child), so it is kept.
+    """
     out = panel.copy()
     for col in OUTCOMES:
-        small = out[col].lt(below).fillna(False).astype(bool)
+        small = (out[col].gt(0) & out[col].lt(below)).fillna(False).astype(bool)
         out.loc[small, col] = pd.NA
         out.loc[small, missing_column(col)] = MissingReason.SUPPRESSED.value
     return out

@@ -12,9 +12,10 @@ from pathlib import Path
 import typer
 
 from csc_bayes.cli._common import OutputFormat, console, emit_frame, err_console, frame_table
+from csc_bayes.variance import DEFAULT_CI_PROB
 
 FIT_ARG = typer.Argument(..., help="A run folder, or a model folder (its latest run).")
-CI_OPT = typer.Option(0.9, "--ci-prob", help="Width of the credible intervals (0-1).")
+CI_OPT = typer.Option(DEFAULT_CI_PROB, "--ci-prob", help="Width of the credible intervals (0-1).")
 FORMAT_OPT = typer.Option(OutputFormat.table, "--format", help="table, csv or json.")
 
 #: the columns a reader of the excess table sees first in the terminal
@@ -143,7 +144,9 @@ def excess_command(
         raise _refuse(exc) from None
     if sort not in table.columns:
         raise typer.BadParameter(f"unknown column {sort!r}; one of {list(table.columns)}")
-    table = table.sort_values(sort, ascending=False, kind="stable").reset_index(drop=True)
+    # descending within each year (one block per year when --year all)
+    table = table.sort_values(["year", sort], ascending=[True, False], kind="stable")
+    table = table.reset_index(drop=True)
     if out is not None:
         err_console.print(f"wrote {to_safe_csv(table, out)}")
     if fmt == OutputFormat.table:

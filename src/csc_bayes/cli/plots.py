@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from csc_bayes.cli._common import console, err_console
+from csc_bayes.variance import DEFAULT_CI_PROB
 
 
 class PlotKind(StrEnum):
@@ -25,7 +26,7 @@ def plot(
     year: int | None = typer.Option(
         None, help="caterpillar/funnel: the fitted year (default: the last one)."
     ),
-    ci_prob: float = typer.Option(0.9, help="Width of the credible intervals."),
+    ci_prob: float = typer.Option(DEFAULT_CI_PROB, help="Width of the credible intervals."),
     value: str = typer.Option(
         "excess_ratio", help="caterpillar: the LA-level quantity to rank (an excess() column)."
     ),
@@ -35,7 +36,7 @@ def plot(
         [], "--highlight", help="caterpillar: authority to draw distinctly (repeatable)."
     ),
     show_prob: bool = typer.Option(
-        False, "--show-prob", help="caterpillar: print P(excess > 0) beside each authority."
+        False, "--show-prob", help="caterpillar: print P(excess ratio > 1) beside each authority."
     ),
     authority: str | None = typer.Option(
         None, help="trend: the authority (name, ONS code or DfE number)."

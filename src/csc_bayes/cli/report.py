@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from csc_bayes.cli._common import console
+from csc_bayes.variance import DEFAULT_CI_PROB
 
 
 def report(
@@ -19,7 +20,7 @@ def report(
     null_fit: Path | None = typer.Option(
         None, "--null-fit", help="A null fit, for the between-LA variance the covariates explain."
     ),
-    ci_prob: float = typer.Option(0.9, help="Width of the credible intervals."),
+    ci_prob: float = typer.Option(DEFAULT_CI_PROB, help="Width of the credible intervals."),
 ) -> None:
     """Write one self-contained HTML report (no network needed to open it)."""
     from csc_bayes.fits import load_fit

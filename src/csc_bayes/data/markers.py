@@ -83,6 +83,8 @@ def parse_numbers(
             continue
         cleaned = text.replace(",", "") if _THOUSANDS.match(text) else text
         try:
+            if "_" in cleaned:  # Python's float() would read "1_000" as 1000
+                raise ValueError(cleaned)
             numbers[pos] = float(cleaned)
         except ValueError:
             raise DataFileError(

@@ -19,7 +19,6 @@ from csc_bayes.data.sfr import read_sfr_column
 from csc_bayes.data.sources import locate, read_csv
 
 #: reporting years whose population comes from each file
-ONS_YEARS = range(2013, 2026)
 SFR_YEAR = 2010
 
 

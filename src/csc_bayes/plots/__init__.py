@@ -20,6 +20,7 @@ from csc_bayes.plots.funnel import funnel, funnel_limits
 from csc_bayes.plots.ppc import ppc
 from csc_bayes.plots.trend import trend
 from csc_bayes.plots.variance import variance, variance_rows
+from csc_bayes.variance import DEFAULT_CI_PROB
 
 __all__ = [
     "KINDS",
@@ -54,7 +55,7 @@ def figure_from_fit(
     fit: Any,
     *,
     year: int | None = None,
-    ci_prob: float = 0.9,
+    ci_prob: float = DEFAULT_CI_PROB,
     value: str = "excess_ratio",
     by_region: bool = False,
     region: str | None = None,
