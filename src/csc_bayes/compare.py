@@ -208,7 +208,7 @@ def heldout_lpd(
             slope_k = covs.index(str(fit.spec.random_slope))
             v = rng.normal(size=(s, m, 1)) * flat_draws(post, "sigma_la_slope")[:, None, None]
             eta = eta + v * X[j, slope_k]
-        ll = _log_pmf(y[j], np.exp(eta), phi).sum(axis=-1)  # (sample, m)
+        ll = count_log_pmf(y[j], np.exp(eta), phi).sum(axis=-1)  # (sample, m)
         out[code] = float(special.logsumexp(ll) - math.log(ll.size))
     return pd.Series(out, name="elpd_kfold")
 
@@ -236,7 +236,7 @@ def _group_term(post: Any, dim: str, values: pd.Series, rng: np.random.Generator
     return out
 
 
-def _log_pmf(y: np.ndarray, mu: np.ndarray, phi: np.ndarray | None) -> np.ndarray:
+def count_log_pmf(y: np.ndarray, mu: np.ndarray, phi: np.ndarray | None) -> np.ndarray:
     """log NB(y | mu, phi) (Var = mu + mu^2/phi), or log Poisson(y | mu) when phi is None."""
     if phi is None:
         return y * np.log(mu) - mu - special.gammaln(y + 1)

@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import stats
 
 from csc_bayes.batch import Task, run_tasks
+from csc_bayes.compare import count_log_pmf, flat_draws
 
 #: default small SBC panel: authorities, reporting years, and reduced sampler settings
 SBC_AUTHORITIES = 30
@@ -210,17 +211,7 @@ def _log_rate(rows: pd.DataFrame, params: dict[str, Any]) -> np.ndarray:
 def nb_loglik(y: np.ndarray, mu: np.ndarray, phi: float) -> float:
     """sum_i log NB(y_i | mu_i, phi) with Var = mu + mu^2/phi (Poisson when phi is inf)."""
     y = np.asarray(y, dtype=float)
-    if math.isinf(phi):
-        return float(np.sum(y * np.log(mu) - mu - special.gammaln(y + 1)))
-    return float(
-        np.sum(
-            special.gammaln(y + phi)
-            - special.gammaln(phi)
-            - special.gammaln(y + 1)
-            + phi * np.log(phi / (mu + phi))
-            + y * np.log(mu / (mu + phi))
-        )
-    )
+    return float(np.sum(count_log_pmf(y, mu, None if math.isinf(phi) else phi)))
 
 
 # ====================================================================== one replicate
@@ -232,7 +223,6 @@ def _thin(values: np.ndarray, n: int) -> np.ndarray:
 
 def replicate_ranks(idata: Any, truth: dict[str, Any], y: np.ndarray, *, n_ranks: int) -> dict:
     """Rank of each true quantity among ``n_ranks`` thinned posterior draws of a fit."""
-    from csc_bayes.compare import flat_draws
 
     post = idata["posterior"]
 
