@@ -86,7 +86,9 @@ def predict(
     ``authority``: name (case- and punctuation-insensitive), ONS code or DfE number, resolved by
     :func:`csc_bayes.authorities.resolve_authority` (UnknownAuthorityError with suggestions).
     ``year``: default every fitted year plus the next panel year for one authority, and the next
-    panel year (else the last fitted year) for ``"all"``. ``population`` overrides the panel's.
+    panel year (else the last fitted year) for ``"all"``. ``population`` replaces the panel's
+    population in years without an observed count (forecasts, new authorities); observed years
+    keep the population the model was fitted with, so observed and predicted rates agree.
 
     One row per authority and year: la_code, ons_code, la_name, region, year, kind
     (observed / forecast / new_group), population, observed, observed_rate, predicted_mean /
@@ -210,7 +212,9 @@ class _Predictor:
             z = (raw - self.mean) / self.sd if self.covariates else np.zeros(0)
             pop = _latest(rows, "population", year)
             observed = np.nan
-        return z, (float(population) if population is not None else pop), observed
+        if population is not None and np.isnan(observed):  # a user's figure: unobserved years
+            pop = float(population)
+        return z, pop, observed
 
     # --- the table --------------------------------------------------------------------------
 

@@ -162,7 +162,7 @@ def predict_command(
     ),
     year: list[int] | None = typer.Option(None, "--year", help="Year(s); repeat for several."),
     population: float | None = typer.Option(
-        None, "--population", help="Children aged 0-17, instead of the panel's."
+        None, "--population", help="Children aged 0-17 in forecast years, instead of the panel's."
     ),
     fmt: PredictFormat = typer.Option(PredictFormat.table, "--format", help="table, json or csv."),
     ci_prob: float = CI_OPT,
