@@ -111,7 +111,8 @@ def test_build_on_incomplete_folder_names_the_missing_file(tmp_path):
     with pytest.raises(DataFileError) as err:
         build_panel(tmp_path)
     msg = str(err.value)
-    assert "15 required input file(s) not found" in msg
+    assert f"{len(FILES) - 1} required input file(s) not found" in msg
+    assert "ons-ethnic-population-la.csv" in msg  # covariate files are checked up front too
     assert "c1_children_in_need_referrals_and_rereferrals_2013_to_2025.csv" in msg
     assert "goodair_csc/cla_2010_2017/SFR27_2010_March.csv" in msg
     assert "b1_children_in_need" not in msg  # present, so not listed

@@ -21,9 +21,10 @@ import openpyxl
 import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
+from csc_bayes.data.sources import FILES
 from csc_bayes.errors import DataFileError
 
-IOD_FILE = "imd2019/File_11_-_IoD2019_Local_Authority_District_Summaries__upper-tier__.xlsx"
+IOD_FILE = FILES["iod"]
 
 #: sheet -> (column prefix of the value we use, our column name)
 SHEETS: dict[str, tuple[str, str]] = {

@@ -22,9 +22,10 @@ import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
 from csc_bayes.data.schema import MissingReason
+from csc_bayes.data.sources import FILES
 from csc_bayes.errors import DataFileError
 
-ETHNICITY_FILE = "dfe_csc_outcomes_enablers/ons-ethnic-population-la.csv"
+ETHNICITY_FILE = FILES["ethnicity"]
 
 CODE_COLUMN = "2023 Upper tier local authorities Code"
 NAME_COLUMN = "2023 Upper tier local authorities"

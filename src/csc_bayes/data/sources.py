@@ -36,6 +36,12 @@ FILES: dict[str, str] = {
     "sfr_2015": f"{SFR}/SFR34_CLA2015.csv",
     "sfr_2016": f"{SFR}/SFR41_CLA2016.csv",
     "sfr_2017": f"{SFR}/SFR50_CLA2017.csv",
+    # covariates
+    "iod": "imd2019/File_11_-_IoD2019_Local_Authority_District_Summaries__upper-tier__.xlsx",
+    "ethnicity": f"{EES}/ons-ethnic-population-la.csv",
+    "lait_2015": f"{LAIT}/bds_long_0_2015_2024_version.parquet",
+    "s251_2013": "goodair_csc/la_spend_s251/outturn_1213.csv",
+    "s251_2014": "goodair_csc/la_spend_s251/outturn_1314.csv",
 }
 
 

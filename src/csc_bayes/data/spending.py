@@ -33,14 +33,15 @@ import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
 from csc_bayes.data.schema import MissingReason
+from csc_bayes.data.sources import FILES
 from csc_bayes.errors import DataFileError
 
-LAIT_FILE = "dfe_lait/bds_long_0.parquet"
-LAIT_2015_FILE = "dfe_lait/bds_long_0_2015_2024_version.parquet"
-POPULATION_FILE = "dfe_csc_outcomes_enablers/ons_mid-year_population_estimates_2012_to_2024.csv"
+LAIT_FILE = FILES["lait"]
+LAIT_2015_FILE = FILES["lait_2015"]
+POPULATION_FILE = FILES["population"]
 S251_FILES: dict[int, str] = {
-    2013: "goodair_csc/la_spend_s251/outturn_1213.csv",
-    2014: "goodair_csc/la_spend_s251/outturn_1314.csv",
+    2013: FILES["s251_2013"],
+    2014: FILES["s251_2014"],
 }
 
 #: component -> LAIT indicator (``Short Desc``)
