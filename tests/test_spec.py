@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from pathlib import Path
@@ -112,6 +113,12 @@ def test_good_spec_names(tmp_path):
         ),
         (("sigma_la = {", "sigma_la_slope = {"), "priors.sigma_la_slope"),
         (("sigma_la = {", '"beta.imd" = {'), "priors.beta.imd"),
+        (("sigma_la = {", "sigma_la_trend = {"), "priors.sigma_la_trend"),  # no la_trend
+        (
+            ('random_effects = ["la", "region", "year"]', 'la_trend = "yes"'),
+            "la_trend",
+        ),
+        (('random_effects = ["la", "region", "year"]', "la_trend = 1"), "la_trend"),
         (
             ('sigma_la = { dist = "halfnormal", sigma = 0.5 }', 'phi = { sigma = "wide" }'),
             "priors.phi",
@@ -161,6 +168,50 @@ def test_formula():
     d = spec.to_dict() | {"random_slope": "idaci", "random_effects": ["la", "year"]}
     sloped = ModelSpec.from_dict(d)
     assert sloped.formula.endswith("offset(log(population)) + (1 + idaci || la) + (1|year)")
+    trended = ModelSpec.from_dict(spec.to_dict() | {"la_trend": True})
+    assert trended.formula.endswith(
+        "offset(log(population)) + (1 + year_c || la) + (1|region) + (1|year)"
+    )
+    both = ModelSpec.from_dict(d | {"la_trend": True})
+    assert both.formula.endswith("(1 + idaci + year_c || la) + (1|year)")
+    # the null model of a trend model keeps the trend
+    assert trended.null_spec().la_trend
+    assert trended.null_spec().formula == (
+        "cpp ~ 1 + offset(log(population)) + (1 + year_c || la) + (1|region) + (1|year)"
+    )
+
+
+def test_la_trend_key_priors_and_round_trip(tmp_path):
+    spec = find_spec("cla_need_trend")
+    assert spec.la_trend and not find_spec("cla_need").la_trend
+    assert "sigma_la_trend" in spec.parameters
+    assert "sigma_la_trend" not in find_spec("cla_need").parameters
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    assert load_spec(write(tmp_path, spec.to_toml())) == spec
+    # the default trend prior is fixed, HalfNormal(0.5) per decade; it can be overridden
+    panel = simulate_panel(seed=1, first_year=2019, last_year=2021).panel
+    spec = dataclasses.replace(spec, years=(2019, 2021))
+    priors = default_priors(spec, panel).set_index("parameter")
+    assert priors.loc["sigma_la_trend", "dist"] == "halfnormal"
+    assert priors.loc["sigma_la_trend", "params"] == "sigma=0.5"
+    wide = ModelSpec.from_dict(spec.to_dict() | {"priors": {"sigma_la_trend": {"sigma": 1.0}}})
+    priors = default_priors(wide, panel).set_index("parameter")
+    assert priors.loc["sigma_la_trend", ["params", "source"]].tolist() == ["sigma=1", "user"]
+
+
+def test_hashes_of_specs_without_la_trend_are_unchanged():
+    """Adding the la_trend key must not change the hash of any existing spec (saved fits)."""
+    assert find_spec("cla_need").canonical_hash() == (
+        "efb974816b9a8254a84a063f74241c4ac74f425f230fc95e0a08f697f9e0b33f"
+    )
+    assert find_spec("cpp_need_spending").canonical_hash() == (
+        "3879547264e2e83566c2da960acb464bd64a69422b4bcc450286baa0d1a4b55d"
+    )
+    spec = find_spec("cla_need")
+    assert "la_trend" not in spec.canonical_dict()
+    trended = dataclasses.replace(spec, la_trend=True)
+    assert trended.canonical_dict()["la_trend"] is True
+    assert trended.canonical_hash() != spec.canonical_hash()
 
 
 def test_hash_stable_under_reordering_and_sensitive_to_priors(tmp_path):

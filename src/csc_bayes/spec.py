@@ -42,6 +42,7 @@ TOP_LEVEL_KEYS = (
     "covariates",
     "random_effects",
     "random_slope",
+    "la_trend",
     "priors",
     "sampler",
 )
@@ -60,6 +61,10 @@ _POSITIVE_PARAMS = {"sigma", "nu", "lam", "alpha", "beta"}
 _REAL_LINE_DISTS = ("normal", "student_t")
 _POSITIVE_DISTS = ("halfnormal", "exponential", "gamma", "lognormal")
 
+#: default sigma_la_trend prior: HalfNormal(0.5) on the log rate per decade of the LA trend,
+#: i.e. an LA's drift relative to the common year effects is a priori within about +-1 log
+#: unit (a factor of e) per decade for 95% of authorities; fixed, not data-scaled
+LA_TREND_PRIOR = {"sigma": 0.5}
 #: default phi prior: Gamma(2, 0.02), mean 100, 90% interval about (18, 237)
 PHI_PRIOR = {"alpha": 2.0, "beta": 0.02}
 #: lower bound on the data scale s used by the default priors (guards a constant-rate panel)
@@ -115,8 +120,10 @@ class ModelSpec:
 
     ``blocks`` maps block (``need``/``spending``) -> component -> covariate columns, in file
     order; ``priors`` maps a parameter name (``intercept``, ``beta``, ``beta.<covariate>``,
-    ``sigma_la``, ``sigma_region``, ``sigma_year``, ``sigma_la_slope``, ``phi``) to a user
-    override; parameters not named there get the data-scaled defaults of :func:`default_priors`.
+    ``sigma_la``, ``sigma_region``, ``sigma_year``, ``sigma_la_slope``, ``sigma_la_trend``,
+    ``phi``) to a user override; parameters not named there get the defaults of
+    :func:`default_priors`. ``la_trend`` adds an LA-specific linear trend in
+    ``year_c = (year - centre) / 10`` (per decade; centre = mean of the fitted years).
     """
 
     name: str
@@ -126,6 +133,7 @@ class ModelSpec:
     blocks: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     random_effects: tuple[str, ...] = RANDOM_EFFECTS
     random_slope: str | None = None
+    la_trend: bool = False
     years: tuple[int, int] = (2013, 2024)
     priors: dict[str, Prior] = field(default_factory=dict)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
@@ -157,6 +165,8 @@ class ModelSpec:
         names += [f"sigma_{g}" for g in self.random_effects]
         if self.random_slope is not None:
             names.append("sigma_la_slope")
+        if self.la_trend:
+            names.append("sigma_la_trend")
         if self.family == "negative_binomial":
             names.append("phi")
         return tuple(names)
@@ -166,13 +176,17 @@ class ModelSpec:
         """lme4-style formula, e.g. ``cpp ~ idaci + offset(log(population)) + (1|la)``.
 
         A random slope is written ``(1 + idaci || la)``: lme4's notation for an LA intercept
-        and slope that are independent, which is what :mod:`csc_bayes.model` fits.
+        and slope that are independent, which is what :mod:`csc_bayes.model` fits. An LA trend
+        (``la_trend = true``) is written ``(1 + year_c || la)`` (with a slope too,
+        ``(1 + idaci + year_c || la)``), where ``year_c = (year - centre) / 10`` is the year
+        in decades from the mean of the fitted years.
         """
         terms = list(self.covariates) or ["1"]
         terms.append(f"offset(log({self.exposure}))")
         for g in self.random_effects:
-            if g == "la" and self.random_slope is not None:
-                terms.append(f"(1 + {self.random_slope} || la)")
+            la_terms = [t for t in (self.random_slope, "year_c" if self.la_trend else None) if t]
+            if g == "la" and la_terms:
+                terms.append(f"(1 + {' + '.join(la_terms)} || la)")
             else:
                 terms.append(f"(1|{g})")
         return f"{self.outcome} ~ " + " + ".join(terms)
@@ -182,8 +196,9 @@ class ModelSpec:
         """Everything that changes the model (not the name, description or sampler settings).
 
         Covariate order is included: it fixes the ``covariate`` coordinate of the posterior.
+        ``la_trend`` appears only when true, so specs without it keep their earlier hashes.
         """
-        return {
+        out = {
             "outcome": self.outcome,
             "exposure": self.exposure,
             "family": self.family,
@@ -196,6 +211,9 @@ class ModelSpec:
             "years": list(self.years),
             "priors": {k: self.priors[k].as_dict() for k in sorted(self.priors)},
         }
+        if self.la_trend:
+            out["la_trend"] = True
+        return out
 
     def canonical_hash(self) -> str:
         """sha256 of the canonical JSON of :meth:`canonical_dict` (sorted keys, no spaces)."""
@@ -213,7 +231,7 @@ class ModelSpec:
         return replace(self, sampler=sampler)
 
     def null_spec(self) -> ModelSpec:
-        """Same outcome, exposure, family, years and random effects, with no covariates."""
+        """Same outcome, exposure, family, years, random effects and LA trend, no covariates."""
         keep = {k: v for k, v in self.priors.items() if k in ("intercept", "phi")}
         keep.update({k: v for k, v in self.priors.items() if k.startswith("sigma_")})
         keep.pop("sigma_la_slope", None)
@@ -246,6 +264,8 @@ class ModelSpec:
         )
         if self.random_slope is not None:
             out["random_slope"] = self.random_slope
+        if self.la_trend:
+            out["la_trend"] = True
         out["covariates"] = {
             b: {c: list(v) for c, v in comps.items()} for b, comps in self.blocks.items()
         }
@@ -267,6 +287,8 @@ class ModelSpec:
         ]
         if self.random_slope is not None:
             lines.append(f"random_slope = {_toml_value(self.random_slope)}")
+        if self.la_trend:
+            lines.append("la_trend = true")
         for block, comps in self.blocks.items():
             lines += ["", f"[covariates.{block}]"]
             lines += [f"{comp} = {_toml_value(list(covs))}" for comp, covs in comps.items()]
@@ -383,7 +405,8 @@ def resolve_priors(spec: ModelSpec, fitted: pd.DataFrame) -> dict[str, Prior]:
 
     Defaults (``s`` and the pooled log rate from :func:`data_scale`):
     intercept ~ Normal(pooled log rate, 2.5 s); beta ~ Normal(0, s) per SD of a covariate;
-    sigma_la, sigma_region, sigma_year, sigma_la_slope ~ HalfNormal(s); phi ~ Gamma(2, 0.02).
+    sigma_la, sigma_region, sigma_year, sigma_la_slope ~ HalfNormal(s); phi ~ Gamma(2, 0.02);
+    sigma_la_trend ~ HalfNormal(0.5) per decade (fixed, :data:`LA_TREND_PRIOR`).
     A user ``beta`` applies to every covariate, ``beta.<cov>`` to one (and wins over ``beta``).
     The model uses the ``beta.<cov>`` entries; ``beta`` is listed for :func:`default_priors`.
     """
@@ -392,6 +415,7 @@ def resolve_priors(spec: ModelSpec, fitted: pd.DataFrame) -> dict[str, Prior]:
         "intercept": _prior("normal", mu=pooled, sigma=2.5 * s),
         "beta": _prior("normal", mu=0.0, sigma=s),
         "phi": _prior("gamma", **PHI_PRIOR),
+        "sigma_la_trend": _prior("halfnormal", **LA_TREND_PRIOR),
     }
     out = {}
     for name in spec.parameters:
@@ -474,6 +498,13 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
                 f"{covariates}"
             )
 
+    la_trend = d.get("la_trend", False)
+    if not isinstance(la_trend, bool):
+        raise SpecError(
+            f"{source}: key 'la_trend' must be true or false, got {type(la_trend).__name__} "
+            f"{la_trend!r}"
+        )
+
     spec = ModelSpec(
         name=name,
         outcome=outcome,
@@ -482,6 +513,7 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
         blocks=blocks,
         random_effects=effects,
         random_slope=slope,
+        la_trend=la_trend,
         years=(years[0], years[1]),
         description=description,
         sampler=_parse_sampler(d.get("sampler", {}), source),
