@@ -86,6 +86,11 @@ def reference_logp(spec, rows: pd.DataFrame, p: dict, parameterisation: str) -> 
         lp += stats.norm.logpdf(p["la_slope_z"]).sum()
         k = covs.index(spec.random_slope)
         eta = eta + p["sigma_la_slope"] * p["la_slope_z"][la] * X[:, k]
+    if spec.la_trend:  # fixed HalfNormal(0.5) prior; year_c per decade from the years' mean
+        lp += stats.halfnorm.logpdf(p["sigma_la_trend"], scale=0.5)
+        lp += stats.norm.logpdf(p["la_trend_z"]).sum()
+        year_c = (rows["year"].to_numpy(dtype=float) - np.mean(years)) / 10
+        eta = eta + p["sigma_la_trend"] * p["la_trend_z"][la] * year_c
     mu = np.exp(eta)
     if spec.family == "negative_binomial":
         lp += stats.gamma.logpdf(p["phi"], a=2.0, scale=1 / 0.02)
@@ -117,16 +122,18 @@ def random_point(built, rng) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    ("parameterisation", "family", "slope"),
+    ("parameterisation", "family", "slope", "trend"),
     [
-        ("hierarchical", "negative_binomial", None),
-        ("textbook", "negative_binomial", None),
-        ("hierarchical", "poisson", "spend_per_child"),
+        ("hierarchical", "negative_binomial", None, False),
+        ("textbook", "negative_binomial", None, False),
+        ("hierarchical", "poisson", "spend_per_child", False),
+        ("hierarchical", "negative_binomial", None, True),
+        ("textbook", "poisson", "spend_per_child", True),
     ],
 )
-def test_logp_matches_scipy_reference(small_panel, parameterisation, family, slope):
+def test_logp_matches_scipy_reference(small_panel, parameterisation, family, slope, trend):
     spec = with_years(find_spec("cpp_need_spending"), 2019, 2024)
-    spec = dataclasses.replace(spec, family=family, random_slope=slope)
+    spec = dataclasses.replace(spec, family=family, random_slope=slope, la_trend=trend)
     built = build_model(spec, small_panel, parameterisation=parameterisation)
     model = built.model
     logp = model.compile_logp(jacobian=False, mode="FAST_COMPILE")  # no C compilation: quick

@@ -4,6 +4,7 @@ The model (formulas and reasons in ``docs/model.md``)::
 
     eta[i] = log_exposure[i] + intercept + X[i] . beta
              + la_effect[la] + region_effect[region] + year_effect[year] (+ la_slope[la] X[i, s])
+             (+ la_trend[la] year_c[i],  year_c = (year - year_centre) / 10, per decade)
     y[i] ~ NegativeBinomial(mu = exp(eta[i]), alpha = phi)   or   Poisson(exp(eta[i]))
 
 Two parameterisations of it:
@@ -188,6 +189,18 @@ def build_model(
             slope_z = pm.Normal("la_slope_z", 0.0, 1.0, dims="la")
             la_slope = pm.Deterministic("la_slope", sigma_slope * slope_z, dims="la")
             eta = eta + la_slope[la_idx_d] * X_d[:, slope_k]
+
+        if spec.la_trend:
+            # LA-specific linear trend, non-centred; year_c in decades from the fitted years' mean
+            year_centre = float(years.mean())
+            pm.Data("year_centre", year_centre)
+            year_c = pm.Data(
+                "year_c", (data["year"].to_numpy(dtype=float) - year_centre) / 10.0, dims="obs"
+            )
+            sigma_trend = _prior_rv("sigma_la_trend", priors["sigma_la_trend"])
+            trend_z = pm.Normal("la_trend_z", 0.0, 1.0, dims="la")
+            la_trend = pm.Deterministic("la_trend", sigma_trend * trend_z, dims="la")
+            eta = eta + la_trend[la_idx_d] * year_c
 
         if spec.family == "negative_binomial":
             phi = _prior_rv("phi", priors["phi"])
