@@ -19,6 +19,7 @@ is forecast with its own predictive distribution. Per authority j with observed 
 Model draws follow the posterior contract (ARCHITECTURE.md) exactly as ``predict`` does for a
 year the model was not fitted to: per draw s, a new common year shock d_s ~ N(0, sigma_year_s),
 eta_js = log(pop_j,2024) + intercept_s + z_j . beta_s + la_effect_js + region_effect_rs + d_s,
+(+ la_trend_js * (2024 - year_centre) / 10 for a spec with ``la_trend``),
 Y_js ~ NB(mu = exp(eta_js), phi_s) as a gamma-Poisson mixture; z_j from the 2024 covariates.
 (``predict`` returns summaries only; its intervals are checked against these draws.)
 
@@ -115,6 +116,9 @@ def model_draws(fit: csc_bayes.Fit, test: pd.DataFrame, seed: int) -> np.ndarray
         + draws(fit, "region_effect")[:, r]
         + shock[:, None]
     )
+    if "la_trend" in post:  # the LA's own linear drift, extrapolated to TEST_YEAR
+        year_c = (TEST_YEAR - float(constant(fit, "year_centre"))) / 10.0
+        eta = eta + draws(fit, "la_trend")[:, j] * year_c
     mu, phi = np.exp(eta), draws(fit, "phi")[:, None]
     return rng.poisson(rng.gamma(phi, mu / phi)).astype(float)
 

@@ -5,9 +5,10 @@ Expected need for authority-year i, per draw (definitions in ``docs/methods.md``
     eta_expected[i] = log_exposure[i] + intercept + sum_{k in need covariates} X[i,k] beta[k]
                       + year_effect[year_i]  (+ region_effect[region_i] if region_as_need)
 
-i.e. the LA's own effect (and random slope) set to zero and non-need covariates held at their
-average (z = 0). The excess ratio is exp(eta[i] - eta_expected[i]), where eta is the full linear
-predictor of the posterior contract: the authority's latent rate over its expected rate.
+i.e. the LA's own effect (and random slope and LA trend, all in the ``la`` term of
+:func:`~csc_bayes.variance.linear_predictor_terms`) set to zero and non-need covariates held at
+their average (z = 0). The excess ratio is exp(eta[i] - eta_expected[i]), where eta is the full
+linear predictor of the posterior contract: the authority's latent rate over its expected rate.
 """
 
 from __future__ import annotations

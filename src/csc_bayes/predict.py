@@ -3,19 +3,20 @@
 Per draw s, for authority j in year t (definitions in ``docs/methods.md``):
 
     eta = log(population) + intercept + z . beta + la_effect_j + region_effect_r + year_effect_t
-          (+ la_slope_j * z_slope)
+          (+ la_slope_j * z_slope) (+ la_trend_j * (t - year_centre) / 10)
     y ~ NegativeBinomial(mu = exp(eta), phi)  (gamma-Poisson mixture)   or   Poisson(exp(eta))
 
 - a fitted year uses the fitted year effect; a year the model was not fitted to (the next
   reporting year) draws a new year effect from N(0, sigma_year), one per draw and year, shared
   by every authority (a common shock);
 - an authority absent from the ``la`` coordinate (a new group) draws its la_effect from
-  N(0, sigma_la) (and its slope from N(0, sigma_la_slope)), once per draw;
+  N(0, sigma_la) (and its slope from N(0, sigma_la_slope), its trend from
+  N(0, sigma_la_trend)), once per draw;
 - z = (x - covariate_mean) / covariate_sd from that year's panel row, else the latest earlier
   (or else latest) known value of the authority; population likewise unless given.
 
-The posterior contract (schema version 1) has no time-trend term: year effects are exchangeable,
-so a forecast's centre is the model's average year.
+Year effects are exchangeable, so without an LA trend a forecast's centre is the model's average
+year; with one (``la_trend`` in the posterior), each authority's own linear trend is extrapolated.
 """
 
 from __future__ import annotations
@@ -147,6 +148,8 @@ class _Predictor:
         self.year_effect = draws(fit, "year_effect")
         self.phi = draws(fit, "phi") if has_variable(fit, "phi") else None
         self.la_slope = draws(fit, "la_slope") if self.slope else None
+        self.la_trend = draws(fit, "la_trend") if has_variable(fit, "la_trend") else None
+        self.year_centre = float(constant(fit, "year_centre")) if self.la_trend is not None else 0.0
         self.X = constant(fit, "X").astype(float) if self.covariates else None
         self.log_exposure = constant(fit, "log_exposure").astype(float)
         self.y = np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)
@@ -162,7 +165,7 @@ class _Predictor:
         panel = fit.panel.assign(la_code=fit.panel["la_code"].astype(str)).sort_values("year")
         self.panel_rows = {str(code): rows for code, rows in panel.groupby("la_code")}
         self.new_year: dict[int, np.ndarray] = {}
-        self.new_la: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.new_la: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
         self.new_region: dict[str, np.ndarray] = {}
 
     # --- per-draw effects -------------------------------------------------------------------
@@ -174,15 +177,22 @@ class _Predictor:
             self.new_year[year] = self.rng.normal(0.0, draws(self.fit, "sigma_year"))
         return self.new_year[year]
 
-    def _la(self, code: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def _la(self, code: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Per draw: the authority's la_effect, la_slope (or None) and la_trend (or None)."""
         if code in self.la_codes:
             j = self.la_codes.index(code)
             slope = self.la_slope[:, j] if self.la_slope is not None else None
-            return self.la_effect[:, j], slope
+            trend = self.la_trend[:, j] if self.la_trend is not None else None
+            return self.la_effect[:, j], slope, trend
         if code not in self.new_la:
             effect = self.rng.normal(0.0, draws(self.fit, "sigma_la"))
             slope = self.rng.normal(0.0, draws(self.fit, "sigma_la_slope")) if self.slope else None
-            self.new_la[code] = (effect, slope)
+            trend = (
+                self.rng.normal(0.0, draws(self.fit, "sigma_la_trend"))
+                if self.la_trend is not None
+                else None
+            )
+            self.new_la[code] = (effect, slope, trend)
         return self.new_la[code]
 
     def _region(self, region: str) -> np.ndarray:
@@ -232,12 +242,14 @@ class _Predictor:
 
     def _row(self, who: pd.Series, code: str, year: int, population: float | None) -> dict:
         z, pop, observed = self._inputs(code, year, population)
-        la, slope = self._la(code)
+        la, slope, trend = self._la(code)
         region = self._region(str(who["region"]))
         year_effect = self._year(year)
         linear = self.intercept + self.beta @ z + la + region + year_effect
         if slope is not None:
             linear = linear + slope * z[self.covariates.index(self.slope)]
+        if trend is not None:  # the authority's own drift, for observed and forecast years alike
+            linear = linear + trend * (year - self.year_centre) / 10.0
         eta = np.log(pop) + linear
         expected = (
             np.log(pop)

@@ -111,7 +111,7 @@ class Terms:
 
     ``eta = log_exposure + intercept + sum(components.values())``, where ``components`` holds
     one array per covariate group, then ``region``, ``year`` and ``la`` (la_effect plus the
-    random-slope term when the model has one).
+    random-slope term and the LA-trend term ``la_trend * year_c`` when the model has them).
     """
 
     log_exposure: np.ndarray  # (n,)
@@ -146,6 +146,9 @@ def linear_predictor_terms(fit: Any) -> Terms:
     if slope is not None:
         x_slope = constant(fit, "X").astype(float)[:, covariates.index(slope)]
         la = la + draws(fit, "la_slope")[:, la_idx] * x_slope[None, :]
+    if has_variable(fit, "la_trend"):
+        year_c = constant(fit, "year_c").astype(float)
+        la = la + draws(fit, "la_trend")[:, la_idx] * year_c[None, :]
     components["la"] = la
     return Terms(
         log_exposure=constant(fit, "log_exposure").astype(float),
@@ -356,13 +359,15 @@ def explain_variance(
             quantities[f"finite_sd:{label}"] = np.sqrt(cov[:, j, j])
     for batch, var in (("la", "la_effect"), ("region", "region_effect"), ("year", "year_effect")):
         quantities[f"finite_sd:{batch}"] = draws(fit, var).std(axis=1, ddof=1)
-    if has_variable(fit, "la_slope"):
-        quantities["finite_sd:la_slope"] = draws(fit, "la_slope").std(axis=1, ddof=1)
+    for extra in ("la_slope", "la_trend"):
+        if has_variable(fit, extra):
+            quantities[f"finite_sd:{extra}"] = draws(fit, extra).std(axis=1, ddof=1)
     for batch, var in (
         ("la", "sigma_la"),
         ("region", "sigma_region"),
         ("year", "sigma_year"),
         ("la_slope", "sigma_la_slope"),
+        ("la_trend", "sigma_la_trend"),
     ):
         if has_variable(fit, var):
             quantities[f"superpopulation_sd:{batch}"] = draws(fit, var)
