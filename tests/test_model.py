@@ -66,8 +66,13 @@ def reference_logp(spec, rows: pd.DataFrame, p: dict, parameterisation: str) -> 
         lp += math.log(math.sqrt(2 * math.pi))
         xbar = np.array([X[la == j].mean(0) for j in range(len(las))])
         la_mean = p["intercept"] + region_effect[la_region] + xbar @ p["beta"]
-        lp += stats.norm.logpdf(p["la_theta"], la_mean, p["sigma_la"]).sum()
-        la_effect = p["la_theta"] - la_mean
+        la_theta = p["la_theta"]
+        if spec.la_trend:  # sampled la_theta is the level at the LA's own mean fitted year
+            year_c = (rows["year"].to_numpy(dtype=float) - np.mean(years)) / 10
+            mid_c = np.array([year_c[la == j].mean() for j in range(len(las))])
+            la_theta = la_theta - p["sigma_la_trend"] * p["la_trend_z"] * mid_c
+        lp += stats.norm.logpdf(la_theta, la_mean, p["sigma_la"]).sum()
+        la_effect = la_theta - la_mean
         # sum-to-zero year effects: iid N(0, sigma_year) density on the (n-1)-dim subspace
         ye = p["year_effect"]
         assert abs(ye.sum()) < 1e-9
@@ -89,6 +94,9 @@ def reference_logp(spec, rows: pd.DataFrame, p: dict, parameterisation: str) -> 
     if spec.la_trend:  # fixed HalfNormal(0.5) prior; year_c per decade from the years' mean
         lp += stats.halfnorm.logpdf(p["sigma_la_trend"], scale=0.5)
         lp += stats.norm.logpdf(p["la_trend_z"]).sum()
+        if parameterisation == "hierarchical":  # sum-to-zero, as region_z
+            assert abs(p["la_trend_z"].sum()) < 1e-9
+            lp += math.log(math.sqrt(2 * math.pi))
         year_c = (rows["year"].to_numpy(dtype=float) - np.mean(years)) / 10
         eta = eta + p["sigma_la_trend"] * p["la_trend_z"][la] * year_c
     mu = np.exp(eta)

@@ -17,7 +17,8 @@ Two parameterisations of it:
   ``la_theta - (intercept + region_effect[r] + Xbar[la] . beta)``.
   Year effects (each seen in ~150 LAs) are centred, region effects (9 groups) non-centred
   (``region_effect = sigma_region * region_z``); both sum to zero (``ZeroSumNormal``), which
-  removes the ridge between them and the intercept.
+  removes the ridge between them and the intercept. LA trends (``la_trend``) are non-centred
+  and sum to zero too: a trend shared by all LAs is a linear trend in the year effects.
 - ``"textbook"``: every random effect non-centred, ``effect = sigma * z`` with iid
   ``z ~ N(0, 1)`` (no sum-to-zero), as bambi builds it. Kept as the efficiency baseline. Its
   ``intercept``, ``region_effect`` and ``year_effect`` are therefore not the same quantities as the
@@ -158,11 +159,39 @@ def build_model(
             pm.Deterministic("sigma_region", pt.constant(0.0))
             pm.Deterministic("region_effect", pt.zeros(len(coords["region"])), dims="region")
 
+        if spec.la_trend:
+            # LA-specific linear trend, non-centred; year_c in decades from the fitted years' mean
+            year_centre = float(years.mean())
+            pm.Data("year_centre", year_centre)
+            year_c_values = (data["year"].to_numpy(dtype=float) - year_centre) / 10.0
+            year_c = pm.Data("year_c", year_c_values, dims="obs")
+            sigma_trend = _prior_rv("sigma_la_trend", priors["sigma_la_trend"])
+            if parameterisation == "hierarchical":
+                # sum-to-zero: a trend common to every LA is a linear trend in the (zero-sum)
+                # year effects, an exact ridge in the likelihood; the year effects carry it
+                trend_z = pm.ZeroSumNormal("la_trend_z", sigma=1.0, dims="la")
+            else:
+                trend_z = pm.Normal("la_trend_z", 0.0, 1.0, dims="la")
+            la_trend = pm.Deterministic("la_trend", sigma_trend * trend_z, dims="la")
+            # each LA's mean year_c over its fitted rows (0 for an LA fitted in every year)
+            mid_c = _group_means(year_c_values[:, None], la_idx, len(la_codes))[:, 0]
+            la_mid_c = pt.constant(mid_c)
+
         sigma_la = _prior_rv("sigma_la", priors["sigma_la"])
         if parameterisation == "hierarchical":
             xbar = pt.constant(_group_means(X, la_idx, len(la_codes)))  # (la, covariate)
             la_mean = intercept + region_term + pt.dot(xbar, beta)
-            la_theta = pm.Normal("la_theta", mu=la_mean, sigma=sigma_la, dims="la")
+            if spec.la_trend:
+                # sampled: the LA's level at its own mean fitted year, la_theta + la_trend * mid_c
+                # (the same model: a shift by another parameter has unit Jacobian). For an LA
+                # with few fitted years (a new authority) level and trend are then nearly
+                # uncorrelated; sampling la_theta itself left them on a narrow ridge.
+                la_mid = pm.Normal(
+                    "la_theta", mu=la_mean + la_trend * la_mid_c, sigma=sigma_la, dims="la"
+                )
+                la_theta = la_mid - la_trend * la_mid_c
+            else:
+                la_theta = pm.Normal("la_theta", mu=la_mean, sigma=sigma_la, dims="la")
             pm.Deterministic("la_effect", la_theta - la_mean, dims="la")
             eta = log_exposure_d + la_theta[la_idx_d] + pt.dot(X_d - xbar[la_idx_d], beta)
         else:
@@ -191,15 +220,6 @@ def build_model(
             eta = eta + la_slope[la_idx_d] * X_d[:, slope_k]
 
         if spec.la_trend:
-            # LA-specific linear trend, non-centred; year_c in decades from the fitted years' mean
-            year_centre = float(years.mean())
-            pm.Data("year_centre", year_centre)
-            year_c = pm.Data(
-                "year_c", (data["year"].to_numpy(dtype=float) - year_centre) / 10.0, dims="obs"
-            )
-            sigma_trend = _prior_rv("sigma_la_trend", priors["sigma_la_trend"])
-            trend_z = pm.Normal("la_trend_z", 0.0, 1.0, dims="la")
-            la_trend = pm.Deterministic("la_trend", sigma_trend * trend_z, dims="la")
             eta = eta + la_trend[la_idx_d] * year_c
 
         if spec.family == "negative_binomial":
