@@ -180,5 +180,3 @@ def test_missing_inputs_are_named():
         check_convergence(idata)
     with pytest.raises(ValueError, match="beta"):
         check_convergence(make_idata(), var_names=["beta"])
-
-
