@@ -379,17 +379,15 @@ def parse_plan(doc: dict[str, Any], *, source: str = "<dict>") -> Plan:
 
 
 def _known(d: dict[str, Any], known: tuple[str, ...], source: str, prefix: str) -> None:
-    for key in d:
-        if key not in known:
-            raise PlanError(f"{source}: unknown key '{prefix}{key}'; expected one of {list(known)}")
+    from csc_bayes.spec import check_known_keys
+
+    check_known_keys(d, known, source, prefix=prefix, error=PlanError)
 
 
 def _check(value: Any, kind: type, source: str, key: str) -> Any:
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise PlanError(
-            f"{source}: key {key!r} must be a {kind.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return value
+    from csc_bayes.spec import check_type
+
+    return check_type(value, kind, source, key, error=PlanError)
 
 
 # ====================================================================== running a plan

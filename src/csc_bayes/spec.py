@@ -643,18 +643,37 @@ def _prior(dist: str, **params: float) -> Prior:
     return Prior(dist, tuple((p, float(params[p])) for p in DISTRIBUTIONS[dist]))
 
 
-def _no_unknown(d: dict[str, Any], known: tuple[str, ...], source: str, *, prefix: str) -> None:
+def check_known_keys(
+    d: dict[str, Any],
+    known: tuple[str, ...],
+    source: str,
+    *,
+    prefix: str = "",
+    error: type[Exception] = SpecError,
+) -> None:
+    """Raise ``error`` naming ``source`` and the first key of ``d`` not in ``known``."""
     for key in d:
         if key not in known:
-            raise SpecError(f"{source}: unknown key '{prefix}{key}'; expected one of {list(known)}")
+            raise error(f"{source}: unknown key '{prefix}{key}'; expected one of {list(known)}")
 
 
-def _typed(value: Any, kind: type, source: str, key: str) -> Any:
+def check_type(
+    value: Any, kind: type, source: str, key: str, *, error: type[Exception] = SpecError
+) -> Any:
+    """``value`` if it is a ``kind`` (booleans are not numbers here), else raise ``error``."""
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise SpecError(
+        raise error(
             f"{source}: key {key!r} must be a {kind.__name__}, got {type(value).__name__} {value!r}"
         )
     return value
+
+
+def _no_unknown(d: dict[str, Any], known: tuple[str, ...], source: str, *, prefix: str) -> None:
+    check_known_keys(d, known, source, prefix=prefix)
+
+
+def _typed(value: Any, kind: type, source: str, key: str) -> Any:
+    return check_type(value, kind, source, key)
 
 
 def _choice(value: Any, allowed: tuple[str, ...], source: str, key: str, *, what: str = "value"):
