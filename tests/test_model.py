@@ -66,12 +66,16 @@ def reference_logp(spec, rows: pd.DataFrame, p: dict, parameterisation: str) -> 
         lp += math.log(math.sqrt(2 * math.pi))
         xbar = np.array([X[la == j].mean(0) for j in range(len(las))])
         la_mean = p["intercept"] + region_effect[la_region] + xbar @ p["beta"]
-        la_theta = p["la_theta"]
-        if spec.la_trend:  # sampled la_theta is the level at the LA's own mean fitted year
-            year_c = (rows["year"].to_numpy(dtype=float) - np.mean(years)) / 10
-            mid_c = np.array([year_c[la == j].mean() for j in range(len(las))])
-            la_theta = la_theta - p["sigma_la_trend"] * p["la_trend_z"] * mid_c
-        lp += stats.norm.logpdf(la_theta, la_mean, p["sigma_la"]).sum()
+        if spec.la_year == "ar1":  # non-centred LA level under the AR(1) levels
+            la_theta = la_mean + p["sigma_la"] * p["la_z"]
+            lp += stats.norm.logpdf(p["la_z"]).sum()
+        else:
+            la_theta = p["la_theta"]
+            if spec.la_trend:  # sampled la_theta is the level at the LA's own mean fitted year
+                year_c = (rows["year"].to_numpy(dtype=float) - np.mean(years)) / 10
+                mid_c = np.array([year_c[la == j].mean() for j in range(len(las))])
+                la_theta = la_theta - p["sigma_la_trend"] * p["la_trend_z"] * mid_c
+            lp += stats.norm.logpdf(la_theta, la_mean, p["sigma_la"]).sum()
         la_effect = la_theta - la_mean
         # sum-to-zero year effects: iid N(0, sigma_year) density on the (n-1)-dim subspace
         ye = p["year_effect"]
@@ -99,6 +103,18 @@ def reference_logp(spec, rows: pd.DataFrame, p: dict, parameterisation: str) -> 
             lp += math.log(math.sqrt(2 * math.pi))
         year_c = (rows["year"].to_numpy(dtype=float) - np.mean(years)) / 10
         eta = eta + p["sigma_la_trend"] * p["la_trend_z"][la] * year_c
+    if spec.la_year == "ar1":  # stationary AR(1) over calendar years: K = sigma^2 rho^|t - u|
+        lp += stats.halfnorm.logpdf(p["sigma_la_year"], scale=s)
+        lp += stats.beta.logpdf(p["rho_la_year"], 2.0, 2.0)
+        lags = np.abs(np.subtract.outer(years, years)).astype(float)
+        K = p["sigma_la_year"] ** 2 * p["rho_la_year"] ** lags
+        if parameterisation == "hierarchical":  # sampled: the level la_theta + la_year
+            la_year = p["la_level"] - la_theta[:, None]
+            lp += stats.multivariate_normal.logpdf(la_year, np.zeros(len(years)), K).sum()
+        else:
+            lp += stats.norm.logpdf(p["la_year_z"]).sum()
+            la_year = p["la_year_z"] @ np.linalg.cholesky(K).T
+        eta = eta + la_year[la, yr]
     mu = np.exp(eta)
     if spec.family == "negative_binomial":
         lp += stats.gamma.logpdf(p["phi"], a=2.0, scale=1 / 0.02)
@@ -115,7 +131,7 @@ def random_point(built, rng) -> dict[str, np.ndarray]:
     for name, start in built.model.initial_point().items():
         if name == "intercept":
             value = rng.normal(-5.0, 0.3)
-        elif name == "la_theta":
+        elif name in ("la_theta", "la_level"):
             value = rng.normal(-5.0, 0.4, size=start.shape)
         elif name == "phi_log__":
             value = np.log(rng.uniform(5.0, 80.0))
@@ -130,19 +146,27 @@ def random_point(built, rng) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    ("parameterisation", "family", "slope", "trend"),
+    ("parameterisation", "family", "slope", "trend", "ar1"),
     [
-        ("hierarchical", "negative_binomial", None, False),
-        ("textbook", "negative_binomial", None, False),
-        ("hierarchical", "poisson", "spend_per_child", False),
-        ("hierarchical", "negative_binomial", None, True),
-        ("textbook", "poisson", "spend_per_child", True),
+        ("hierarchical", "negative_binomial", None, False, False),
+        ("textbook", "negative_binomial", None, False, False),
+        ("hierarchical", "poisson", "spend_per_child", False, False),
+        ("hierarchical", "negative_binomial", None, True, False),
+        ("textbook", "poisson", "spend_per_child", True, False),
+        ("hierarchical", "negative_binomial", None, False, True),
+        ("textbook", "negative_binomial", None, True, True),
+        ("hierarchical", "poisson", None, True, True),
     ],
 )
-def test_logp_matches_scipy_reference(small_panel, parameterisation, family, slope, trend):
+def test_logp_matches_scipy_reference(small_panel, parameterisation, family, slope, trend, ar1):
     spec = with_years(find_spec("cpp_need_spending"), 2019, 2024)
-    spec = dataclasses.replace(spec, family=family, random_slope=slope, la_trend=trend)
-    built = build_model(spec, small_panel, parameterisation=parameterisation)
+    spec = dataclasses.replace(
+        spec, family=family, random_slope=slope, la_trend=trend, la_year="ar1" if ar1 else None
+    )
+    panel = small_panel
+    if ar1:  # a year with no rows at all: its neighbours are two years apart in the AR(1)
+        panel = small_panel[small_panel["year"] != 2021]
+    built = build_model(spec, panel, parameterisation=parameterisation)
     model = built.model
     logp = model.compile_logp(jacobian=False, mode="FAST_COMPILE")  # no C compilation: quick
     # constrained values of the free variables (and la_effect) at a point of value variables

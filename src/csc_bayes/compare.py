@@ -13,8 +13,10 @@ Two estimates of expected log predictive density (elpd) per model:
 
       elpd_j = log( 1/(S M) sum_{s,m} prod_t p(y_jt | theta^(s), u^(s,m)) )
 
-  (its years are predicted jointly, as one unseen authority). This is the honest test of
-  predicting an authority the model has never seen.
+  (its years are predicted jointly, as one unseen authority). A model with an LA trend draws a
+  new trend w ~ N(0, sigma_la_trend^(s)) with u; one with an AR(1) LA-year term draws a new
+  path over the authority's years from MvNormal(0, sigma_la_year^2 rho^|t - t'|). This is the
+  honest test of predicting an authority the model has never seen.
 
 Models are compared on the authority-years every model fitted (a model with more covariates may
 drop rows with missing values). Differences are against the best model with standard errors
@@ -208,9 +210,29 @@ def heldout_lpd(
             slope_k = covs.index(str(fit.spec.random_slope))
             v = rng.normal(size=(s, m, 1)) * flat_draws(post, "sigma_la_slope")[:, None, None]
             eta = eta + v * X[j, slope_k]
+        years = rows.loc[j, "year"].to_numpy(dtype=float)
+        if "la_trend" in post:
+            w = rng.normal(size=(s, m, 1)) * flat_draws(post, "sigma_la_trend")[:, None, None]
+            year_c = (years - float(const["year_centre"].values)) / 10.0
+            eta = eta + w * year_c
+        if "la_year" in post:
+            eta = eta + _new_ar1_paths(post, years, m, rng)
         ll = count_log_pmf(y[j], np.exp(eta), phi).sum(axis=-1)  # (sample, m)
         out[code] = float(special.logsumexp(ll) - math.log(ll.size))
     return pd.Series(out, name="elpd_kfold")
+
+
+def _new_ar1_paths(post: Any, years: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """(sample, m, year) AR(1) LA-year paths of a new authority over ``years``.
+
+    Per draw s: MvNormal(0, K_s), K_s[t, u] = sigma_la_year_s^2 rho_la_year_s^|t - u|.
+    """
+    rho = flat_draws(post, "rho_la_year")[:, None, None]
+    sigma = flat_draws(post, "sigma_la_year")[:, None, None]
+    cov = sigma**2 * rho ** np.abs(years[:, None] - years[None, :])[None]
+    chol = np.linalg.cholesky(cov)  # (sample, year, year)
+    z = rng.normal(size=(len(cov), m, len(years)))
+    return np.einsum("smu,stu->smt", z, chol)
 
 
 def flat_draws(posterior: Any, name: str) -> np.ndarray:

@@ -5,6 +5,7 @@ The model (formulas and reasons in ``docs/model.md``)::
     eta[i] = log_exposure[i] + intercept + X[i] . beta
              + la_effect[la] + region_effect[region] + year_effect[year] (+ la_slope[la] X[i, s])
              (+ la_trend[la] year_c[i],  year_c = (year - year_centre) / 10, per decade)
+             (+ la_year[la, year],  a stationary AR(1) over the years within each LA)
     y[i] ~ NegativeBinomial(mu = exp(eta[i]), alpha = phi)   or   Poisson(exp(eta[i]))
 
 Two parameterisations of it:
@@ -19,6 +20,14 @@ Two parameterisations of it:
   (``region_effect = sigma_region * region_z``); both sum to zero (``ZeroSumNormal``), which
   removes the ridge between them and the intercept. LA trends (``la_trend``) are non-centred
   and sum to zero too: a trend shared by all LAs is a linear trend in the year effects.
+  The AR(1) LA-year term (``la_year = "ar1"``) is centred on the LA's level too: each LA's
+  log-rate level by year ``la_level[la, :] ~ MvNormal(la_theta[la], K)``,
+  ``K[t, u] = sigma_la_year^2 rho_la_year^|t - u|`` with t, u calendar years (a gap in the
+  fitted years is a longer lag, not a skipped step); ``la_year = la_level - la_theta`` is the
+  deterministic. The data pin down ``la_level`` directly; sampling ``la_year`` beside
+  ``la_theta`` instead left a ridge (only their sum is in the likelihood). ``la_theta`` itself
+  is then non-centred, ``la_mean + sigma_la * la_z``: the data reach it only through the AR(1)
+  levels, weakly when rho is near 1.
 - ``"textbook"``: every random effect non-centred, ``effect = sigma * z`` with iid
   ``z ~ N(0, 1)`` (no sum-to-zero), as bambi builds it. Kept as the efficiency baseline. Its
   ``intercept``, ``region_effect`` and ``year_effect`` are therefore not the same quantities as the
@@ -181,7 +190,12 @@ def build_model(
         if parameterisation == "hierarchical":
             xbar = pt.constant(_group_means(X, la_idx, len(la_codes)))  # (la, covariate)
             la_mean = intercept + region_term + pt.dot(xbar, beta)
-            if spec.la_trend:
+            if spec.la_year == "ar1":
+                # the data inform la_theta only through the AR(1) levels, weakly when rho is
+                # near 1 (the real panels), so the LA level is non-centred here
+                la_z = pm.Normal("la_z", 0.0, 1.0, dims="la")
+                la_theta = la_mean + sigma_la * la_z
+            elif spec.la_trend:
                 # sampled: the LA's level at its own mean fitted year, la_theta + la_trend * mid_c
                 # (the same model: a shift by another parameter has unit Jacobian). For an LA
                 # with few fitted years (a new authority) level and trend are then nearly
@@ -193,13 +207,21 @@ def build_model(
             else:
                 la_theta = pm.Normal("la_theta", mu=la_mean, sigma=sigma_la, dims="la")
             pm.Deterministic("la_effect", la_theta - la_mean, dims="la")
-            eta = log_exposure_d + la_theta[la_idx_d] + pt.dot(X_d - xbar[la_idx_d], beta)
+            if spec.la_year == "ar1":  # the LA's level in each year, centred on la_theta
+                la_level = _la_year_ar1(priors, years, la_theta)
+                pm.Deterministic("la_year", la_level - la_theta[:, None], dims=("la", "year"))
+                la_term = la_level[la_idx_d, year_idx_d]
+            else:
+                la_term = la_theta[la_idx_d]
+            eta = log_exposure_d + la_term + pt.dot(X_d - xbar[la_idx_d], beta)
         else:
             la_z = pm.Normal("la_z", 0.0, 1.0, dims="la")
             la_effect = pm.Deterministic("la_effect", sigma_la * la_z, dims="la")
             eta = log_exposure_d + intercept + pt.dot(X_d, beta) + la_effect[la_idx_d]
             if "region" in spec.random_effects:
                 eta = eta + region_effect[region_idx_d]
+            if spec.la_year == "ar1":
+                eta = eta + _la_year_ar1(priors, years, None)[la_idx_d, year_idx_d]
 
         if "year" in spec.random_effects:
             sigma_year = _prior_rv("sigma_year", priors["sigma_year"])
@@ -266,6 +288,7 @@ _PM_DISTS = {
     "exponential": pm.Exponential,
     "gamma": pm.Gamma,
     "lognormal": pm.LogNormal,
+    "beta": pm.Beta,
 }
 
 
@@ -286,6 +309,28 @@ def _beta(covs: list[str], priors: dict[str, Prior]) -> pt.TensorVariable:
         return _PM_DISTS[per_cov[0].dist]("beta", **params, dims="covariate")
     parts = [_prior_rv(f"beta_{c}", p) for c, p in zip(covs, per_cov, strict=True)]
     return pm.Deterministic("beta", pt.stack(parts), dims="covariate")
+
+
+def _la_year_ar1(
+    priors: dict[str, Prior], years: np.ndarray, la_theta: pt.TensorVariable | None
+) -> pt.TensorVariable:
+    """The AR(1) LA-year term, dims (la, year): per LA a stationary AR(1) over calendar years.
+
+    ``Cov(la_year[j, t], la_year[j, u]) = sigma_la_year^2 * rho_la_year^|t - u|``, independent
+    across LAs; the innovation SD of one step is ``sigma_la_year * sqrt(1 - rho^2)``.
+    Given ``la_theta`` (hierarchical): returns the sampled ``la_level ~ MvNormal(la_theta, K)``
+    per LA. Without (textbook): returns the deterministic ``la_year = la_year_z @ chol(K).T``
+    with iid ``la_year_z ~ N(0, 1)``.
+    """
+    sigma = _prior_rv("sigma_la_year", priors["sigma_la_year"])
+    rho = _prior_rv("rho_la_year", priors["rho_la_year"])
+    lag = pt.constant(np.abs(years[:, None] - years[None, :]).astype(float))
+    cov = sigma**2 * rho**lag
+    if la_theta is not None:
+        mu = pt.broadcast_to(la_theta[:, None], (la_theta.shape[0], len(years)))
+        return pm.MvNormal("la_level", mu=mu, cov=cov, dims=("la", "year"))
+    z = pm.Normal("la_year_z", 0.0, 1.0, dims=("la", "year"))
+    return pm.Deterministic("la_year", pt.dot(z, pt.linalg.cholesky(cov).T), dims=("la", "year"))
 
 
 def _group_means(X: np.ndarray, idx: np.ndarray, n_groups: int) -> np.ndarray:

@@ -3,7 +3,7 @@
 Per draw s, for authority j in year t (definitions in ``docs/methods.md``):
 
     eta = log(population) + intercept + z . beta + la_effect_j + region_effect_r + year_effect_t
-          (+ la_slope_j * z_slope) (+ la_trend_j * (t - year_centre) / 10)
+          (+ la_slope_j * z_slope) (+ la_trend_j * (t - year_centre) / 10) (+ la_year_jt)
     y ~ NegativeBinomial(mu = exp(eta), phi)  (gamma-Poisson mixture)   or   Poisson(exp(eta))
 
 - a fitted year uses the fitted year effect; a year the model was not fitted to (the next
@@ -13,15 +13,24 @@ Per draw s, for authority j in year t (definitions in ``docs/methods.md``):
   N(0, sigma_la) (and its slope from N(0, sigma_la_slope), its trend from
   N(0, sigma_la_trend)), once per draw;
 - z = (x - covariate_mean) / covariate_sd from that year's panel row, else the latest earlier
-  (or else latest) known value of the authority; population likewise unless given.
+  (or else latest) known value of the authority; population likewise unless given;
+- the AR(1) LA-year term (``la_year`` in the posterior): a fitted authority in a fitted year
+  uses its fitted la_year; in any other year, la_year is drawn from its Gaussian conditional
+  given that authority's fitted la_year path (for the year after the data:
+  N(rho^h la_year_last, sigma_la_year^2 (1 - rho^(2h))), h years ahead); a new authority draws
+  it from the stationary N(0, sigma_la_year^2), independently per year.
 
 Year effects are exchangeable, so without an LA trend a forecast's centre is the model's average
-year; with one (``la_trend`` in the posterior), each authority's own linear trend is extrapolated.
+year; with one (``la_trend`` in the posterior), each authority's own linear trend is extrapolated;
+with an AR(1) LA-year term, each authority's latest deviation decays towards its level at rate rho.
+
+:func:`predict` summarises the draws of :func:`predict_draws`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -72,6 +81,21 @@ def _default_years(fit: Any, all_authorities: bool) -> list[int]:
     return fitted + later[:1]
 
 
+@dataclass(frozen=True)
+class PredictiveDraws:
+    """Per-draw predictions (draws first: shape (S, n)), one column per row of ``rows``.
+
+    ``rows``: la_code, ons_code, la_name, region, year, kind (observed / forecast / new_group),
+    population, observed (NaN where not observed). ``count``: posterior predictive counts;
+    ``eta``: the latent log mean; ``expected``: the log expected count (expected need).
+    """
+
+    rows: pd.DataFrame
+    count: np.ndarray
+    eta: np.ndarray
+    expected: np.ndarray
+
+
 def predict(
     fit: Any,
     *,
@@ -97,6 +121,37 @@ def predict(
     expected_rate_median / lower / upper, excess_ratio_median / lower / upper.
     """
     check_ci_prob(ci_prob)
+    pred = predict_draws(
+        fit,
+        authority=authority,
+        year=year,
+        population=population,
+        seed=seed,
+        region_as_need=region_as_need,
+    )
+    out = pd.DataFrame(
+        [
+            _summary(row, pred.count[:, k], pred.eta[:, k], pred.expected[:, k], ci_prob)
+            for k, row in enumerate(pred.rows.to_dict(orient="records"))
+        ]
+    )
+    out.attrs.update(ci_prob=ci_prob, region_as_need=region_as_need, rate_per=PER)
+    return out
+
+
+def predict_draws(
+    fit: Any,
+    *,
+    authority: str | int | Literal["all"],
+    year: int | Sequence[int] | None = None,
+    population: float | None = None,
+    seed: int = 0,
+    region_as_need: bool = False,
+) -> PredictiveDraws:
+    """The posterior predictive draws behind :func:`predict` (same arguments, no ``ci_prob``).
+
+    Use it to score forecasts (CRPS, coverage) or to sum counts over authorities.
+    """
     if population is not None and not population > 0:
         raise ValueError(f"population must be positive, got {population!r}")
     candidates = _candidates(fit)
@@ -123,7 +178,7 @@ def predict(
 
         row = resolve_authority(authority, candidates)
         chosen = candidates[candidates["la_code"] == str(row["la_code"])]
-    return _Predictor(fit, ci_prob=ci_prob, seed=seed, region_as_need=region_as_need).table(
+    return _Predictor(fit, seed=seed, region_as_need=region_as_need).draws(
         chosen.reset_index(drop=True), years, population
     )
 
@@ -131,8 +186,8 @@ def predict(
 class _Predictor:
     """Per-draw pieces shared by every row of one ``predict`` call."""
 
-    def __init__(self, fit: Any, *, ci_prob: float, seed: int, region_as_need: bool) -> None:
-        self.fit, self.ci_prob, self.region_as_need = fit, ci_prob, region_as_need
+    def __init__(self, fit: Any, *, seed: int, region_as_need: bool) -> None:
+        self.fit, self.region_as_need = fit, region_as_need
         self.rng = np.random.default_rng(seed)
         post = fit.idata["posterior"]
         self.covariates = covariate_names(fit)
@@ -150,6 +205,9 @@ class _Predictor:
         self.la_slope = draws(fit, "la_slope") if self.slope else None
         self.la_trend = draws(fit, "la_trend") if has_variable(fit, "la_trend") else None
         self.year_centre = float(constant(fit, "year_centre")) if self.la_trend is not None else 0.0
+        self.la_year = draws(fit, "la_year") if has_variable(fit, "la_year") else None
+        self.ar_conditional: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.new_la_year: dict[tuple[str, int], np.ndarray] = {}
         self.X = constant(fit, "X").astype(float) if self.covariates else None
         self.log_exposure = constant(fit, "log_exposure").astype(float)
         self.y = np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)
@@ -195,6 +253,38 @@ class _Predictor:
             self.new_la[code] = (effect, slope, trend)
         return self.new_la[code]
 
+    def _la_year(self, code: str, year: int) -> np.ndarray | None:
+        """Per draw: the authority's AR(1) LA-year deviation in ``year`` (None without one)."""
+        if self.la_year is None:
+            return None
+        if code not in self.la_codes:  # a new authority: the stationary distribution
+            if (code, year) not in self.new_la_year:
+                sigma = draws(self.fit, "sigma_la_year")
+                self.new_la_year[(code, year)] = self.rng.normal(0.0, sigma)
+            return self.new_la_year[(code, year)]
+        path = self.la_year[:, self.la_codes.index(code), :]  # (S, fitted years)
+        if year in self.years:
+            return path[:, self.years.index(year)]
+        weights, sd = self._ar_weights(year)
+        return (weights * path).sum(axis=1) + sd * self.rng.standard_normal(len(sd))
+
+    def _ar_weights(self, year: int) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian conditioning of la_year[year] on the fitted years, per draw s.
+
+        With K[t, u] = sigma^2 rho^|t - u| over the fitted years and k[t] = sigma^2
+        rho^|year - t|: mean = w . la_year_path with w = K^-1 k, variance = sigma^2 - w . k.
+        """
+        if year not in self.ar_conditional:
+            rho = draws(self.fit, "rho_la_year")[:, None, None]
+            sigma2 = draws(self.fit, "sigma_la_year") ** 2
+            fitted = np.asarray(self.years, dtype=float)
+            corr = rho ** np.abs(fitted[:, None] - fitted[None, :])[None]  # (S, T, T)
+            k = rho[:, :, 0] ** np.abs(year - fitted)[None, :]  # (S, T)
+            weights = np.linalg.solve(corr, k[:, :, None])[:, :, 0]
+            var = sigma2 * np.clip(1.0 - (weights * k).sum(axis=1), 0.0, None)
+            self.ar_conditional[year] = (weights, np.sqrt(var))
+        return self.ar_conditional[year]
+
     def _region(self, region: str) -> np.ndarray:
         if region in self.regions:
             return self.region_effect[:, self.regions.index(region)]
@@ -228,19 +318,29 @@ class _Predictor:
 
     # --- the table --------------------------------------------------------------------------
 
-    def table(
+    def draws(
         self, chosen: pd.DataFrame, years: list[int], population: float | None
-    ) -> pd.DataFrame:
-        rows = []
+    ) -> PredictiveDraws:
+        rows, counts, etas, expecteds = [], [], [], []
         for _, who in chosen.iterrows():
             code = str(who["la_code"])
             for year in years:
-                rows.append(self._row(who, code, year, population))
-        out = pd.DataFrame(rows)
-        out.attrs.update(ci_prob=self.ci_prob, region_as_need=self.region_as_need, rate_per=PER)
-        return out
+                row, count, eta, expected = self._row_draws(who, code, year, population)
+                rows.append(row)
+                counts.append(count)
+                etas.append(eta)
+                expecteds.append(expected)
+        empty = np.zeros((self.S, 0))
+        return PredictiveDraws(
+            rows=pd.DataFrame(rows),
+            count=np.stack(counts, axis=1) if counts else empty,
+            eta=np.stack(etas, axis=1) if etas else empty,
+            expected=np.stack(expecteds, axis=1) if expecteds else empty,
+        )
 
-    def _row(self, who: pd.Series, code: str, year: int, population: float | None) -> dict:
+    def _row_draws(
+        self, who: pd.Series, code: str, year: int, population: float | None
+    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
         z, pop, observed = self._inputs(code, year, population)
         la, slope, trend = self._la(code)
         region = self._region(str(who["region"]))
@@ -250,6 +350,9 @@ class _Predictor:
             linear = linear + slope * z[self.covariates.index(self.slope)]
         if trend is not None:  # the authority's own drift, for observed and forecast years alike
             linear = linear + trend * (year - self.year_centre) / 10.0
+        la_year = self._la_year(code, year)
+        if la_year is not None:
+            linear = linear + la_year
         eta = np.log(pop) + linear
         expected = (
             np.log(pop)
@@ -271,31 +374,42 @@ class _Predictor:
             kind = KIND_OBSERVED
         else:
             kind = KIND_FORECAST
-        rate = y / pop * PER
-        expected_rate = np.exp(expected) / pop * PER
-        ratio = np.exp(eta - expected)
-        lo, hi = interval(y, self.ci_prob)
-        rate_lo, rate_hi = interval(rate, self.ci_prob)
-        exp_lo, exp_hi = interval(expected_rate, self.ci_prob)
-        ratio_lo, ratio_hi = interval(ratio, self.ci_prob)
-        return {
+        row = {
             **{c: str(who[c]) for c in _IDENTITY},
             "year": year,
             "kind": kind,
             "population": pop,
             "observed": observed,
-            "observed_rate": observed / pop * PER,
-            "predicted_mean": float(y.mean()),
-            "predicted_median": float(np.median(y)),
-            "predicted_lower": float(lo),
-            "predicted_upper": float(hi),
-            "rate_median": float(np.median(rate)),
-            "rate_lower": float(rate_lo),
-            "rate_upper": float(rate_hi),
-            "expected_rate_median": float(np.median(expected_rate)),
-            "expected_rate_lower": float(exp_lo),
-            "expected_rate_upper": float(exp_hi),
-            "excess_ratio_median": float(np.median(ratio)),
-            "excess_ratio_lower": float(ratio_lo),
-            "excess_ratio_upper": float(ratio_hi),
         }
+        return row, y.astype(float), eta, expected
+
+
+def _summary(
+    row: dict[str, Any], y: np.ndarray, eta: np.ndarray, expected: np.ndarray, ci_prob: float
+) -> dict[str, Any]:
+    """One output row of :func:`predict` from the draws of one authority and year."""
+    pop = row["population"]
+    rate = y / pop * PER
+    expected_rate = np.exp(expected) / pop * PER
+    ratio = np.exp(eta - expected)
+    lo, hi = interval(y, ci_prob)
+    rate_lo, rate_hi = interval(rate, ci_prob)
+    exp_lo, exp_hi = interval(expected_rate, ci_prob)
+    ratio_lo, ratio_hi = interval(ratio, ci_prob)
+    return {
+        **row,
+        "observed_rate": row["observed"] / pop * PER,
+        "predicted_mean": float(y.mean()),
+        "predicted_median": float(np.median(y)),
+        "predicted_lower": float(lo),
+        "predicted_upper": float(hi),
+        "rate_median": float(np.median(rate)),
+        "rate_lower": float(rate_lo),
+        "rate_upper": float(rate_hi),
+        "expected_rate_median": float(np.median(expected_rate)),
+        "expected_rate_lower": float(exp_lo),
+        "expected_rate_upper": float(exp_hi),
+        "excess_ratio_median": float(np.median(ratio)),
+        "excess_ratio_lower": float(ratio_lo),
+        "excess_ratio_upper": float(ratio_hi),
+    }

@@ -40,6 +40,7 @@ from scipy import stats
 
 from csc_bayes.batch import Task, run_tasks
 from csc_bayes.compare import count_log_pmf, flat_draws
+from csc_bayes.errors import SpecError
 
 #: default small SBC panel: authorities, reporting years, and reduced sampler settings
 SBC_AUTHORITIES = 30
@@ -83,6 +84,12 @@ def sbc_specs(
     """
     from csc_bayes.spec import resolve_priors, select_rows
 
+    if spec.la_trend or spec.la_year is not None:
+        raise SpecError(
+            f"{spec.source}: SBC's independent generator covers LA, region and year effects, "
+            "covariates and a random slope; it does not simulate la_trend or la_year "
+            "(remove them to calibrate the rest of the model)"
+        )
     years = (int(template["year"].min()), int(template["year"].max()))
     windowed = replace(spec, years=years)
     fitted, _ = select_rows(windowed, template)

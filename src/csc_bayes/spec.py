@@ -43,6 +43,7 @@ TOP_LEVEL_KEYS = (
     "random_effects",
     "random_slope",
     "la_trend",
+    "la_year",
     "priors",
     "sampler",
 )
@@ -55,16 +56,24 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
     "exponential": ("lam",),
     "gamma": ("alpha", "beta"),
     "lognormal": ("mu", "sigma"),
+    "beta": ("alpha", "beta"),
 }
+#: LA-year terms a specification may add (``la_year = "ar1"``)
+LA_YEAR_TERMS = ("ar1",)
 #: parameters that must be strictly positive for each distribution
 _POSITIVE_PARAMS = {"sigma", "nu", "lam", "alpha", "beta"}
 _REAL_LINE_DISTS = ("normal", "student_t")
 _POSITIVE_DISTS = ("halfnormal", "exponential", "gamma", "lognormal")
+_UNIT_INTERVAL_DISTS = ("beta",)
 
 #: default sigma_la_trend prior: HalfNormal(0.5) on the log rate per decade of the LA trend,
 #: i.e. an LA's drift relative to the common year effects is a priori within about +-1 log
 #: unit (a factor of e) per decade for 95% of authorities; fixed, not data-scaled
 LA_TREND_PRIOR = {"sigma": 0.5}
+#: default rho_la_year prior: Beta(2, 2), the lag-one correlation of an LA's year-to-year
+#: deviations; it keeps rho off 1, where the AR(1) covariance matrix is singular, and off 0,
+#: where the term is iid noise beside the negative binomial overdispersion
+RHO_LA_YEAR_PRIOR = {"alpha": 2.0, "beta": 2.0}
 #: default phi prior: Gamma(2, 0.02), mean 100, 90% interval about (18, 237)
 PHI_PRIOR = {"alpha": 2.0, "beta": 0.02}
 #: lower bound on the data scale s used by the default priors (guards a constant-rate panel)
@@ -121,9 +130,12 @@ class ModelSpec:
     ``blocks`` maps block (``need``/``spending``) -> component -> covariate columns, in file
     order; ``priors`` maps a parameter name (``intercept``, ``beta``, ``beta.<covariate>``,
     ``sigma_la``, ``sigma_region``, ``sigma_year``, ``sigma_la_slope``, ``sigma_la_trend``,
-    ``phi``) to a user override; parameters not named there get the defaults of
-    :func:`default_priors`. ``la_trend`` adds an LA-specific linear trend in
+    ``sigma_la_year``, ``rho_la_year``, ``phi``) to a user override; parameters not named there
+    get the defaults of :func:`default_priors`. ``la_trend`` adds an LA-specific linear trend in
     ``year_c = (year - centre) / 10`` (per decade; centre = mean of the fitted years).
+    ``la_year = "ar1"`` adds an LA-by-year deviation that follows a stationary AR(1) process
+    over the years within each LA (marginal SD ``sigma_la_year``, lag-one correlation
+    ``rho_la_year``).
     """
 
     name: str
@@ -134,6 +146,7 @@ class ModelSpec:
     random_effects: tuple[str, ...] = RANDOM_EFFECTS
     random_slope: str | None = None
     la_trend: bool = False
+    la_year: str | None = None
     years: tuple[int, int] = (2013, 2024)
     priors: dict[str, Prior] = field(default_factory=dict)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
@@ -167,6 +180,8 @@ class ModelSpec:
             names.append("sigma_la_slope")
         if self.la_trend:
             names.append("sigma_la_trend")
+        if self.la_year is not None:
+            names += ["sigma_la_year", "rho_la_year"]
         if self.family == "negative_binomial":
             names.append("phi")
         return tuple(names)
@@ -179,7 +194,8 @@ class ModelSpec:
         and slope that are independent, which is what :mod:`csc_bayes.model` fits. An LA trend
         (``la_trend = true``) is written ``(1 + year_c || la)`` (with a slope too,
         ``(1 + idaci + year_c || la)``), where ``year_c = (year - centre) / 10`` is the year
-        in decades from the mean of the fitted years.
+        in decades from the mean of the fitted years. An AR(1) LA-year term is written
+        ``ar1(year | la)`` (brms's notation for an autoregressive term within each LA).
         """
         terms = list(self.covariates) or ["1"]
         terms.append(f"offset(log({self.exposure}))")
@@ -189,6 +205,8 @@ class ModelSpec:
                 terms.append(f"(1 + {' + '.join(la_terms)} || la)")
             else:
                 terms.append(f"(1|{g})")
+        if self.la_year == "ar1":
+            terms.append("ar1(year | la)")
         return f"{self.outcome} ~ " + " + ".join(terms)
 
     # ------------------------------------------------------------------ identity
@@ -196,7 +214,8 @@ class ModelSpec:
         """Everything that changes the model (not the name, description or sampler settings).
 
         Covariate order is included: it fixes the ``covariate`` coordinate of the posterior.
-        ``la_trend`` appears only when true, so specs without it keep their earlier hashes.
+        ``la_trend`` and ``la_year`` appear only when set, so specs without them keep their
+        earlier hashes.
         """
         out = {
             "outcome": self.outcome,
@@ -213,6 +232,8 @@ class ModelSpec:
         }
         if self.la_trend:
             out["la_trend"] = True
+        if self.la_year is not None:
+            out["la_year"] = self.la_year
         return out
 
     def canonical_hash(self) -> str:
@@ -231,8 +252,9 @@ class ModelSpec:
         return replace(self, sampler=sampler)
 
     def null_spec(self) -> ModelSpec:
-        """Same outcome, exposure, family, years, random effects and LA trend, no covariates."""
-        keep = {k: v for k, v in self.priors.items() if k in ("intercept", "phi")}
+        """Same outcome, exposure, family, years, random effects, LA trend and LA-year term;
+        no covariates."""
+        keep = {k: v for k, v in self.priors.items() if k in ("intercept", "phi", "rho_la_year")}
         keep.update({k: v for k, v in self.priors.items() if k.startswith("sigma_")})
         keep.pop("sigma_la_slope", None)
         return replace(
@@ -266,6 +288,8 @@ class ModelSpec:
             out["random_slope"] = self.random_slope
         if self.la_trend:
             out["la_trend"] = True
+        if self.la_year is not None:
+            out["la_year"] = self.la_year
         out["covariates"] = {
             b: {c: list(v) for c, v in comps.items()} for b, comps in self.blocks.items()
         }
@@ -289,6 +313,8 @@ class ModelSpec:
             lines.append(f"random_slope = {_toml_value(self.random_slope)}")
         if self.la_trend:
             lines.append("la_trend = true")
+        if self.la_year is not None:
+            lines.append(f"la_year = {_toml_value(self.la_year)}")
         for block, comps in self.blocks.items():
             lines += ["", f"[covariates.{block}]"]
             lines += [f"{comp} = {_toml_value(list(covs))}" for comp, covs in comps.items()]
@@ -397,6 +423,8 @@ def _default_dist(parameter: str) -> str:
     """Distribution a parameter's default prior uses (and a partial override keeps)."""
     if parameter == "intercept" or parameter.split(".")[0] == "beta":
         return "normal"
+    if parameter == "rho_la_year":
+        return "beta"
     return "gamma" if parameter == "phi" else "halfnormal"
 
 
@@ -406,7 +434,8 @@ def resolve_priors(spec: ModelSpec, fitted: pd.DataFrame) -> dict[str, Prior]:
     Defaults (``s`` and the pooled log rate from :func:`data_scale`):
     intercept ~ Normal(pooled log rate, 2.5 s); beta ~ Normal(0, s) per SD of a covariate;
     sigma_la, sigma_region, sigma_year, sigma_la_slope ~ HalfNormal(s); phi ~ Gamma(2, 0.02);
-    sigma_la_trend ~ HalfNormal(0.5) per decade (fixed, :data:`LA_TREND_PRIOR`).
+    sigma_la_trend ~ HalfNormal(0.5) per decade (fixed, :data:`LA_TREND_PRIOR`);
+    sigma_la_year ~ HalfNormal(s); rho_la_year ~ Beta(2, 2) (fixed, :data:`RHO_LA_YEAR_PRIOR`).
     A user ``beta`` applies to every covariate, ``beta.<cov>`` to one (and wins over ``beta``).
     The model uses the ``beta.<cov>`` entries; ``beta`` is listed for :func:`default_priors`.
     """
@@ -416,6 +445,7 @@ def resolve_priors(spec: ModelSpec, fitted: pd.DataFrame) -> dict[str, Prior]:
         "beta": _prior("normal", mu=0.0, sigma=s),
         "phi": _prior("gamma", **PHI_PRIOR),
         "sigma_la_trend": _prior("halfnormal", **LA_TREND_PRIOR),
+        "rho_la_year": _prior("beta", **RHO_LA_YEAR_PRIOR),
     }
     out = {}
     for name in spec.parameters:
@@ -505,6 +535,10 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
             f"{la_trend!r}"
         )
 
+    la_year = d.get("la_year")
+    if la_year is not None:
+        _choice(la_year, LA_YEAR_TERMS, source, "la_year", what="LA-year term")
+
     spec = ModelSpec(
         name=name,
         outcome=outcome,
@@ -514,6 +548,7 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
         random_effects=effects,
         random_slope=slope,
         la_trend=la_trend,
+        la_year=la_year,
         years=(years[0], years[1]),
         description=description,
         sampler=_parse_sampler(d.get("sampler", {}), source),
@@ -595,11 +630,12 @@ def _parse_priors(raw: Any, spec: ModelSpec, source: str) -> dict[str, Prior]:
             )
         value = _typed(value, dict, source, where)
         dist = value.get("dist")
-        allowed = (
-            _REAL_LINE_DISTS
-            if key in ("intercept", "beta") or key.startswith("beta.")
-            else _POSITIVE_DISTS
-        )
+        if key in ("intercept", "beta") or key.startswith("beta."):
+            allowed = _REAL_LINE_DISTS
+        elif key == "rho_la_year":
+            allowed = _UNIT_INTERVAL_DISTS
+        else:
+            allowed = _POSITIVE_DISTS
         if dist is not None:
             _choice(dist, allowed, source, f"{where}.dist", what="distribution")
             expected = DISTRIBUTIONS[dist]

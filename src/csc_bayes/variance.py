@@ -111,7 +111,8 @@ class Terms:
 
     ``eta = log_exposure + intercept + sum(components.values())``, where ``components`` holds
     one array per covariate group, then ``region``, ``year`` and ``la`` (la_effect plus the
-    random-slope term and the LA-trend term ``la_trend * year_c`` when the model has them).
+    random-slope term and the LA-trend term ``la_trend * year_c`` when the model has them),
+    then ``la_year`` (the AR(1) LA-year deviation ``la_year[la, year]``) when the model has it.
     """
 
     log_exposure: np.ndarray  # (n,)
@@ -150,6 +151,9 @@ def linear_predictor_terms(fit: Any) -> Terms:
         year_c = constant(fit, "year_c").astype(float)
         la = la + draws(fit, "la_trend")[:, la_idx] * year_c[None, :]
     components["la"] = la
+    if has_variable(fit, "la_year"):
+        year_idx = constant(fit, "year_idx").astype(int)
+        components["la_year"] = draws(fit, "la_year")[:, la_idx, year_idx]
     return Terms(
         log_exposure=constant(fit, "log_exposure").astype(float),
         intercept=draws(fit, "intercept"),
@@ -268,13 +272,17 @@ def between_la_variance(fit: Any, terms: Terms | None = None) -> np.ndarray:
     """V_between per draw: variance across fitted LAs of the LA-level deviation not explained
     by covariates.
 
-    For LA j, d_j = mean over its fitted rows of (region_effect + la_effect [+ la_slope * x]),
-    i.e. its latent log-rate net of the intercept, the covariates and the common year effects;
+    For LA j, d_j = mean over its fitted rows of (region_effect + la_effect [+ la_slope * x]
+    [+ la_trend * year_c] [+ la_year]), i.e. its latent log-rate net of the intercept, the
+    covariates and the common year effects;
     V_between = Var_j(d_j) (ddof = 1) over the LAs with at least one fitted row.
     """
     terms = linear_predictor_terms(fit) if terms is None else terms
     n_la = fit.idata["posterior"].sizes["la"]
-    d = _la_level(terms.components["region"] + terms.components["la"], terms.la_idx, n_la)
+    own = terms.components["region"] + terms.components["la"]
+    if "la_year" in terms.components:
+        own = own + terms.components["la_year"]
+    d = _la_level(own, terms.la_idx, n_la)
     seen = np.bincount(terms.la_idx, minlength=n_la) > 0
     return d[:, seen].var(axis=1, ddof=1)
 
@@ -331,8 +339,10 @@ def explain_variance(
       Var(sum_c f_c) + residual, where the residual is trigamma(phi) (NB) plus the mean
       log(1 + 1/mu) Poisson noise; residual rows are reported as shares too. Shares sum to 1.
     - ``finite_sd``: SD (ddof = 1) across the observed levels of la_effect, region_effect,
-      year_effect, la_slope, and across fitted rows of each covariate group's term.
-    - ``superpopulation_sd``: sigma_la, sigma_region, sigma_year, sigma_la_slope.
+      year_effect, la_slope, la_trend, and across fitted rows of each covariate group's term
+      and of the AR(1) LA-year term.
+    - ``superpopulation_sd``: sigma_la, sigma_region, sigma_year, sigma_la_slope,
+      sigma_la_trend, sigma_la_year (the AR(1) term's marginal SD).
     - ``bayes_r2``: see :func:`_bayes_r2`.
     - ``between_la_explained`` (needs ``null_fit``): 1 - V_between(full) / V_between(null) per
       index-paired draw, V_between from :func:`between_la_variance`; and the same with the
@@ -368,6 +378,7 @@ def explain_variance(
         ("year", "sigma_year"),
         ("la_slope", "sigma_la_slope"),
         ("la_trend", "sigma_la_trend"),
+        ("la_year", "sigma_la_year"),
     ):
         if has_variable(fit, var):
             quantities[f"superpopulation_sd:{batch}"] = draws(fit, var)

@@ -23,13 +23,15 @@ COMPONENT_LABELS = {
     "overdispersion": "Overdispersion (residual)",
     "poisson_noise": "Poisson noise (residual)",
     "la_slope": "Authority slope",
+    "la_trend": "Authority trend",
+    "la_year": "Authority-year (AR(1) persistence)",
 }
 MEASURE_LABELS = {
     "share": "Share of latent-scale variance",
     "finite_sd": "Finite-population SD (log scale)",
     "superpopulation_sd": "Superpopulation SD (log scale)",
 }
-_RANDOM = {"la", "region", "year", "la_slope"}
+_RANDOM = {"la", "region", "year", "la_slope", "la_trend", "la_year"}
 _RESIDUAL = {"overdispersion", "poisson_noise"}
 _COLOURS = {"covariate": "#117733", "random": "#332288", "residual": "#AAAAAA"}
 

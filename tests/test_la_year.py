@@ -1,0 +1,133 @@
+"""The AR(1) LA-year term (``la_year = "ar1"``): recovered on a panel whose authorities drift as
+an AR(1); every answer includes it; a forecast decays each authority's latest deviation at rate
+rho; and a new authority in cross-validation gets a new AR(1) path."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import csc_bayes
+from csc_bayes.compare import _new_ar1_paths, heldout_lpd
+from csc_bayes.predict import _Predictor, predict_draws
+from csc_bayes.simulate import simulate_panel
+from csc_bayes.variance import draws
+
+FIRST, LAST = 2014, 2023
+RHO, SIGMA = 0.8, 0.3
+
+
+def _ar1_panel() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """26 authorities, 2014-2024; log rate = LA level + AR(1) path (rho 0.8, marginal SD 0.3);
+    Poisson counts. Returns the panel and the true AR path (la_code x year)."""
+    panel = simulate_panel(seed=5, first_year=FIRST, last_year=LAST + 1, forecast_year=False).panel
+    codes = sorted(panel["la_code"].astype(str).unique())[::6][:26]  # across regions
+    panel = panel[panel["la_code"].astype(str).isin(codes)].copy()
+    rng = np.random.default_rng(7)
+    years = np.arange(FIRST, LAST + 2)
+    path = np.empty((len(codes), len(years)))
+    path[:, 0] = rng.normal(0.0, SIGMA, len(codes))
+    for t in range(1, len(years)):
+        innovation = rng.normal(0.0, SIGMA * np.sqrt(1 - RHO**2), len(codes))
+        path[:, t] = RHO * path[:, t - 1] + innovation
+    truth = pd.DataFrame(path, index=codes, columns=years)
+    level = pd.Series(rng.normal(0.0, 0.3, len(codes)), index=codes)
+    code = panel["la_code"].astype(str)
+    ar = truth.stack().reindex(list(zip(code, panel["year"], strict=True))).to_numpy()
+    log_rate = np.log(60 / 10_000) + code.map(level).to_numpy(float) + ar
+    panel["cla"] = pd.array(
+        np.random.default_rng(8).poisson(panel["population"].to_numpy(float) * np.exp(log_rate)),
+        dtype="Int64",
+    )
+    panel["cla_missing"] = None
+    return panel.reset_index(drop=True), truth
+
+
+@pytest.fixture(scope="module")
+def ar_case():
+    panel, truth = _ar1_panel()
+    spec = csc_bayes.find_spec("cla_need_ar").with_sampler(draws=200, tune=200, chains=2)
+    spec = dataclasses.replace(spec, name="cla_ar_test", years=(FIRST, LAST))
+    assert spec.la_year == "ar1" and "ar1(year | la)" in spec.formula
+    fit = csc_bayes.fit(spec, data=panel, out=None, progress=False)
+    return panel, truth, fit
+
+
+def test_ar1_term_is_recovered_and_in_every_answer(ar_case):
+    _panel, truth, fit = ar_case
+    post = fit.idata["posterior"]
+    rho = float(post["rho_la_year"].median())
+    sigma = float(post["sigma_la_year"].median())
+    assert 0.55 < rho < 0.95, rho
+    assert 0.18 < sigma < 0.5, sigma
+    # the fitted paths track the true ones (up to each LA's level, which la_effect carries)
+    fitted = post["la_year"].median(("chain", "draw")).to_pandas()
+    true = truth.loc[fitted.index, fitted.columns]
+    within = lambda df: (df.T - df.mean(axis=1)).T.to_numpy().ravel()  # noqa: E731
+    assert np.corrcoef(within(fitted), within(true))[0, 1] > 0.9
+
+    result = csc_bayes.explain_variance(fit)
+    rows = result.to_frame().set_index(["measure", "component"])
+    for measure in ("share", "finite_sd", "superpopulation_sd"):
+        assert (measure, "la_year") in rows.index
+    np.testing.assert_allclose(result.shares.sum("component"), 1.0)
+    # excess: expected need leaves the LA's own AR deviation out, so within one authority the
+    # log excess ratio moves with its AR path
+    table = csc_bayes.excess(fit, year="all").set_index(["la_code", "year"])
+    code = truth.index[0]
+    log_ratio = np.log(table.loc[code, "excess_ratio_median"])
+    assert np.corrcoef(log_ratio, truth.loc[code, log_ratio.index])[0, 1] > 0.8
+
+
+def test_forecast_decays_the_latest_deviation_at_rate_rho(ar_case):
+    panel, _truth, fit = ar_case
+    predictor = _Predictor(fit, seed=0, region_as_need=False)
+    rho, sigma = draws(fit, "rho_la_year"), draws(fit, "sigma_la_year")
+    for h in (1, 3):
+        weights, sd = predictor._ar_weights(LAST + h)
+        expected = np.zeros_like(weights)
+        expected[:, -1] = rho**h  # Markov: only the last fitted year matters ahead of the data
+        np.testing.assert_allclose(weights, expected, atol=1e-8)
+        np.testing.assert_allclose(sd, sigma * np.sqrt(1 - rho ** (2 * h)), rtol=1e-8)
+
+    # the forecast of the next year beats the same model without the AR term (known truth)
+    pred = predict_draws(fit, authority="all", year=LAST + 1, seed=1)
+    assert set(pred.rows["kind"]) == {"forecast"}
+    plain_spec = dataclasses.replace(fit.spec, la_year=None, name="cla_plain_test")
+    plain = csc_bayes.fit(plain_spec, data=panel, out=None, progress=False)
+    plain_pred = predict_draws(plain, authority="all", year=LAST + 1, seed=1)
+    observed = (panel[panel["year"] == LAST + 1].set_index("la_code")["cla"].astype(float)).loc[
+        pred.rows["la_code"]
+    ]
+    error_ar = np.abs(np.median(pred.count, axis=0) - observed.to_numpy()).mean()
+    error_plain = np.abs(np.median(plain_pred.count, axis=0) - observed.to_numpy()).mean()
+    assert error_ar < 0.8 * error_plain, (error_ar, error_plain)
+
+
+def test_new_authority_ar1_paths_have_the_model_covariance():
+    years = np.array([2016.0, 2017.0, 2019.0])  # a gap: lag 2 between 2017 and 2019
+    post = xr.Dataset(
+        {
+            "rho_la_year": (("chain", "draw"), np.full((1, 2), 0.7)),
+            "sigma_la_year": (("chain", "draw"), np.full((1, 2), 0.4)),
+        }
+    )
+    paths = _new_ar1_paths(post, years, 40_000, np.random.default_rng(0))
+    assert paths.shape == (2, 40_000, 3)
+    empirical = np.cov(paths[0].T)
+    model = 0.4**2 * 0.7 ** np.abs(years[:, None] - years[None, :])
+    np.testing.assert_allclose(empirical, model, atol=0.005)
+
+
+def test_heldout_authority_gets_a_finite_new_group_density(ar_case):
+    _panel, _, fit = ar_case
+    fitted = set(fit.idata["posterior"]["la"].values.astype(str))
+    others = simulate_panel(seed=5, first_year=FIRST, last_year=LAST, forecast_year=False).panel
+    unseen = others[~others["la_code"].astype(str).isin(fitted)]
+    rows = unseen[unseen["la_code"] == unseen["la_code"].iloc[0]]
+    lpd = heldout_lpd(fit, rows, outcome="cla", seed=0)
+    assert len(lpd) == 1 and np.isfinite(lpd.iloc[0])
