@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -318,19 +318,66 @@ def _la_year_ar1(
 
     ``Cov(la_year[j, t], la_year[j, u]) = sigma_la_year^2 * rho_la_year^|t - u|``, independent
     across LAs; the innovation SD of one step is ``sigma_la_year * sqrt(1 - rho^2)``.
-    Given ``la_theta`` (hierarchical): returns the sampled ``la_level ~ MvNormal(la_theta, K)``
-    per LA. Without (textbook): returns the deterministic ``la_year = la_year_z @ chol(K).T``
-    with iid ``la_year_z ~ N(0, 1)``.
+    Given ``la_theta`` (hierarchical): returns the sampled ``la_level`` with that law around
+    ``la_theta`` (:func:`ar1_logp`). Without (textbook): returns the deterministic
+    ``la_year = la_year_z @ L.T`` with iid ``la_year_z ~ N(0, 1)`` (:func:`ar1_cholesky`).
     """
     sigma = _prior_rv("sigma_la_year", priors["sigma_la_year"])
     rho = _prior_rv("rho_la_year", priors["rho_la_year"])
-    lag = pt.constant(np.abs(years[:, None] - years[None, :]).astype(float))
-    cov = sigma**2 * rho**lag
+    years = np.asarray(years, dtype=float)
     if la_theta is not None:
         mu = pt.broadcast_to(la_theta[:, None], (la_theta.shape[0], len(years)))
-        return pm.MvNormal("la_level", mu=mu, cov=cov, dims=("la", "year"))
+        return pm.CustomDist(
+            "la_level",
+            mu,
+            sigma,
+            rho,
+            logp=lambda value, mu, sigma, rho: ar1_logp(value - mu, sigma, rho, years),
+            random=lambda mu, sigma, rho, rng=None, size=None: (
+                mu + rng.standard_normal(np.shape(mu)) @ ar1_cholesky(sigma, rho, years).T
+            ),
+            support_point=lambda rv, size, mu, sigma, rho: mu,
+            signature="(n),(),()->(n)",
+            dims=("la", "year"),
+        )
     z = pm.Normal("la_year_z", 0.0, 1.0, dims=("la", "year"))
-    return pm.Deterministic("la_year", pt.dot(z, pt.linalg.cholesky(cov).T), dims=("la", "year"))
+    chol = ar1_cholesky(sigma, rho, years)
+    return pm.Deterministic("la_year", pt.dot(z, chol.T), dims=("la", "year"))
+
+
+def ar1_logp(x: Any, sigma: Any, rho: Any, years: np.ndarray) -> Any:
+    """log density of each row of ``x`` (last axis: increasing ``years``) under the AR(1) law.
+
+    Markov factorisation: x_0 ~ N(0, sigma^2) and, with d_t = y_t - y_(t-1) (a gap year is a
+    longer lag), x_t | x_(t-1) ~ N(rho^d_t x_(t-1), sigma^2 (1 - rho^(2 d_t))). Elementwise,
+    so about as cheap as an iid normal (a dense MvNormal made each gradient ~30x slower).
+    """
+    gaps = np.diff(np.asarray(years, dtype=float))
+    decay = rho**gaps  # (year - 1,)
+    mean = pt.concatenate([pt.zeros_like(x[..., :1]), decay * x[..., :-1]], axis=-1)
+    one = pt.ones((1,))
+    scale = sigma * pt.concatenate([one, pt.sqrt(1.0 - decay**2)])
+    z = (x - mean) / scale
+    return pt.sum(-0.5 * z**2 - pt.log(scale) - 0.5 * np.log(2 * np.pi), axis=-1)
+
+
+def ar1_cholesky(sigma: Any, rho: Any, years: np.ndarray) -> Any:
+    """Lower Cholesky factor of K[t, u] = sigma^2 rho^|y_t - y_u| for increasing years y.
+
+    From the AR(1) written as innovations (see :func:`ar1_logp`):
+    ``L[t, s] = sigma c_s rho^(y_t - y_s)`` for s <= t (0 above), with c_0 = 1 and
+    ``c_s = sqrt(1 - rho^(2 (y_s - y_(s-1))))``. Works on PyTensor or numpy scalars.
+    """
+    years = np.asarray(years, dtype=float)
+    lag = years[:, None] - years[None, :]
+    lower = lag >= 0
+    power = rho ** np.where(lower, lag, 0.0)
+    c = (1.0 - rho ** (2.0 * np.diff(years))) ** 0.5
+    if isinstance(c, np.ndarray):
+        c = np.concatenate([[1.0], c])
+    else:
+        c = pt.concatenate([pt.ones((1,)), c])
+    return sigma * power * c[None, :] * lower
 
 
 def _group_means(X: np.ndarray, idx: np.ndarray, n_groups: int) -> np.ndarray:
