@@ -1,6 +1,7 @@
-"""The AR(1) LA-year term (``la_year = "ar1"``): recovered on a panel whose authorities drift as
-an AR(1); every answer includes it; a forecast decays each authority's latest deviation at rate
-rho; and a new authority in cross-validation gets a new AR(1) path."""
+"""The AR(1) LA-year term (``la_year = "ar1"``, with random-walk year effects as in the shipped
+``*_need_ar`` specs): recovered on a panel whose authorities drift as an AR(1); every answer
+includes it; a forecast decays each authority's latest deviation at rate rho and starts from the
+last year's common level; a new authority in cross-validation gets a new AR(1) path."""
 
 from __future__ import annotations
 
@@ -94,10 +95,25 @@ def test_forecast_decays_the_latest_deviation_at_rate_rho(ar_case):
         np.testing.assert_allclose(weights, expected, atol=1e-8)
         np.testing.assert_allclose(sd, sigma * np.sqrt(1 - rho ** (2 * h)), rtol=1e-8)
 
+    # random-walk year effects: the next years start from the last fitted year's effect
+    assert fit.spec.year_effect == "rw1"
+    year_effect, sigma_year = draws(fit, "year_effect"), draws(fit, "sigma_year")
+    mean, sd = predictor._year_walk(LAST + 2, sigma_year)
+    np.testing.assert_allclose(mean, year_effect[:, -1])
+    np.testing.assert_allclose(sd, sigma_year * np.sqrt(2))
+    # pretend LAST - 1 was a gap in the fitted years: the Brownian bridge between its neighbours
+    predictor.years.remove(LAST - 1)
+    predictor.year_effect = np.delete(year_effect, -2, axis=1)
+    mean, sd = predictor._year_walk(LAST - 1, sigma_year)
+    np.testing.assert_allclose(mean, (year_effect[:, -3] + year_effect[:, -1]) / 2)
+    np.testing.assert_allclose(sd, sigma_year * np.sqrt(0.5))
+
     # the forecast of the next year beats the same model without the AR term (known truth)
     pred = predict_draws(fit, authority="all", year=LAST + 1, seed=1)
     assert set(pred.rows["kind"]) == {"forecast"}
-    plain_spec = dataclasses.replace(fit.spec, la_year=None, name="cla_plain_test")
+    plain_spec = dataclasses.replace(
+        fit.spec, la_year=None, year_effect="iid", name="cla_plain_test"
+    )
     plain = csc_bayes.fit(plain_spec, data=panel, out=None, progress=False)
     plain_pred = predict_draws(plain, authority="all", year=LAST + 1, seed=1)
     observed = (panel[panel["year"] == LAST + 1].set_index("la_code")["cla"].astype(float)).loc[

@@ -77,14 +77,27 @@ def reference_logp(spec, rows: pd.DataFrame, p: dict, parameterisation: str) -> 
                 la_theta = la_theta - p["sigma_la_trend"] * p["la_trend_z"] * mid_c
             lp += stats.norm.logpdf(la_theta, la_mean, p["sigma_la"]).sum()
         la_effect = la_theta - la_mean
+    else:
+        lp += stats.norm.logpdf(p["la_z"]).sum()
+        la_effect = p["sigma_la"] * p["la_z"]
+    if spec.year_effect == "rw1":  # steps N(0, sigma_year^2 gap), walk centred to sum to zero
+        gaps = np.diff(np.asarray(years, dtype=float))
+        if parameterisation == "hierarchical":
+            steps = p["year_step"]
+            lp += stats.norm.logpdf(steps, 0.0, p["sigma_year"] * np.sqrt(gaps)).sum()
+        else:
+            lp += stats.norm.logpdf(p["year_step_z"]).sum()
+            steps = p["sigma_year"] * np.sqrt(gaps) * p["year_step_z"]
+        walk = np.concatenate([[0.0], np.cumsum(steps)])
+        ye = walk - walk.mean()
+    elif parameterisation == "hierarchical":
         # sum-to-zero year effects: iid N(0, sigma_year) density on the (n-1)-dim subspace
         ye = p["year_effect"]
         assert abs(ye.sum()) < 1e-9
         lp += stats.norm.logpdf(ye, 0.0, p["sigma_year"]).sum()
         lp += math.log(math.sqrt(2 * math.pi) * p["sigma_year"])
     else:
-        lp += stats.norm.logpdf(p["la_z"]).sum() + stats.norm.logpdf(p["year_z"]).sum()
-        la_effect = p["sigma_la"] * p["la_z"]
+        lp += stats.norm.logpdf(p["year_z"]).sum()
         ye = p["sigma_year"] * p["year_z"]
 
     # the contract's linear predictor
@@ -114,6 +127,7 @@ def reference_logp(spec, rows: pd.DataFrame, p: dict, parameterisation: str) -> 
         else:
             lp += stats.norm.logpdf(p["la_year_z"]).sum()
             la_year = p["la_year_z"] @ np.linalg.cholesky(K).T
+        la_year = la_year - la_year.mean(axis=0)  # zero-sum over authorities in every year
         eta = eta + la_year[la, yr]
     mu = np.exp(eta)
     if spec.family == "negative_binomial":
@@ -159,9 +173,15 @@ def random_point(built, rng) -> dict[str, np.ndarray]:
     ],
 )
 def test_logp_matches_scipy_reference(small_panel, parameterisation, family, slope, trend, ar1):
+    """``ar1`` switches on the AR(1) LA-year term and random-walk year effects together."""
     spec = with_years(find_spec("cpp_need_spending"), 2019, 2024)
     spec = dataclasses.replace(
-        spec, family=family, random_slope=slope, la_trend=trend, la_year="ar1" if ar1 else None
+        spec,
+        family=family,
+        random_slope=slope,
+        la_trend=trend,
+        la_year="ar1" if ar1 else None,
+        year_effect="rw1" if ar1 else "iid",
     )
     panel = small_panel
     if ar1:  # a year with no rows at all: its neighbours are two years apart in the AR(1)

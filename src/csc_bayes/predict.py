@@ -8,7 +8,8 @@ Per draw s, for authority j in year t (definitions in ``docs/methods.md``):
 
 - a fitted year uses the fitted year effect; a year the model was not fitted to (the next
   reporting year) draws a new year effect from N(0, sigma_year), one per draw and year, shared
-  by every authority (a common shock);
+  by every authority (a common shock); with random-walk year effects (``year_effect = "rw1"``)
+  from N(year_effect_last, sigma_year^2 h), h years after the last fitted year;
 - an authority absent from the ``la`` coordinate (a new group) draws its la_effect from
   N(0, sigma_la) (and its slope from N(0, sigma_la_slope), its trend from
   N(0, sigma_la_trend)), once per draw;
@@ -232,8 +233,32 @@ class _Predictor:
         if year in self.years:
             return self.year_effect[:, self.years.index(year)]
         if year not in self.new_year:  # one common shock per draw, shared by all authorities
-            self.new_year[year] = self.rng.normal(0.0, draws(self.fit, "sigma_year"))
+            sigma = draws(self.fit, "sigma_year")
+            if getattr(self.fit.spec, "year_effect", "iid") == "rw1":
+                mean, sd = self._year_walk(year, sigma)
+                self.new_year[year] = mean + sd * self.rng.standard_normal(len(sigma))
+            else:
+                self.new_year[year] = self.rng.normal(0.0, sigma)
         return self.new_year[year]
+
+    def _year_walk(self, year: int, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Random-walk year effect of an unfitted year given the fitted walk, per draw.
+
+        After the last fitted year L: N(w_L, sigma^2 (year - L)). Between fitted years a < year
+        < b (a gap): the Brownian bridge N(w_a + (w_b - w_a) (year - a) / (b - a),
+        sigma^2 (year - a) (b - year) / (b - a)).
+        """
+        before = max(y for y in self.years if y < year)
+        after = [y for y in self.years if y > year]
+        w_a = self.year_effect[:, self.years.index(before)]
+        if not after:
+            return w_a, sigma * np.sqrt(year - before)
+        b = after[0]
+        w_b = self.year_effect[:, self.years.index(b)]
+        frac = (year - before) / (b - before)
+        return w_a + (w_b - w_a) * frac, sigma * np.sqrt(
+            (year - before) * (b - year) / (b - before)
+        )
 
     def _la(self, code: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Per draw: the authority's la_effect, la_slope (or None) and la_trend (or None)."""

@@ -84,11 +84,11 @@ def sbc_specs(
     """
     from csc_bayes.spec import resolve_priors, select_rows
 
-    if spec.la_trend or spec.la_year is not None:
+    if spec.la_trend or spec.la_year is not None or spec.year_effect != "iid":
         raise SpecError(
-            f"{spec.source}: SBC's independent generator covers LA, region and year effects, "
-            "covariates and a random slope; it does not simulate la_trend or la_year "
-            "(remove them to calibrate the rest of the model)"
+            f"{spec.source}: SBC's independent generator covers LA, region and exchangeable "
+            "year effects, covariates and a random slope; it does not simulate la_trend, "
+            "la_year or random-walk year effects (remove them to calibrate the rest of the model)"
         )
     years = (int(template["year"].min()), int(template["year"].max()))
     windowed = replace(spec, years=years)

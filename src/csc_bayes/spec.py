@@ -44,6 +44,7 @@ TOP_LEVEL_KEYS = (
     "random_slope",
     "la_trend",
     "la_year",
+    "year_effect",
     "priors",
     "sampler",
 )
@@ -60,6 +61,8 @@ DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
 }
 #: LA-year terms a specification may add (``la_year = "ar1"``)
 LA_YEAR_TERMS = ("ar1",)
+#: laws of the common year effects: exchangeable (default) or a first-order random walk
+YEAR_EFFECT_LAWS = ("iid", "rw1")
 #: parameters that must be strictly positive for each distribution
 _POSITIVE_PARAMS = {"sigma", "nu", "lam", "alpha", "beta"}
 _REAL_LINE_DISTS = ("normal", "student_t")
@@ -135,7 +138,9 @@ class ModelSpec:
     ``year_c = (year - centre) / 10`` (per decade; centre = mean of the fitted years).
     ``la_year = "ar1"`` adds an LA-by-year deviation that follows a stationary AR(1) process
     over the years within each LA (marginal SD ``sigma_la_year``, lag-one correlation
-    ``rho_la_year``).
+    ``rho_la_year``). ``year_effect = "rw1"`` makes the common year effects a random walk
+    (``sigma_year`` is then the SD of one year's step), so a forecast starts from the last
+    fitted year's level instead of the average year's.
     """
 
     name: str
@@ -147,6 +152,7 @@ class ModelSpec:
     random_slope: str | None = None
     la_trend: bool = False
     la_year: str | None = None
+    year_effect: str = "iid"
     years: tuple[int, int] = (2013, 2024)
     priors: dict[str, Prior] = field(default_factory=dict)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
@@ -203,6 +209,8 @@ class ModelSpec:
             la_terms = [t for t in (self.random_slope, "year_c" if self.la_trend else None) if t]
             if g == "la" and la_terms:
                 terms.append(f"(1 + {' + '.join(la_terms)} || la)")
+            elif g == "year" and self.year_effect == "rw1":
+                terms.append("rw1(year)")
             else:
                 terms.append(f"(1|{g})")
         if self.la_year == "ar1":
@@ -214,8 +222,8 @@ class ModelSpec:
         """Everything that changes the model (not the name, description or sampler settings).
 
         Covariate order is included: it fixes the ``covariate`` coordinate of the posterior.
-        ``la_trend`` and ``la_year`` appear only when set, so specs without them keep their
-        earlier hashes.
+        ``la_trend``, ``la_year`` and ``year_effect`` appear only when set (not default), so
+        specs without them keep their earlier hashes.
         """
         out = {
             "outcome": self.outcome,
@@ -234,6 +242,8 @@ class ModelSpec:
             out["la_trend"] = True
         if self.la_year is not None:
             out["la_year"] = self.la_year
+        if self.year_effect != "iid":
+            out["year_effect"] = self.year_effect
         return out
 
     def canonical_hash(self) -> str:
@@ -290,6 +300,8 @@ class ModelSpec:
             out["la_trend"] = True
         if self.la_year is not None:
             out["la_year"] = self.la_year
+        if self.year_effect != "iid":
+            out["year_effect"] = self.year_effect
         out["covariates"] = {
             b: {c: list(v) for c, v in comps.items()} for b, comps in self.blocks.items()
         }
@@ -315,6 +327,8 @@ class ModelSpec:
             lines.append("la_trend = true")
         if self.la_year is not None:
             lines.append(f"la_year = {_toml_value(self.la_year)}")
+        if self.year_effect != "iid":
+            lines.append(f"year_effect = {_toml_value(self.year_effect)}")
         for block, comps in self.blocks.items():
             lines += ["", f"[covariates.{block}]"]
             lines += [f"{comp} = {_toml_value(list(covs))}" for comp, covs in comps.items()]
@@ -538,6 +552,11 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
     la_year = d.get("la_year")
     if la_year is not None:
         _choice(la_year, LA_YEAR_TERMS, source, "la_year", what="LA-year term")
+    year_effect = _choice(d.get("year_effect", "iid"), YEAR_EFFECT_LAWS, source, "year_effect")
+    if year_effect != "iid" and "year" not in effects:
+        raise SpecError(
+            f"{source}: key 'year_effect' = {year_effect!r} needs 'year' in random_effects"
+        )
 
     spec = ModelSpec(
         name=name,
@@ -549,6 +568,7 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
         random_slope=slope,
         la_trend=la_trend,
         la_year=la_year,
+        year_effect=year_effect,
         years=(years[0], years[1]),
         description=description,
         sampler=_parse_sampler(d.get("sampler", {}), source),
