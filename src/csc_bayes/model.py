@@ -57,7 +57,7 @@ Parameterisation = Literal["hierarchical", "textbook"]
 PARAMETERISATIONS = ("hierarchical", "textbook")
 #: bump whenever a change to this module changes the posterior of an unchanged spec, so that
 #: ``fit(refit="on_change")`` does not reuse runs made by the older code
-MODEL_VERSION = "2026-11-22.1"
+MODEL_VERSION = "2026-11-22.2"  # .2: la_year centred over authorities
 
 
 @dataclass

@@ -21,9 +21,12 @@ Per draw s, for authority j in year t (definitions in ``docs/methods.md``):
   N(rho^h la_year_last, sigma_la_year^2 (1 - rho^(2h))), h years ahead); a new authority draws
   it from the stationary N(0, sigma_la_year^2), independently per year.
 
-Year effects are exchangeable, so without an LA trend a forecast's centre is the model's average
-year; with one (``la_trend`` in the posterior), each authority's own linear trend is extrapolated;
-with an AR(1) LA-year term, each authority's latest deviation decays towards its level at rate rho.
+With exchangeable year effects (the default) a forecast's common level is the model's average
+year; with random-walk year effects it is the last fitted year's. With an LA trend (``la_trend``
+in the posterior) each authority's own linear trend is extrapolated; with an AR(1) LA-year term
+each authority's latest deviation decays towards its level at rate rho. Unfitted years are drawn
+one at a time from their own conditional law, so sums over several forecast years ignore the
+correlation between those years.
 
 :func:`predict` summarises the draws of :func:`predict_draws`.
 """

@@ -262,8 +262,8 @@ class ModelSpec:
         return replace(self, sampler=sampler)
 
     def null_spec(self) -> ModelSpec:
-        """Same outcome, exposure, family, years, random effects, LA trend and LA-year term;
-        no covariates."""
+        """Same outcome, exposure, family, years, random effects (and their year-effect law),
+        LA trend and LA-year term; no covariates."""
         keep = {k: v for k, v in self.priors.items() if k in ("intercept", "phi", "rho_la_year")}
         keep.update({k: v for k, v in self.priors.items() if k.startswith("sigma_")})
         keep.pop("sigma_la_slope", None)
