@@ -210,13 +210,10 @@ def build_model(
             else:
                 la_theta = pm.Normal("la_theta", mu=la_mean, sigma=sigma_la, dims="la")
             pm.Deterministic("la_effect", la_theta - la_mean, dims="la")
-            if spec.la_year == "ar1":
-                if spec.la_year_centred:  # the LA's level in each year, centred on la_theta
-                    deviation = _la_year_ar1(priors, years, la_theta) - la_theta[:, None]
-                else:  # where counts are small and noisy (CPP): non-centred innovations
-                    deviation = _la_year_ar1(priors, years, None)
+            if spec.la_year == "ar1":  # the LA's level in each year, centred on la_theta
+                la_level = _la_year_ar1(priors, years, la_theta)
                 la_year = pm.Deterministic(
-                    "la_year", _centre_over_las(deviation), dims=("la", "year")
+                    "la_year", _centre_over_las(la_level - la_theta[:, None]), dims=("la", "year")
                 )
                 la_term = la_theta[la_idx_d] + la_year[la_idx_d, year_idx_d]
             else:

@@ -44,7 +44,6 @@ TOP_LEVEL_KEYS = (
     "random_slope",
     "la_trend",
     "la_year",
-    "la_year_centred",
     "year_effect",
     "priors",
     "sampler",
@@ -139,10 +138,9 @@ class ModelSpec:
     ``year_c = (year - centre) / 10`` (per decade; centre = mean of the fitted years).
     ``la_year = "ar1"`` adds an LA-by-year deviation that follows a stationary AR(1) process
     over the years within each LA (marginal SD ``sigma_la_year``, lag-one correlation
-    ``rho_la_year``); ``la_year_centred = false`` samples it through non-centred innovations
-    (the same model, another geometry: for small, noisy counts). ``year_effect = "rw1"`` makes
-    the common year effects a random walk (``sigma_year`` is then the SD of one year's step),
-    so a forecast starts from the last fitted year's level instead of the average year's.
+    ``rho_la_year``). ``year_effect = "rw1"`` makes the common year effects a random walk
+    (``sigma_year`` is then the SD of one year's step), so a forecast starts from the last
+    fitted year's level instead of the average year's.
     """
 
     name: str
@@ -154,7 +152,6 @@ class ModelSpec:
     random_slope: str | None = None
     la_trend: bool = False
     la_year: str | None = None
-    la_year_centred: bool = True
     year_effect: str = "iid"
     years: tuple[int, int] = (2013, 2024)
     priors: dict[str, Prior] = field(default_factory=dict)
@@ -245,8 +242,6 @@ class ModelSpec:
             out["la_trend"] = True
         if self.la_year is not None:
             out["la_year"] = self.la_year
-        if not self.la_year_centred:
-            out["la_year_centred"] = False
         if self.year_effect != "iid":
             out["year_effect"] = self.year_effect
         return out
@@ -305,8 +300,6 @@ class ModelSpec:
             out["la_trend"] = True
         if self.la_year is not None:
             out["la_year"] = self.la_year
-        if not self.la_year_centred:
-            out["la_year_centred"] = False
         if self.year_effect != "iid":
             out["year_effect"] = self.year_effect
         out["covariates"] = {
@@ -334,8 +327,6 @@ class ModelSpec:
             lines.append("la_trend = true")
         if self.la_year is not None:
             lines.append(f"la_year = {_toml_value(self.la_year)}")
-        if not self.la_year_centred:
-            lines.append("la_year_centred = false")
         if self.year_effect != "iid":
             lines.append(f"year_effect = {_toml_value(self.year_effect)}")
         for block, comps in self.blocks.items():
@@ -561,11 +552,6 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
     la_year = d.get("la_year")
     if la_year is not None:
         _choice(la_year, LA_YEAR_TERMS, source, "la_year", what="LA-year term")
-    la_year_centred = d.get("la_year_centred", True)
-    if not isinstance(la_year_centred, bool):
-        raise SpecError(f"{source}: key 'la_year_centred' must be true or false")
-    if not la_year_centred and la_year is None:
-        raise SpecError(f"{source}: key 'la_year_centred' needs an la_year term")
     year_effect = _choice(d.get("year_effect", "iid"), YEAR_EFFECT_LAWS, source, "year_effect")
     if year_effect != "iid" and "year" not in effects:
         raise SpecError(
@@ -582,7 +568,6 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
         random_slope=slope,
         la_trend=la_trend,
         la_year=la_year,
-        la_year_centred=la_year_centred,
         year_effect=year_effect,
         years=(years[0], years[1]),
         description=description,
