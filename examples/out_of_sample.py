@@ -2,6 +2,7 @@
 
     python examples/out_of_sample.py --raw ../shared/data/raw              # CPP and CLA
     python examples/out_of_sample.py --raw ../shared/data/raw --models cpp_need --quick
+    python examples/out_of_sample.py --raw ../shared/data/raw --models cla_need_ar --append
 
 For each model and training window the spec is refitted on the panel rows with year <= 2023
 (the 2024 outcomes are never seen: ``years`` ends at 2023), then every authority's 2024 count
@@ -184,6 +185,26 @@ def evaluate(
     ]
 
 
+def earlier_rows(results: Path, rerun: set[str]) -> list[dict[str, Any]]:
+    """Rows of ``results/summary.csv`` whose forecast was not re-run (``--append``).
+
+    A model row and the baseline rows after it form one block; a block is kept unless its
+    model row's label is in ``rerun``.
+    """
+    path = results / "summary.csv"
+    if not path.is_file():
+        return []
+    kept, keep = [], True
+    for row in pd.read_csv(path).to_dict(orient="records"):
+        if not str(row["forecast"]).startswith("naive"):
+            keep = row["forecast"] not in rerun
+        if keep:
+            kept.append(
+                {k: v for k, v in row.items() if not (isinstance(v, float) and np.isnan(v))}
+            )
+    return kept
+
+
 def write(rows: list[dict[str, Any]], results: Path, note: str) -> None:
     results.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
@@ -229,12 +250,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="*", default=["cpp_need", "cla_need"])
     parser.add_argument("--quick", action="store_true", help="2 chains x 300 draws (smoke run)")
     parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the rows of earlier runs in the results table (models not re-run here)",
+    )
     args = parser.parse_args(argv)
 
     panel = csc_bayes.build_panel(args.raw)
     sampler = {"draws": 300, "tune": 300, "chains": 2} if args.quick else {}
-    rows: list[dict[str, Any]] = []
-    for v in variants(args.models):
+    todo = variants(args.models)
+    rows = earlier_rows(args.results, {v.label for v in todo}) if args.append else []
+    for v in todo:
         rows += evaluate(panel, v, args.fits, sampler, args.seed)
         print(pd.DataFrame(rows).iloc[-3:, :11].to_string(index=False), flush=True)
         note = (
@@ -245,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
             "baseline' (shown only when they differ from all fitted authorities) drop authorities "
             "with no previous-year count."
         )
+        if args.append:
+            rerun = ", ".join(v.label for v in todo)
+            note += f" Appended run: re-ran {rerun}; the other rows are from earlier runs."
         write(rows, args.results, note)
 
 
