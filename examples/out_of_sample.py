@@ -17,9 +17,10 @@ is forecast with its own predictive distribution. Per authority j with observed 
   it is in children, so the mean over authorities is dominated by large authorities, and the
   table also gives the mean of CRPS_j / y_j (scaled) so small authorities count too.
 
-Model draws are ``csc_bayes.predict_draws(fit, authority="all", year=2024)``: the package's
-own forecast for a year the model was not fitted to (docs/methods.md): per draw s, a new common
-year shock d_s ~ N(0, sigma_year_s),
+Model draws are ``csc_bayes.predict.predict_draws(fit, authority="all", year=2024)``: the
+package's own forecast for a year the model was not fitted to (docs/methods.md): per draw s, a
+new common year effect d_s ~ N(0, sigma_year_s) (exchangeable years) or
+d_s ~ N(year_effect_2023,s, sigma_year_s^2) (random-walk years, ``year_effect = "rw1"``),
 eta_js = log(pop_j,2024) + intercept_s + z_j . beta_s + la_effect_js + region_effect_rs + d_s,
 (+ la_trend_js * (2024 - year_centre) / 10 for a spec with ``la_trend``;
 + la_year_j,2024 ~ N(rho_s la_year_j,2023, sigma_la_year_s^2 (1 - rho_s^2)) for ``la_year``),

@@ -6,9 +6,10 @@ Expected need for authority-year i, per draw (definitions in ``docs/methods.md``
                       + year_effect[year_i]  (+ region_effect[region_i] if region_as_need)
 
 i.e. the LA's own effect (and random slope and LA trend, all in the ``la`` term of
-:func:`~csc_bayes.variance.linear_predictor_terms`) set to zero and non-need covariates held at
-their average (z = 0). The excess ratio is exp(eta[i] - eta_expected[i]), where eta is the full
-linear predictor of the posterior contract: the authority's latent rate over its expected rate.
+:func:`~csc_bayes.variance.linear_predictor_terms`, and the AR(1) ``la_year`` term) set to zero
+and non-need covariates held at their average (z = 0). The excess ratio is exp(eta[i] -
+eta_expected[i]), where eta is the full linear predictor of the posterior contract: the
+authority's latent rate over its expected rate.
 """
 
 from __future__ import annotations

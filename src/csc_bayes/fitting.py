@@ -194,20 +194,22 @@ def find_null_fit(fit_: Fit, *, out: str | Path | None = None, progress: bool = 
 
     The null model is fitted on exactly the authority-years ``fit_`` fitted (rows the full model
     left out for a missing covariate are left out here too), so that the two are compared on the
-    same data. A saved run matches when its spec is ``fit_.spec.null_spec()`` and its data hash is
-    that of those rows. Otherwise it is fitted with ``fit_``'s sampler settings and saved beside
-    ``fit_`` (or under ``out``).
+    same data. A saved run matches when its spec is ``fit_.spec.null_spec()``, its data hash is that
+    of those rows and it was made by this :data:`~csc_bayes.model.MODEL_VERSION`. Otherwise it
+    is fitted with ``fit_``'s sampler settings and saved beside ``fit_`` (or under ``out``).
     """
     from csc_bayes.fits import list_runs, read_metadata
+    from csc_bayes.model import MODEL_VERSION
 
     null_spec = fit_.spec.null_spec().with_sampler(**fit_.spec.sampler.as_dict())
     same_rows = fit_.panel.merge(fit_.fitted_rows, on=["la_code", "year"], how="inner")
     if out is None:
         out = fit_.path.parent.parent if fit_.path is not None else None
     if out is not None:
-        wanted = (null_spec.canonical_hash(), data_hash(same_rows))
+        wanted = (null_spec.canonical_hash(), data_hash(same_rows), MODEL_VERSION)
         for run in reversed(list_runs(Path(out) / null_spec.name)):
             saved = read_metadata(run)
-            if (saved.get("spec_hash"), saved.get("data_hash")) == wanted:
+            found = (saved.get("spec_hash"), saved.get("data_hash"), saved.get("model_version"))
+            if found == wanted:
                 return load_fit(run)
     return fit(null_spec, data=same_rows, out=out, progress=progress)

@@ -31,10 +31,11 @@ Two parameterisations of it:
   reach it only through the AR(1) levels, weakly when rho is near 1. Random-walk year effects
   (``year_effect = "rw1"``) sample centred steps and are centred to sum to zero.
 - ``"textbook"``: every random effect non-centred, ``effect = sigma * z`` with iid
-  ``z ~ N(0, 1)`` (no sum-to-zero), as bambi builds it. Kept as the efficiency baseline. Its
-  ``intercept``, ``region_effect`` and ``year_effect`` are therefore not the same quantities as the
-  default's (the mean of the region / year effects is not absorbed into the intercept); ``eta``
-  and every answer computed from it are.
+  ``z ~ N(0, 1)`` (no sum-to-zero, except that ``la_year`` is centred over authorities and
+  random-walk year effects are centred, as in the default), as bambi builds it. Kept as the
+  efficiency baseline. Its ``intercept``, ``region_effect`` and ``year_effect`` are therefore
+  not the same quantities as the default's (the mean of the region / year effects is not
+  absorbed into the intercept); ``eta`` and every answer computed from it are.
 """
 
 from __future__ import annotations

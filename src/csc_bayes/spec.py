@@ -201,7 +201,8 @@ class ModelSpec:
         (``la_trend = true``) is written ``(1 + year_c || la)`` (with a slope too,
         ``(1 + idaci + year_c || la)``), where ``year_c = (year - centre) / 10`` is the year
         in decades from the mean of the fitted years. An AR(1) LA-year term is written
-        ``ar1(year | la)`` (brms's notation for an autoregressive term within each LA).
+        ``ar1(year | la)`` (this package's notation for an autoregressive term within each LA;
+        brms writes ``ar(time = year, gr = la, p = 1)``); random-walk year effects ``rw1(year)``.
         """
         terms = list(self.covariates) or ["1"]
         terms.append(f"offset(log({self.exposure}))")
