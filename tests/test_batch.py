@@ -179,15 +179,24 @@ def test_plan_killed_mid_batch_resumes_with_one_run_per_task(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+    def finished() -> dict[str, str]:
+        """task -> run of the completed saves; a save in progress is a hidden .partial folder"""
+        return {
+            m.parent.parent.name: m.parent.name
+            for m in out.glob("*/*/metadata.json")
+            if not m.parent.name.startswith(".")
+        }
+
     try:
         deadline = time.monotonic() + 300
-        while not list(out.glob("*/*/metadata.json")) and time.monotonic() < deadline:
+        while not finished() and time.monotonic() < deadline:
             time.sleep(0.2)
             assert proc.poll() is None, "the batch ended before it could be killed"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    finished_before = {m.parent.parent.name: m.parent.name for m in out.glob("*/*/metadata.json")}
+    finished_before = finished()
     assert 1 <= len(finished_before) < 4, "kill the batch mid-way, after one fit and before all"
 
     result = run_plan(plan_file, n_workers=2, progress=False)
