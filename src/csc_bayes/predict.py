@@ -420,24 +420,22 @@ def _summary(
     rate = y / pop * PER
     expected_rate = np.exp(expected) / pop * PER
     ratio = np.exp(eta - expected)
-    lo, hi = interval(y, ci_prob)
-    rate_lo, rate_hi = interval(rate, ci_prob)
-    exp_lo, exp_hi = interval(expected_rate, ci_prob)
-    ratio_lo, ratio_hi = interval(ratio, ci_prob)
     return {
         **row,
         "observed_rate": row["observed"] / pop * PER,
         "predicted_mean": float(y.mean()),
-        "predicted_median": float(np.median(y)),
-        "predicted_lower": float(lo),
-        "predicted_upper": float(hi),
-        "rate_median": float(np.median(rate)),
-        "rate_lower": float(rate_lo),
-        "rate_upper": float(rate_hi),
-        "expected_rate_median": float(np.median(expected_rate)),
-        "expected_rate_lower": float(exp_lo),
-        "expected_rate_upper": float(exp_hi),
-        "excess_ratio_median": float(np.median(ratio)),
-        "excess_ratio_lower": float(ratio_lo),
-        "excess_ratio_upper": float(ratio_hi),
+        **_median_and_interval("predicted", y, ci_prob),
+        **_median_and_interval("rate", rate, ci_prob),
+        **_median_and_interval("expected_rate", expected_rate, ci_prob),
+        **_median_and_interval("excess_ratio", ratio, ci_prob),
+    }
+
+
+def _median_and_interval(name: str, values: np.ndarray, ci_prob: float) -> dict[str, float]:
+    """``<name>_median``, ``<name>_lower``, ``<name>_upper`` of one row's draws."""
+    lo, hi = interval(values, ci_prob)
+    return {
+        f"{name}_median": float(np.median(values)),
+        f"{name}_lower": float(lo),
+        f"{name}_upper": float(hi),
     }
