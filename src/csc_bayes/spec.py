@@ -239,6 +239,14 @@ class ModelSpec:
             "years": list(self.years),
             "priors": {k: self.priors[k].as_dict() for k in sorted(self.priors)},
         }
+        out.update(self.optional_terms())
+        return out
+
+    def optional_terms(self) -> dict[str, Any]:
+        """The optional model keys that are set: ``la_trend``, ``la_year``, ``year_effect``
+        (only when not the default), in that order. Written into the canonical dict, the
+        plain dict and the TOML only when set, so older specs keep their hashes."""
+        out: dict[str, Any] = {}
         if self.la_trend:
             out["la_trend"] = True
         if self.la_year is not None:
@@ -297,12 +305,7 @@ class ModelSpec:
         )
         if self.random_slope is not None:
             out["random_slope"] = self.random_slope
-        if self.la_trend:
-            out["la_trend"] = True
-        if self.la_year is not None:
-            out["la_year"] = self.la_year
-        if self.year_effect != "iid":
-            out["year_effect"] = self.year_effect
+        out.update(self.optional_terms())
         out["covariates"] = {
             b: {c: list(v) for c, v in comps.items()} for b, comps in self.blocks.items()
         }
@@ -324,12 +327,7 @@ class ModelSpec:
         ]
         if self.random_slope is not None:
             lines.append(f"random_slope = {_toml_value(self.random_slope)}")
-        if self.la_trend:
-            lines.append("la_trend = true")
-        if self.la_year is not None:
-            lines.append(f"la_year = {_toml_value(self.la_year)}")
-        if self.year_effect != "iid":
-            lines.append(f"year_effect = {_toml_value(self.year_effect)}")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in self.optional_terms().items()]
         for block, comps in self.blocks.items():
             lines += ["", f"[covariates.{block}]"]
             lines += [f"{comp} = {_toml_value(list(covs))}" for comp, covs in comps.items()]
