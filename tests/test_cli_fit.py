@@ -60,3 +60,16 @@ def test_models_and_priors_list_what_a_user_can_choose():
     assert priors.exit_code == 0
     for name in ("intercept", "sigma_la", "phi", "SYNTHETIC"):
         assert name in priors.output
+
+
+def test_spec_max_treedepth_reaches_the_sampler_and_the_metadata(tmp_path):
+    import csc_bayes
+
+    spec = csc_bayes.find_spec("cpp_need").with_sampler(
+        max_treedepth=2, draws=30, tune=30, chains=1
+    )
+    fit = csc_bayes.fit(spec, data=small_panel(tmp_path), out=None, progress=False)
+    assert fit.metadata["sampler"]["max_treedepth"] == 2
+    depth = fit.idata["sample_stats"]["tree_depth"].values
+    assert depth.max() <= 2
+    assert fit.idata["sample_stats"]["reached_max_treedepth"].values.any()

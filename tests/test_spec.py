@@ -244,6 +244,20 @@ def test_with_sampler_validates():
         spec.with_sampler(speed=2)
 
 
+def test_max_treedepth_is_a_sampler_setting_that_leaves_old_hashes_alone():
+    spec = find_spec("cpp_need")
+    assert spec.sampler.max_treedepth == 10
+    deeper = spec.with_sampler(max_treedepth=12)
+    assert deeper.sampler.max_treedepth == 12
+    assert deeper.sampler_hash() != spec.sampler_hash()
+    # the default is not written, so runs saved before the setting existed still match
+    assert "max_treedepth" not in spec.sampler.as_dict()
+    assert spec.with_sampler(max_treedepth=10).sampler_hash() == spec.sampler_hash()
+    for bad in (0, 16, 2.5):
+        with pytest.raises(SpecError, match=r"sampler\.max_treedepth"):
+            spec.with_sampler(max_treedepth=bad)
+
+
 def test_round_trip_toml(tmp_path):
     doc = tomllib.loads(GOOD)
     doc["priors"] = {

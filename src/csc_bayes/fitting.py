@@ -150,6 +150,7 @@ def fit(
         chains=s.chains,
         seed=s.seed,
         target_accept=s.target_accept,
+        max_treedepth=s.max_treedepth,
         progress=progress,
     )
     idata = attach_coords(result.idata, built)
@@ -170,6 +171,7 @@ def fit(
             "chains": s.chains,
             "seed": s.seed,
             "target_accept": s.target_accept,
+            "max_treedepth": s.max_treedepth,
         },
         "versions": package_versions(),
         "timings": {"build_model": build_seconds, **result.timings},

@@ -67,7 +67,9 @@ import pymc as pm
 import xarray as xr
 
 from csc_bayes.errors import CscBayesError
-from csc_bayes.spec import BACKENDS  # one list of back ends, validated in spec files too
+
+# one list of back ends and one default depth, validated in spec files too
+from csc_bayes.spec import BACKENDS, DEFAULT_MAX_TREEDEPTH
 
 __all__ = [
     "BACKENDS",
@@ -82,7 +84,7 @@ __all__ = [
 
 
 #: maximum NUTS tree depth (doublings) for every back end; 2**10 - 1 = 1023 leapfrog steps
-MAX_TREEDEPTH = 10
+MAX_TREEDEPTH = DEFAULT_MAX_TREEDEPTH
 
 #: the sample statistics every back end provides, under these names
 NORMALISED_STATS = ("diverging", "tree_depth", "reached_max_treedepth", "energy", "n_steps")

@@ -104,6 +104,10 @@ class Prior:
         return out
 
 
+#: NUTS tree-depth limit when a spec does not set ``sampler.max_treedepth`` (Stan's default)
+DEFAULT_MAX_TREEDEPTH = 10
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
     """NUTS settings; ``backend`` is one of :data:`BACKENDS` (numpyro is the default)."""
@@ -114,9 +118,12 @@ class SamplerSettings:
     chains: int = 4
     target_accept: float = 0.85
     seed: int = 20240331
+    max_treedepth: int = DEFAULT_MAX_TREEDEPTH
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        """The settings; ``max_treedepth`` only when not the default, so that the sampler
+        hashes of runs saved before it could be set are unchanged."""
+        out: dict[str, Any] = {
             "backend": self.backend,
             "draws": self.draws,
             "tune": self.tune,
@@ -124,6 +131,9 @@ class SamplerSettings:
             "target_accept": self.target_accept,
             "seed": self.seed,
         }
+        if self.max_treedepth != DEFAULT_MAX_TREEDEPTH:
+            out["max_treedepth"] = self.max_treedepth
+        return out
 
 
 @dataclass(frozen=True)
@@ -604,18 +614,23 @@ def _parse_blocks(raw: Any, source: str) -> dict[str, dict[str, tuple[str, ...]]
 
 def _parse_sampler(raw: Any, source: str) -> SamplerSettings:
     raw = _typed(raw, dict, source, "sampler")
-    base = SamplerSettings().as_dict()
+    base = {**SamplerSettings().as_dict(), "max_treedepth": DEFAULT_MAX_TREEDEPTH}
     _no_unknown(raw, tuple(base), source, prefix="sampler.")
     merged = {**base, **raw}
     backend = _choice(merged["backend"], BACKENDS, source, "sampler.backend")
     ints = {}
-    for key in ("draws", "tune", "chains", "seed"):
+    for key in ("draws", "tune", "chains", "seed", "max_treedepth"):
         value = merged[key]
         if not isinstance(value, int) or isinstance(value, bool):
             raise SpecError(f"{source}: key 'sampler.{key}' must be an integer, got {value!r}")
         minimum = 0 if key in ("tune", "seed") else 1
         if value < minimum:
             raise SpecError(f"{source}: key 'sampler.{key}' must be >= {minimum}, got {value}")
+        if key == "max_treedepth" and value > 15:
+            raise SpecError(
+                f"{source}: key 'sampler.max_treedepth' must be <= 15 (2^15 leapfrog steps a "
+                f"draw), got {value}"
+            )
         ints[key] = value
     target = merged["target_accept"]
     if not isinstance(target, (int, float)) or isinstance(target, bool) or not 0 < target < 1:
