@@ -3,6 +3,12 @@
     python examples/out_of_sample.py --raw ../shared/data/raw              # CPP and CLA
     python examples/out_of_sample.py --raw ../shared/data/raw --models cpp_need --quick
     python examples/out_of_sample.py --raw ../shared/data/raw --models cla_need_ar --append
+    python examples/out_of_sample.py --models cpp_need_ar cla_need_ar --windows full \
+        --test-years 2021 2022 2023 2024 --results results/out_of_sample/backtest
+
+The last form is a rolling-origin backtest: for each test year t the spec is refitted on the
+years up to t - 1 and scored on t, with the naive baseline recalibrated on the same years;
+``pooled.md`` there averages the per-year scores.
 
 For each model and training window the spec is refitted on the panel rows with year <= 2023
 (the 2024 outcomes are never seen: ``years`` ends at 2023), then every authority's 2024 count
@@ -48,7 +54,8 @@ import csc_bayes
 from csc_bayes.predict import predict_draws
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_YEAR = 2024
+TEST_YEAR = 2024  # the issue's check: fit up to 2023, forecast 2024
+WINDOWS = ("full", "last4", "recent")
 LEVELS = (0.5, 0.9)
 #: where the short-window spec variants live (see docs/real_data_results.md)
 RECENT_SPECS = REPO / "results" / "out_of_sample"
@@ -56,28 +63,38 @@ RECENT_SPECS = REPO / "results" / "out_of_sample"
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """Spec ``spec`` (shipped name or TOML path) refitted on the years ``first``..TEST_YEAR - 1."""
+    """Spec ``spec`` (shipped name or TOML path) refitted on ``first``..``test_year - 1``,
+    scored on ``test_year``."""
 
     spec: str
     first: int
+    test_year: int
     label: str
+    model: str
+    window: str
 
 
-def variants(models: list[str]) -> list[Variant]:
-    """Per model: the spec's full window; its last 4 years; and, where a ``<model>_recent.toml``
-    spec sits beside the results (a short window with its own priors and settings; not a
-    shipped model until it passes the gate), that spec with its window moved back one year so
-    that it ends at TEST_YEAR - 1."""
-    out = []
+def variants(
+    models: list[str], test_year: int = TEST_YEAR, windows: tuple[str, ...] = WINDOWS
+) -> list[Variant]:
+    """Per model and window: ``full``, the spec's own first year to ``test_year - 1``;
+    ``last4``, the last 4 years; ``recent``, where a ``<model>_recent.toml`` spec sits beside
+    the results (a short window with its own priors and settings; not a shipped model until it
+    passes the gate), that spec with its window moved so that it ends at ``test_year - 1``."""
+    out, last = [], test_year - 1
     for m in models:
         first = csc_bayes.find_spec(m).years[0]
-        out.append(Variant(m, first, f"{m} {first}-{TEST_YEAR - 1}"))
-        out.append(Variant(m, TEST_YEAR - 4, f"{m} {TEST_YEAR - 4}-{TEST_YEAR - 1} (last 4 years)"))
+        if "full" in windows:
+            out.append(Variant(m, first, test_year, f"{m} {first}-{last}", m, "full"))
+        if "last4" in windows:
+            label = f"{m} {test_year - 4}-{last} (last 4 years)"
+            out.append(Variant(m, test_year - 4, test_year, label, m, "last4"))
         recent = RECENT_SPECS / f"{m}_recent.toml"
-        if recent.is_file():
+        if "recent" in windows and recent.is_file():
             lo, hi = csc_bayes.load_spec(recent).years
-            start = lo - (hi - (TEST_YEAR - 1))
-            out.append(Variant(str(recent), start, f"{recent.stem} {start}-{TEST_YEAR - 1}"))
+            start = lo - (hi - last)
+            label = f"{recent.stem} {start}-{last}"
+            out.append(Variant(str(recent), start, test_year, label, recent.stem, "recent"))
     return out
 
 
@@ -97,19 +114,22 @@ def central(samples: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
     return (y >= lo) & (y <= hi)
 
 
-def model_draws(fit: csc_bayes.Fit, test: pd.DataFrame, seed: int) -> np.ndarray:
-    """(S, n) predictive draws of the TEST_YEAR counts of ``test`` (fitted authorities only)."""
-    pred = predict_draws(fit, authority="all", year=TEST_YEAR, seed=seed)
+def model_draws(fit: csc_bayes.Fit, test: pd.DataFrame, year: int, seed: int) -> np.ndarray:
+    """(S, n) predictive draws of the ``year`` counts of ``test`` (fitted authorities only)."""
+    pred = predict_draws(fit, authority="all", year=year, seed=seed)
     columns = pd.Index(pred.rows["la_code"]).get_indexer(test["la_code"])
     if (columns < 0).any():
         raise ValueError("predict_draws returned no forecast for some test authorities")
     if not (pred.rows["kind"].iloc[columns] == "forecast").all():
-        raise ValueError(f"{TEST_YEAR} must be a forecast year for every test authority")
+        raise ValueError(f"{year} must be a forecast year for every test authority")
     return pred.count[:, columns]
 
 
-def naive_baseline(panel: pd.DataFrame, outcome: str, first: int) -> tuple[pd.Series, float]:
-    """Point forecast m per la_code for TEST_YEAR and the ML NB concentration of the rule."""
+def naive_baseline(
+    panel: pd.DataFrame, outcome: str, first: int, test_year: int = TEST_YEAR
+) -> tuple[pd.Series, float]:
+    """Point forecast m per la_code for ``test_year`` and the ML NB concentration of the rule
+    over the pairs of consecutive years from ``first`` to ``test_year - 1``."""
     wide_y = panel.pivot(index="la_code", columns="year", values=outcome).astype(float)
     wide_p = panel.pivot(index="la_code", columns="year", values="population").astype(float)
 
@@ -117,7 +137,7 @@ def naive_baseline(panel: pd.DataFrame, outcome: str, first: int) -> tuple[pd.Se
         m = wide_y[t - 1] / wide_p[t - 1] * wide_p[t]
         return m, wide_y[t]
 
-    pairs = [rule(t) for t in range(first + 1, TEST_YEAR)]
+    pairs = [rule(t) for t in range(first + 1, test_year)]
     m = pd.concat([p[0] for p in pairs]).to_numpy()
     y = pd.concat([p[1] for p in pairs]).to_numpy()
     ok = np.isfinite(m) & np.isfinite(y) & (m > 0)
@@ -128,7 +148,7 @@ def naive_baseline(panel: pd.DataFrame, outcome: str, first: int) -> tuple[pd.Se
         return -stats.nbinom.logpmf(y, phi, phi / (phi + m)).sum()
 
     phi = float(np.exp(optimize.minimize_scalar(nll, bounds=(-2, 12), method="bounded").x))
-    return rule(TEST_YEAR)[0], phi
+    return rule(test_year)[0], phi
 
 
 def score(name: str, samples: np.ndarray, y: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
@@ -146,20 +166,20 @@ def score(name: str, samples: np.ndarray, y: np.ndarray, extra: dict[str, Any]) 
 def evaluate(
     panel: pd.DataFrame, v: Variant, fits_dir: Path, sampler: dict[str, Any], seed: int
 ) -> list[dict[str, Any]]:
-    spec = dataclasses.replace(csc_bayes.find_spec(v.spec), years=(v.first, TEST_YEAR - 1))
+    spec = dataclasses.replace(csc_bayes.find_spec(v.spec), years=(v.first, v.test_year - 1))
     started = time.perf_counter()
     fit = csc_bayes.fit(spec, data=panel, out=fits_dir / "out_of_sample", progress=False, **sampler)
     wall = time.perf_counter() - started
     outcome = spec.outcome
     fitted = [str(c) for c in fit.idata["posterior"]["la"].values]
-    test = panel[(panel["year"] == TEST_YEAR) & panel[outcome].notna()]
+    test = panel[(panel["year"] == v.test_year) & panel[outcome].notna()]
     test = test.dropna(subset=list(spec.covariates))
     test = test[test["la_code"].isin(fitted)].reset_index(drop=True)
     y = test[outcome].to_numpy(float)
 
-    samples = model_draws(fit, test, seed)
+    samples = model_draws(fit, test, v.test_year, seed)
 
-    base, phi = naive_baseline(panel, outcome, v.first)
+    base, phi = naive_baseline(panel, outcome, v.first, v.test_year)
     m = base.reindex(test["la_code"]).to_numpy(float)
     has_base = np.isfinite(m) & (m > 0)
     rng = np.random.default_rng(seed + 1)
@@ -168,21 +188,37 @@ def evaluate(
     pois = rng.poisson(m[has_base], size=(S, has_base.sum()))
 
     gate = fit.metadata["diagnostics"]
-    common = {"outcome": outcome, "train": f"{v.first}-{TEST_YEAR - 1}"}
+    common = {
+        "outcome": outcome,
+        "test_year": v.test_year,
+        "window": v.window,
+        "train": f"{v.first}-{v.test_year - 1}",
+    }
     on_base = {**common, "subset": "authorities with a baseline"}
     rows = [
-        score(v.label, samples, y, {**common, "subset": "all fitted authorities"})
+        score(
+            v.label, samples, y, {**common, "method": v.model, "subset": "all fitted authorities"}
+        )
         | {
             "gate_passed": gate["passed"],
             "fit_wall_s": round(wall, 1),
         }
     ]
     if not has_base.all():  # the model again on the baseline's authorities, for a fair match
-        rows.append(score(v.label, samples[:, has_base], y[has_base], on_base))
+        rows.append(
+            score(v.label, samples[:, has_base], y[has_base], {**on_base, "method": v.model})
+        )
     return [
         *rows,
-        score(f"naive NB (phi={phi:.0f})", nb.astype(float), y[has_base], on_base),
-        score("naive Poisson", pois.astype(float), y[has_base], on_base),
+        score(
+            f"naive NB (phi={phi:.0f})",
+            nb.astype(float),
+            y[has_base],
+            {**on_base, "method": "naive NB"},
+        ),
+        score(
+            "naive Poisson", pois.astype(float), y[has_base], {**on_base, "method": "naive Poisson"}
+        ),
     ]
 
 
@@ -206,13 +242,52 @@ def earlier_rows(results: Path, rerun: set[str]) -> list[dict[str, Any]]:
     return kept
 
 
-def write(rows: list[dict[str, Any]], results: Path, note: str) -> None:
+def pooled(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per outcome, training window and method, the scores averaged over the test years
+    (coverage and CRPS weighted by the number of authorities scored each year)."""
+    table = pd.DataFrame(rows)
+    if "test_year" not in table:
+        return pd.DataFrame()
+    table = table.dropna(subset=["test_year", "method"])
+    # a model scored on all fitted authorities and again on those with a baseline: keep the
+    # rows on the baseline's authorities, the ones the naive rows are scored on
+    matched = table.duplicated(["outcome", "window", "method", "test_year"], keep="last")
+    table = table[~matched]
+    scores = ["coverage_50", "coverage_90", "mean_crps", "mean_crps_over_y", "mae_median"]
+
+    def average(group: pd.DataFrame) -> pd.Series:
+        w = group["n_authorities"].to_numpy(float)
+        out = {c: round(float(np.average(group[c], weights=w)), 4) for c in scores}
+        years = sorted(int(y) for y in group["test_year"])
+        return pd.Series({"test_years": f"{years[0]}-{years[-1]} ({len(years)})", **out})
+
+    keys = ["outcome", "window", "method"]
+    return (
+        table.groupby(keys, sort=False)[[*scores, "n_authorities", "test_year"]]
+        .apply(average)
+        .reset_index()
+    )
+
+
+def markdown(table: pd.DataFrame, cols: list[str]) -> list[str]:
+    return [
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+        *(
+            "| " + " | ".join(str(r.get(c, "")) for c in cols) + " |"
+            for r in table.to_dict("records")
+        ),
+    ]
+
+
+def write(rows: list[dict[str, Any]], results: Path, note: str, test_years: list[int]) -> None:
     results.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
     table.to_csv(results / "summary.csv", index=False)
     cols = [
         "forecast",
         "outcome",
+        *(["test_year"] if len(test_years) > 1 else []),
         "train",
         "subset",
         "n_authorities",
@@ -222,14 +297,19 @@ def write(rows: list[dict[str, Any]], results: Path, note: str) -> None:
         "mean_crps_over_y",
         "mae_median",
     ]
+    if len(test_years) == 1:
+        title = f"forecast {test_years[0]} from fits to years up to {test_years[0] - 1}"
+    else:
+        title = (
+            f"rolling origin, test years {', '.join(map(str, test_years))}: each forecast from "
+            "a fit to the years before it"
+        )
     lines = [
-        f"# Out-of-sample check: forecast {TEST_YEAR} from fits to years up to {TEST_YEAR - 1}",
+        f"# Out-of-sample check: {title}",
         "",
         note,
         "",
-        "| " + " | ".join(cols) + " |",
-        "|" + "---|" * len(cols),
-        *("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows),
+        *markdown(table, cols),
         "",
         "Model fits (first row of each model): gate, fit wall time (near 0 when a saved fit "
         "was reused):",
@@ -241,6 +321,19 @@ def write(rows: list[dict[str, Any]], results: Path, note: str) -> None:
         ),
     ]
     (results / "summary.md").write_text("\n".join(lines) + "\n")
+    if len(test_years) > 1:
+        average = pooled(rows)
+        average.to_csv(results / "pooled.csv", index=False)
+        body = [
+            "# Rolling-origin scores averaged over the test years "
+            f"({', '.join(map(str, test_years))})",
+            "",
+            "Weighted by the authorities scored each year; models on the naive baseline's "
+            "authorities. Per-year rows: summary.md.",
+            "",
+            *markdown(average, list(average.columns)),
+        ]
+        (results / "pooled.md").write_text("\n".join(body) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -252,6 +345,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="2 chains x 300 draws (smoke run)")
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument(
+        "--test-years",
+        type=int,
+        nargs="+",
+        default=[TEST_YEAR],
+        help="forecast each of these years from a fit to the years before it (rolling origin)",
+    )
+    parser.add_argument(
+        "--windows", nargs="+", choices=WINDOWS, default=list(WINDOWS), help="training windows"
+    )
+    parser.add_argument(
         "--append",
         action="store_true",
         help="keep the rows of earlier runs in the results table (models not re-run here)",
@@ -260,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
 
     panel = csc_bayes.build_panel(args.raw)
     sampler = {"draws": 300, "tune": 300, "chains": 2} if args.quick else {}
-    todo = variants(args.models)
+    todo = [v for t in args.test_years for v in variants(args.models, t, tuple(args.windows))]
     rows = earlier_rows(args.results, {v.label for v in todo}) if args.append else []
     for v in todo:
         rows += evaluate(panel, v, args.fits, sampler, args.seed)
@@ -276,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.append:
             rerun = ", ".join(v.label for v in todo)
             note += f" Appended run: re-ran {rerun}; the other rows are from earlier runs."
-        write(rows, args.results, note)
+        write(rows, args.results, note, args.test_years)
 
 
 if __name__ == "__main__":
