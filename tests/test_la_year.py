@@ -124,6 +124,38 @@ def test_forecast_decays_the_latest_deviation_at_rate_rho(ar_case):
     assert error_ar < 0.8 * error_plain, (error_ar, error_plain)
 
 
+def test_several_unfitted_years_are_drawn_jointly(ar_case):
+    """Each unfitted year conditions on the years already drawn: the step between two forecast
+    years has the model's one-step law (drawn independently, its SD would be ~1.6 and ~1.7
+    times too large), in either order, for fitted and new authorities and the year effects."""
+    _panel, truth, fit = ar_case
+    rho, sigma = draws(fit, "rho_la_year"), draws(fit, "sigma_la_year")
+    step_sd = sigma * np.sqrt(1 - rho**2)
+
+    def standard(values):
+        return float(np.mean(values)), float(np.std(values))
+
+    predictor = _Predictor(fit, seed=3, region_as_need=False)
+    code = str(truth.index[0])
+    first, second = predictor._la_year(code, LAST + 1), predictor._la_year(code, LAST + 2)
+    mean, sd = standard((second - rho * first) / step_sd)
+    assert abs(mean) < 0.2 and 0.85 < sd < 1.15, (mean, sd)
+
+    new = predictor._la_year("E99999999", LAST + 1)
+    assert 0.85 < np.std(new / sigma) < 1.15
+    mean, sd = standard((predictor._la_year("E99999999", LAST + 2) - rho * new) / step_sd)
+    assert abs(mean) < 0.2 and 0.85 < sd < 1.15, (mean, sd)
+
+    sigma_year = draws(fit, "sigma_year")
+    w_last = draws(fit, "year_effect")[:, -1]
+    later = _Predictor(fit, seed=4, region_as_need=False)
+    w2 = later._year(LAST + 2)  # drawn first: the walk's continuation over two years
+    w1 = later._year(LAST + 1)  # then the bridge between the last fitted year and w2
+    assert 0.85 < np.std((w2 - w_last) / (sigma_year * np.sqrt(2))) < 1.15
+    mean, sd = standard((w1 - (w_last + w2) / 2) / (sigma_year * np.sqrt(0.5)))
+    assert abs(mean) < 0.2 and 0.85 < sd < 1.15, (mean, sd)
+
+
 def test_new_authority_ar1_paths_have_the_model_covariance():
     years = np.array([2016.0, 2017.0, 2019.0])  # a gap: lag 2 between 2017 and 2019
     post = xr.Dataset(

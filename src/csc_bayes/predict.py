@@ -19,13 +19,14 @@ Per draw s, for authority j in year t (definitions in ``docs/methods.md``):
   uses its fitted la_year; in any other year, la_year is drawn from its Gaussian conditional
   given that authority's fitted la_year path (for the year after the data:
   N(rho^h la_year_last, sigma_la_year^2 (1 - rho^(2h))), h years ahead); a new authority draws
-  it from the stationary N(0, sigma_la_year^2), independently per year.
+  its first year from the stationary N(0, sigma_la_year^2).
 
 With exchangeable year effects (the default) a forecast's common level is the model's average
 year; with random-walk year effects it is the last fitted year's. With an LA trend (``la_trend``
 in the posterior) each authority's own linear trend is extrapolated; with an AR(1) LA-year term
-each authority's latest deviation decays towards its level at rate rho. Unfitted years are drawn
-one at a time from their own conditional law, so sums over several forecast years ignore the
+each authority's latest deviation decays towards its level at rate rho. Several unfitted years
+are drawn jointly: each one conditions on the fitted values and on the unfitted years already
+drawn in the same call (the chain rule), so sums of counts over several forecast years carry the
 correlation between those years.
 
 :func:`predict` summarises the draws of :func:`predict_draws`.
@@ -210,8 +211,9 @@ class _Predictor:
         self.la_trend = draws(fit, "la_trend") if has_variable(fit, "la_trend") else None
         self.year_centre = float(constant(fit, "year_centre")) if self.la_trend is not None else 0.0
         self.la_year = draws(fit, "la_year") if has_variable(fit, "la_year") else None
-        self.ar_conditional: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.new_la_year: dict[tuple[str, int], np.ndarray] = {}
+        self.ar_conditional: dict[tuple[int, tuple[int, ...]], tuple[np.ndarray, np.ndarray]] = {}
+        #: la_year draws of unfitted years (and of new authorities), by la_code then year
+        self.drawn_la_year: dict[str, dict[int, np.ndarray]] = {}
         self.X = constant(fit, "X").astype(float) if self.covariates else None
         self.log_exposure = constant(fit, "log_exposure").astype(float)
         self.y = np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)
@@ -245,19 +247,21 @@ class _Predictor:
         return self.new_year[year]
 
     def _year_walk(self, year: int, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Random-walk year effect of an unfitted year given the fitted walk, per draw.
+        """Random-walk year effect of an unfitted year given the known walk, per draw.
 
-        After the last fitted year L: N(w_L, sigma^2 (year - L)). Between fitted years a < year
-        < b (a gap): the Brownian bridge N(w_a + (w_b - w_a) (year - a) / (b - a),
-        sigma^2 (year - a) (b - year) / (b - a)).
+        Known: the fitted years and the unfitted years already drawn in this call (the walk is
+        Markov, so only the nearest known year on each side matters). After the last known year
+        L: N(w_L, sigma^2 (year - L)). Between known years a < year < b: the Brownian bridge
+        N(w_a + (w_b - w_a) (year - a) / (b - a), sigma^2 (year - a) (b - year) / (b - a)).
         """
-        before = max(y for y in self.years if y < year)
-        after = [y for y in self.years if y > year]
-        w_a = self.year_effect[:, self.years.index(before)]
+        known = {**dict(zip(self.years, self.year_effect.T, strict=True)), **self.new_year}
+        before = max(y for y in known if y < year)
+        after = [y for y in known if y > year]
+        w_a = known[before]
         if not after:
             return w_a, sigma * np.sqrt(year - before)
-        b = after[0]
-        w_b = self.year_effect[:, self.years.index(b)]
+        b = min(after)
+        w_b = known[b]
         frac = (year - before) / (b - before)
         return w_a + (w_b - w_a) * frac, sigma * np.sqrt(
             (year - before) * (b - year) / (b - before)
@@ -282,36 +286,53 @@ class _Predictor:
         return self.new_la[code]
 
     def _la_year(self, code: str, year: int) -> np.ndarray | None:
-        """Per draw: the authority's AR(1) LA-year deviation in ``year`` (None without one)."""
+        """Per draw: the authority's AR(1) LA-year deviation in ``year`` (None without one).
+
+        A fitted year returns the fitted value. Any other year is drawn from its Gaussian
+        conditional given what is known of this authority's path: its fitted years (none for a
+        new authority) and the years already drawn for it in this call, so that several
+        unfitted years come out jointly distributed.
+        """
         if self.la_year is None:
             return None
-        if code not in self.la_codes:  # a new authority: the stationary distribution
-            if (code, year) not in self.new_la_year:
-                sigma = draws(self.fit, "sigma_la_year")
-                self.new_la_year[(code, year)] = self.rng.normal(0.0, sigma)
-            return self.new_la_year[(code, year)]
-        path = self.la_year[:, self.la_codes.index(code), :]  # (S, fitted years)
-        if year in self.years:
-            return path[:, self.years.index(year)]
-        weights, sd = self._ar_weights(year)
-        return (weights * path).sum(axis=1) + sd * self.rng.standard_normal(len(sd))
+        known: dict[int, np.ndarray] = {}
+        if code in self.la_codes:
+            path = self.la_year[:, self.la_codes.index(code), :]  # (S, fitted years)
+            if year in self.years:
+                return path[:, self.years.index(year)]
+            known = dict(zip(self.years, path.T, strict=True))
+        drawn = self.drawn_la_year.setdefault(code, {})
+        if year not in drawn:
+            given = {**known, **drawn}
+            if not given:  # a new authority's first year: the stationary distribution
+                drawn[year] = self.rng.normal(0.0, draws(self.fit, "sigma_la_year"))
+            else:
+                years = tuple(sorted(given))
+                weights, sd = self._ar_weights(year, years)
+                values = np.stack([given[y] for y in years], axis=1)  # (S, known years)
+                noise = sd * self.rng.standard_normal(len(sd))
+                drawn[year] = (weights * values).sum(axis=1) + noise
+        return drawn[year]
 
-    def _ar_weights(self, year: int) -> tuple[np.ndarray, np.ndarray]:
-        """Gaussian conditioning of la_year[year] on the fitted years, per draw s.
+    def _ar_weights(
+        self, year: int, given: tuple[int, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian conditioning of la_year[year] on the years ``given`` (default: fitted).
 
-        With K[t, u] = sigma^2 rho^|t - u| over the fitted years and k[t] = sigma^2
+        With K[t, u] = sigma^2 rho^|t - u| over the given years and k[t] = sigma^2
         rho^|year - t|: mean = w . la_year_path with w = K^-1 k, variance = sigma^2 - w . k.
         """
-        if year not in self.ar_conditional:
+        given = tuple(self.years) if given is None else given
+        if (year, given) not in self.ar_conditional:
             rho = draws(self.fit, "rho_la_year")[:, None, None]
             sigma2 = draws(self.fit, "sigma_la_year") ** 2
-            fitted = np.asarray(self.years, dtype=float)
-            corr = rho ** np.abs(fitted[:, None] - fitted[None, :])[None]  # (S, T, T)
-            k = rho[:, :, 0] ** np.abs(year - fitted)[None, :]  # (S, T)
+            known = np.asarray(given, dtype=float)
+            corr = rho ** np.abs(known[:, None] - known[None, :])[None]  # (S, T, T)
+            k = rho[:, :, 0] ** np.abs(year - known)[None, :]  # (S, T)
             weights = np.linalg.solve(corr, k[:, :, None])[:, :, 0]
             var = sigma2 * np.clip(1.0 - (weights * k).sum(axis=1), 0.0, None)
-            self.ar_conditional[year] = (weights, np.sqrt(var))
-        return self.ar_conditional[year]
+            self.ar_conditional[(year, given)] = (weights, np.sqrt(var))
+        return self.ar_conditional[(year, given)]
 
     def _region(self, region: str) -> np.ndarray:
         if region in self.regions:
