@@ -76,6 +76,11 @@ def gate_row(fit: csc_bayes.Fit, wall_seconds: float) -> dict[str, Any]:
         "settings": (
             f"{sampler['backend']} {sampler['chains']}x({sampler['tune']}+{sampler['draws']}) "
             f"ta={sampler['target_accept']}"
+            + (
+                f" depth<={sampler['max_treedepth']}"
+                if sampler.get("max_treedepth", 10) != 10
+                else ""
+            )
         ),
         "run": fit.path.name if fit.path is not None else "",
     }
