@@ -16,7 +16,7 @@ import csc_bayes
 from csc_bayes.compare import _new_ar1_paths, heldout_lpd
 from csc_bayes.predict import _Predictor, predict_draws
 from csc_bayes.simulate import simulate_panel
-from csc_bayes.variance import draws
+from csc_bayes.variance import draws, superpopulation_between_la_variance
 
 FIRST, LAST = 2014, 2023
 RHO, SIGMA = 0.8, 0.3
@@ -154,6 +154,26 @@ def test_several_unfitted_years_are_drawn_jointly(ar_case):
     assert 0.85 < np.std((w2 - w_last) / (sigma_year * np.sqrt(2))) < 1.15
     mean, sd = standard((w1 - (w_last + w2) / 2) / (sigma_year * np.sqrt(0.5)))
     assert abs(mean) < 0.2 and 0.85 < sd < 1.15, (mean, sd)
+
+
+def test_superpopulation_between_la_variance_counts_the_ar1_term(ar_case):
+    """sigma_la^2 + sigma_region^2 + sigma_la_year^2 Var(mean of a unit AR(1) path over the
+    fitted years), the last checked against simulated paths for a few draws."""
+    _panel, _truth, fit = ar_case
+    total = superpopulation_between_la_variance(fit)
+    base = draws(fit, "sigma_la") ** 2 + draws(fit, "sigma_region") ** 2
+    rho, sigma = draws(fit, "rho_la_year"), draws(fit, "sigma_la_year")
+    rng = np.random.default_rng(11)
+    n_years = LAST - FIRST + 1  # every test authority is fitted in every year
+    for s in (0, 50, 100):
+        paths = np.empty((20_000, n_years))
+        paths[:, 0] = rng.standard_normal(20_000)
+        for t in range(1, n_years):
+            innovation = np.sqrt(1 - rho[s] ** 2) * rng.standard_normal(20_000)
+            paths[:, t] = rho[s] * paths[:, t - 1] + innovation
+        simulated = base[s] + sigma[s] ** 2 * paths.mean(axis=1).var()
+        assert total[s] == pytest.approx(simulated, rel=0.03)
+    assert (total > base).all()
 
 
 def test_new_authority_ar1_paths_have_the_model_covariance():

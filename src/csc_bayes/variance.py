@@ -287,6 +287,49 @@ def between_la_variance(fit: Any, terms: Terms | None = None) -> np.ndarray:
     return d[:, seen].var(axis=1, ddof=1)
 
 
+def superpopulation_between_la_variance(fit: Any) -> np.ndarray:
+    """The model's expected V_between per draw: Var_j(d_j) of :func:`between_la_variance` for
+    new authorities drawn from the random-effect laws, observed in the fitted LAs' rows,
+
+        sigma_la^2 + sigma_region^2
+        [+ sigma_la_slope^2 mean_j xbar_j^2]      xbar_j: LA j's mean of the slope covariate
+        [+ sigma_la_trend^2 mean_j cbar_j^2]      cbar_j: LA j's mean year_c
+        [+ sigma_la_year^2 mean_j k_j]            k_j = n_j^-2 sum_{a,b} rho^|t_a - t_b|,
+
+    the last three being the variances of an LA's mean slope, trend and AR(1) terms over its
+    n_j fitted years t (k_j is the variance of the mean of a unit-variance AR(1) path).
+    """
+    la_idx = constant(fit, "la_idx").astype(int)
+    n_la = fit.idata["posterior"].sizes["la"]
+    seen = np.flatnonzero(np.bincount(la_idx, minlength=n_la) > 0)
+    total = draws(fit, "sigma_la") ** 2 + draws(fit, "sigma_region") ** 2
+
+    def mean_square_of_la_means(values: np.ndarray) -> float:
+        sums = np.bincount(la_idx, weights=values, minlength=n_la)
+        means = sums[seen] / np.bincount(la_idx, minlength=n_la)[seen]
+        return float(np.mean(means**2))
+
+    slope = random_slope_name(fit)
+    if slope is not None:
+        x_slope = constant(fit, "X").astype(float)[:, covariate_names(fit).index(slope)]
+        total = total + draws(fit, "sigma_la_slope") ** 2 * mean_square_of_la_means(x_slope)
+    if has_variable(fit, "la_trend"):
+        year_c = constant(fit, "year_c").astype(float)
+        total = total + draws(fit, "sigma_la_trend") ** 2 * mean_square_of_la_means(year_c)
+    if has_variable(fit, "la_year"):
+        years = fit.idata["posterior"]["year"].values.astype(float)
+        fitted_years = years[constant(fit, "year_idx").astype(int)]
+        year_sets = pd.Series(fitted_years).groupby(la_idx).agg(lambda t: tuple(sorted(t)))
+        rho = draws(fit, "rho_la_year")
+        mean_k = np.zeros_like(rho)
+        for year_set, count in year_sets.value_counts().items():
+            t = np.asarray(year_set)
+            lags = np.abs(t[:, None] - t[None, :])
+            mean_k += count * (rho[:, None, None] ** lags[None]).mean(axis=(1, 2))
+        total = total + draws(fit, "sigma_la_year") ** 2 * mean_k / len(year_sets)
+    return total
+
+
 def _paired(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index-matched draws of two independent posteriors (the first min(S_a, S_b) of each)."""
     n = min(len(a), len(b))
@@ -346,7 +389,7 @@ def explain_variance(
     - ``bayes_r2``: see :func:`_bayes_r2`.
     - ``between_la_explained`` (needs ``null_fit``): 1 - V_between(full) / V_between(null) per
       index-paired draw, V_between from :func:`between_la_variance`; and the same with the
-      superpopulation variances sigma_la^2 + sigma_region^2.
+      model's expected V_between, :func:`superpopulation_between_la_variance`.
     """
     check_ci_prob(ci_prob)
     terms = linear_predictor_terms(fit)
@@ -388,9 +431,9 @@ def explain_variance(
         _check_null_matches(fit, null_fit)
         full, null = _paired(between_la_variance(fit, terms), between_la_variance(null_fit))
         quantities["between_la_explained:finite"] = 1 - full / null
-        full_sp = draws(fit, "sigma_la") ** 2 + draws(fit, "sigma_region") ** 2
-        null_sp = draws(null_fit, "sigma_la") ** 2 + draws(null_fit, "sigma_region") ** 2
-        full_sp, null_sp = _paired(full_sp, null_sp)
+        full_sp, null_sp = _paired(
+            superpopulation_between_la_variance(fit), superpopulation_between_la_variance(null_fit)
+        )
         quantities["between_la_explained:superpopulation"] = 1 - full_sp / null_sp
 
     n = min(len(v) for v in quantities.values())
