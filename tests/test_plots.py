@@ -176,6 +176,10 @@ def test_funnel_figure_draws_limits_and_labels_outliers(fit):
     assert np.all(lower.get_ydata() <= lines["limit_lower_0.95"].get_ydata())
     labelled = {t.get_text() for t in ax.texts}
     assert labelled <= set(table["la_name"])
+    assert "negative binomial (posterior phi) limits" in ax.get_title(loc="left")
+    fig, ax = plt.subplots()
+    funnel(table, limits_label="Poisson (a note)", ax=ax)
+    assert "Poisson (a note) limits" in ax.get_title(loc="left")
 
 
 # ------------------------------------------------------------------------------ variance

@@ -167,3 +167,24 @@ def test_example_script_fits_the_demo_model(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(list(tmp_path.glob("*.png"))) == 4
+
+
+def test_methods_section_describes_the_fitted_models_terms():
+    from csc_bayes.report import methods_html
+    from csc_bayes.spec import find_spec
+
+    plain = methods_html(find_spec("cpp_need"))
+    assert "negative binomial multilevel regression" in plain
+    assert "random intercepts for authority, region, year" in plain
+    assert "AR(1)" not in plain and "random walk" not in plain
+    assert "mixed over the posterior draws of the dispersion" in plain
+
+    ar = methods_html(find_spec("cpp_need_ar"))
+    assert "Poisson multilevel regression" in ar
+    assert "an AR(1) deviation of each authority" in ar and "follow a random walk" in ar
+    # expected need names every term of the authority's own that it leaves out
+    assert "the authority's own effect and its AR(1) deviation set to" in ar.replace("\n", " ")
+    assert "counts as the authority's own" in ar  # why the Poisson funnel limits are narrow
+
+    trend = methods_html(find_spec("cla_need_trend"))
+    assert "a linear trend per authority" in trend and "its trend" in trend

@@ -55,15 +55,56 @@ img { max-width: 100%; height: auto; }
 .note { color: #555; font-size: 0.9rem; }
 """
 
-METHODS = """
-<p>The model is a negative binomial (or Poisson) multilevel regression of the outcome count on
-standardised covariates with the child population as exposure and random intercepts for
-authority, region and year, written above in lme4 notation. All numbers below are posterior
-medians with central credible intervals of the stated width.</p>
+
+def methods_html(spec: Any) -> str:
+    """The report's "Methods and definitions" section for the fitted model's own terms."""
+    family = "negative binomial" if spec.family == "negative_binomial" else "Poisson"
+    effects = {"la": "authority", "region": "region", "year": "year"}
+    random = [effects[r] for r in spec.random_effects if r in effects]
+    terms = [f"random intercepts for {', '.join(random)}"] if random else []
+    own = ["the authority's own effect"]
+    if getattr(spec, "random_slope", None):
+        terms.append(f"a random slope on {spec.random_slope} by authority")
+        own.append("its slope")
+    if getattr(spec, "la_trend", False):
+        terms.append("a linear trend per authority")
+        own.append("its trend")
+    if getattr(spec, "la_year", None) == "ar1":
+        terms.append(
+            "an AR(1) deviation of each authority from its own level by year (year-to-year "
+            "persistence)"
+        )
+        own.append("its AR(1) deviation")
+    if "year" in spec.random_effects and getattr(spec, "year_effect", "iid") == "rw1":
+        terms.append("year effects that follow a random walk")
+    if spec.family == "negative_binomial":
+        funnel_text = (
+            "central quantiles of the negative binomial predictive distribution of the count "
+            "of an authority exactly as expected, mixed over the posterior draws of the "
+            "dispersion, divided by the expected count."
+        )
+    else:
+        funnel_text = (
+            "central quantiles of the Poisson distribution of the count of an authority exactly "
+            "as expected, divided by the expected count."
+        )
+        if getattr(spec, "la_year", None) == "ar1":
+            funnel_text += (
+                " In this model the year-to-year variation beyond Poisson noise is the AR(1) "
+                "deviation, which counts as the authority's own (it is part of the excess), so "
+                "the limits are narrow and many authorities fall outside them; for a funnel "
+                "with overdispersion-aware limits use a negative binomial need model."
+            )
+    own_text = own[0] if len(own) == 1 else f"{', '.join(own[:-1])} and {own[-1]}"
+    return f"""
+<p>The model is a {family} multilevel regression of the outcome count on standardised
+covariates with the child population as exposure and {"; ".join(terms) or "no random effects"},
+written above in lme4 notation. All numbers below are posterior medians with central credible
+intervals of the stated width.</p>
 <ul>
-<li><b>Expected need</b> of an authority-year: the model's rate with the authority's own effect
-set to zero and non-need covariates (e.g. spending) held at their average; only the need
-covariates, the intercept and the common year effect enter.</li>
+<li><b>Expected need</b> of an authority-year: the model's rate with {own_text} set to
+zero and non-need covariates (e.g. spending) held at their average; only the need covariates,
+the intercept and the common year effect enter.</li>
 <li><b>Excess ratio</b>: the authority's latent rate divided by its expected need
 (1 = as expected; 1.2 = 20% above). <b>Excess in children</b>: latent count minus expected
 count. <b>P(excess &gt; 0)</b>: posterior probability that the ratio exceeds 1.</li>
@@ -72,9 +113,7 @@ count. <b>P(excess &gt; 0)</b>: posterior probability that the ratio exceeds 1.<
 the fitted authority-years (covariances split equally, Shapley/LMG), plus the residual
 overdispersion and Poisson noise on the log scale; shares sum to 1 and can be slightly
 negative when terms are negatively correlated.</li>
-<li><b>Funnel limits</b>: central quantiles of the negative binomial predictive distribution of
-the count of an authority exactly as expected, mixed over the posterior draws of the
-dispersion, divided by the expected count.</li>
+<li><b>Funnel limits</b>: {funnel_text}</li>
 </ul>
 <p class="note">Full definitions, formulas and references: <code>docs/methods.md</code> in the
 csc_bayes repository.</p>
@@ -303,7 +342,7 @@ def render_report(
                 + figure("funnel"),
             ),
             section("ppc", "Posterior predictive check", figure("ppc")),
-            section("methods", "Methods and definitions", METHODS),
+            section("methods", "Methods and definitions", methods_html(spec)),
         ]
     )
     title = f"csc_bayes report: {meta.get('model', spec.name)}"

@@ -76,7 +76,12 @@ def figure_from_fit(
 
         table = excess(fit, year=year, ci_prob=ci_prob)
         if kind == "funnel":
-            return funnel(table, phi=phi_draws(fit), synthetic=synthetic), table
+            label = None
+            if "la_year" in fit.idata["posterior"].data_vars and phi_draws(fit) is None:
+                # the extra-Poisson variation is the AR(1) LA-year term, part of the excess
+                label = "Poisson (AR(1) LA-year deviations count as the authority's own)"
+            fig = funnel(table, phi=phi_draws(fit), limits_label=label, synthetic=synthetic)
+            return fig, table
         fig = caterpillar(
             table,
             value=value,

@@ -95,6 +95,7 @@ def funnel(
     probs: Sequence[float] = DEFAULT_PROBS,
     label_outside: bool = True,
     title: str | None = None,
+    limits_label: str | None = None,
     synthetic: bool = False,
     ax: Axes | None = None,
 ) -> Figure:
@@ -107,6 +108,8 @@ def funnel(
         probs: central probabilities of the limits, narrowest first.
         label_outside: name the authorities outside the widest limits.
         title: replaces the default title.
+        limits_label: what the limits are, for the default title (default: "Poisson" or
+            "negative binomial (posterior phi)").
         synthetic: stamp the figure "SYNTHETIC DATA".
         ax: draw on this axes instead of a new figure.
 
@@ -171,7 +174,9 @@ def funnel(
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         if title is None:
             years = sorted({int(v) for v in rows["year"]}) if "year" in rows.columns else None
-            family = "Poisson" if phi is None else "negative binomial (posterior phi)"
+            family = limits_label or (
+                "Poisson" if phi is None else "negative binomial (posterior phi)"
+            )
             title = (
                 f"Funnel plot, {_style.window_text(years)}: {len(rows)} authorities; "
                 f"{family} limits for an authority as expected; "
