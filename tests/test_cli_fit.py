@@ -73,3 +73,15 @@ def test_spec_max_treedepth_reaches_the_sampler_and_the_metadata(tmp_path):
     depth = fit.idata["sample_stats"]["tree_depth"].values
     assert depth.max() <= 2
     assert fit.idata["sample_stats"]["reached_max_treedepth"].values.any()
+
+
+def test_tables_sent_to_a_file_or_pipe_are_not_cut_to_80_columns(capsys):
+    import pandas as pd
+
+    from csc_bayes.cli._common import OutputFormat, emit_frame
+
+    columns = [f"a_rather_long_column_name_{i}" for i in range(8)]
+    emit_frame(pd.DataFrame([range(8)], columns=columns), OutputFormat.table, title="wide")
+    out = capsys.readouterr().out
+    assert all(name in out for name in columns), out
+    assert "…" not in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from enum import StrEnum
 
@@ -36,10 +37,21 @@ def frame_table(df: pd.DataFrame, *, title: str | None = None, float_digits: int
     return table
 
 
+def print_wide(table: Table) -> None:
+    """Print a table on standard output; to a file or pipe as wide as it needs (rich would
+    otherwise cut it to 80 columns and truncate every header)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    measuring = Console(width=100_000, file=io.StringIO())
+    width = measuring.measure(table).maximum
+    Console(width=max(width, 80), soft_wrap=False).print(table)
+
+
 def emit_frame(df: pd.DataFrame, fmt: OutputFormat, *, title: str | None = None) -> None:
     """Print a DataFrame as a rich table, CSV or JSON records on standard output."""
     if fmt == OutputFormat.table:
-        console.print(frame_table(df, title=title))
+        print_wide(frame_table(df, title=title))
     elif fmt == OutputFormat.csv:
         from csc_bayes.excess import safe_csv_text
 

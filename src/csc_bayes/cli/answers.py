@@ -11,7 +11,13 @@ from pathlib import Path
 
 import typer
 
-from csc_bayes.cli._common import OutputFormat, console, emit_frame, err_console, frame_table
+from csc_bayes.cli._common import (
+    OutputFormat,
+    emit_frame,
+    err_console,
+    frame_table,
+    print_wide,
+)
 from csc_bayes.variance import DEFAULT_CI_PROB
 
 FIT_ARG = typer.Argument(..., help="A run folder, or a model folder (its latest run).")
@@ -109,7 +115,7 @@ def explain(
     else:
         frame = result.to_frame()
         for measure, rows in frame.groupby("measure", sort=False):
-            console.print(
+            print_wide(
                 frame_table(
                     rows.drop(columns="measure"), title=f"{measure} ({ci_prob:.0%} intervals)"
                 )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from csc_bayes.cli._common import OutputFormat, console, emit_frame, frame_table
+from csc_bayes.cli._common import OutputFormat, console, emit_frame, frame_table, print_wide
 
 SCHEDULER_HELP = "Address of a running Dask scheduler (tcp://host:8786); default: a local cluster."
 WORKERS_HELP = "Worker processes of the local cluster (default: one per core)."
@@ -22,7 +22,7 @@ def batch(
 
     result = run_plan(plan, scheduler=scheduler, n_workers=workers, progress=True)
     table = result.table.drop(columns=["error"]).assign(run=result.table["run"].fillna(""))
-    console.print(frame_table(table, title=f"{plan}: {result.wall_seconds:.0f} s wall"))
+    print_wide(frame_table(table, title=f"{plan}: {result.wall_seconds:.0f} s wall"))
     for row in result.table[result.table["status"] == "failed"].itertuples():
         console.print(f"[red]failed[/] {row.task}: {row.error}")
     if not result.ok:
@@ -59,7 +59,7 @@ def sbc(
         n_workers=workers,
         saved_only=saved_only,
     )
-    console.print(frame_table(result.tests, title=f"SBC of {result.info['fitted_spec']}"))
+    print_wide(frame_table(result.tests, title=f"SBC of {result.info['fitted_spec']}"))
     verdict = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
     console.print(f"{result.info['sims_done']}/{sims} simulations; uniformity {verdict}")
     if out is not None:
@@ -96,7 +96,7 @@ def compare(
     )
     emit_frame(result.table, fmt, title="Model comparison (elpd: higher is better)")
     if fmt == OutputFormat.table and len(result.pareto_k):
-        console.print(frame_table(result.pareto_k, title="Pareto k above threshold (PSIS-LOO)"))
+        print_wide(frame_table(result.pareto_k, title="Pareto k above threshold (PSIS-LOO)"))
     if plot is not None:
         fig = result.plot()
         save_figure(fig, plot, dpi=110)

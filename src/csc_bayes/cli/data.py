@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from csc_bayes.cli._common import console, frame_table
+from csc_bayes.cli._common import console, frame_table, print_wide
 
 
 def build(
@@ -25,9 +25,9 @@ def build(
         f"[bold]panel[/]: {len(panel)} rows, {panel['la_code'].nunique()} authorities, "
         f"years {panel['year'].min()}-{panel['year'].max()} -> {path}"
     )
-    console.print(frame_table(report.coverage, title="Authorities with a value, per year"))
-    console.print(frame_table(report.missing, title="Missing cells by column and reason"))
-    console.print(frame_table(report.excluded, title="Excluded authorities (default)"))
+    print_wide(frame_table(report.coverage, title="Authorities with a value, per year"))
+    print_wide(frame_table(report.missing, title="Missing cells by column and reason"))
+    print_wide(frame_table(report.excluded, title="Excluded authorities (default)"))
     console.print(
         frame_table(
             reconciliation_summary(report.reconciliation),

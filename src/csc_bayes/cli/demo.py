@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from csc_bayes.cli._common import console, frame_table
+from csc_bayes.cli._common import console, frame_table, print_wide
 
 SYNTHETIC_BANNER = (
     "[bold yellow]SYNTHETIC DATA[/]: simulated by csc_bayes.simulate over real authority names "
@@ -69,7 +69,7 @@ def demo(
         f"Panel: {panel['la_code'].nunique()} authorities in {panel['region'].nunique()} regions, "
         f"reporting years {years[0]}-{years[-1]} ({years[-1]} = next year: population only)."
     )
-    console.print(frame_table(panel_summary(panel), title="Synthetic panel (counts per outcome)"))
+    print_wide(frame_table(panel_summary(panel), title="Synthetic panel (counts per outcome)"))
 
     spec = csc_bayes.find_spec("cpp_need")
     settings = {"draws": 300, "tune": 300, "chains": 2} if quick else {}
@@ -92,7 +92,7 @@ def demo(
     explained = csc_bayes.explain_variance(fit, null_fit=null_fit)
     frame = explained.to_frame()
     shares = frame[frame["measure"].isin(["share", "between_la_explained"])]
-    console.print(frame_table(shares, title="Variance explained on the log-rate scale (90% CI)"))
+    print_wide(frame_table(shares, title="Variance explained on the log-rate scale (90% CI)"))
 
     table = csc_bayes.excess(fit)
     shown = {
@@ -105,8 +105,8 @@ def demo(
     ranked = ranked[list(shown)].rename(columns=shown)
     year = int(table["year"].iloc[0])
     note = "excess ratio = latent rate / expected need; rates per 10,000 children"
-    console.print(frame_table(ranked.head(5), title=f"Highest excess, {year} ({note})"))
-    console.print(frame_table(ranked.tail(5), title=f"Largest shortfall, {year}"))
+    print_wide(frame_table(ranked.head(5), title=f"Highest excess, {year} ({note})"))
+    print_wide(frame_table(ranked.tail(5), title=f"Largest shortfall, {year}"))
 
     leeds = csc_bayes.predict(fit, authority="Leeds", year=[year, year + 1])
     leeds_shown = {
@@ -115,7 +115,7 @@ def demo(
         "expected_rate_median": "expected rate",
     }  # fmt: skip
     leeds = leeds[list(leeds_shown)].rename(columns=leeds_shown)
-    console.print(frame_table(leeds, title="Leeds: children on plans, this year and next"))
+    print_wide(frame_table(leeds, title="Leeds: children on plans, this year and next"))
 
     figure = caterpillar(table, highlight=["Leeds"], synthetic=True)
     save_figure(figure, out / "caterpillar.png")

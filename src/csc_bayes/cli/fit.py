@@ -7,7 +7,7 @@ from typing import Literal
 
 import typer
 
-from csc_bayes.cli._common import console, err_console, frame_table
+from csc_bayes.cli._common import console, err_console, frame_table, print_wide
 
 SPEC_ARG = typer.Argument(..., help="A shipped model name (see `csc-bayes models`) or a TOML file.")
 DATA_OPT = typer.Option(
@@ -61,7 +61,7 @@ def fit_command(
     if "total" in timings:
         console.print(f"Back end {meta['backend']}: {timings['total']:.1f} s sampling in total.")
     gate = GateResult.from_dict(meta["diagnostics"])
-    console.print(gate.to_rich_table())
+    print_wide(gate.to_rich_table())
     console.print(f"Saved: {result.path}")
     if not gate.passed:
         err_console.print(
@@ -82,7 +82,7 @@ def models_command() -> None:
         spec = load_spec(path)
         rows.append({"model": spec.name, "formula": spec.formula,
                      "years": f"{spec.years[0]}-{spec.years[1]}"})  # fmt: skip
-    console.print(frame_table(pd.DataFrame(rows), title="Shipped models (models/*.toml)"))
+    print_wide(frame_table(pd.DataFrame(rows), title="Shipped models (models/*.toml)"))
 
 
 def priors_command(spec: str = SPEC_ARG, data: Path | None = DATA_OPT) -> None:
@@ -94,7 +94,7 @@ def priors_command(spec: str = SPEC_ARG, data: Path | None = DATA_OPT) -> None:
     model = csc_bayes.find_spec(spec)
     panel, synthetic = resolve_panel(data)
     title = f"Priors of {model.name}" + (" (scaled to the SYNTHETIC panel)" if synthetic else "")
-    console.print(frame_table(default_priors(model, panel), title=title))
+    print_wide(frame_table(default_priors(model, panel), title=title))
 
 
 def register(app: typer.Typer) -> None:
