@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pymc  # noqa: F401  (see below)
 import pytest
+
+# PyMC adds a logging handler bound to the sys.stderr of the moment it is first imported. If that
+# first import happened inside a CliRunner.invoke (the CLI imports lazily), the handler would
+# keep the runner's stream, closed after that test, and a later test that logs would fail with
+# "I/O operation on closed file". Importing it here binds the handler to the real stderr.
 
 REPO = Path(__file__).resolve().parents[1]
 
