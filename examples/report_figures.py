@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 
 from csc_bayes.fits import Fit, load_fit
 from csc_bayes.plots import save_figure
-from csc_bayes.report import report_figures
+from csc_bayes.report import report_answers, report_figures
 
 
 def demo_fit(*, draws: int, tune: int, chains: int, seed: int) -> Fit:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     if not fit.diagnostics_passed:
         print("warning: this fit failed the convergence gate; the figures may be wrong")
     written = []
-    for name, fig in report_figures(fit).items():
+    for name, fig in report_figures(fit, report_answers(fit)).items():
         written.append(save_figure(fig, args.out / f"{name}.png"))
         plt.close(fig)
         print(f"wrote {written[-1]}")

@@ -116,6 +116,33 @@ def test_cli_report_refuses_then_forces(failed_fit, tmp_path):
     assert BANNER in out.read_text()
 
 
+def test_cli_report_with_pdf_computes_the_answers_once(good_fit, tmp_path, monkeypatch):
+    import importlib
+
+    from csc_bayes.cli import app
+
+    calls = {"excess": 0, "explain_variance": 0}
+
+    def counted(module, name):
+        original = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    # the modules (the package namespace exports functions of the same names)
+    counted(importlib.import_module("csc_bayes.excess"), "excess")
+    counted(importlib.import_module("csc_bayes.variance"), "explain_variance")
+    run = save_fit(good_fit, tmp_path / "fits")
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", str(run), "-o", str(out), "--pdf"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and out.with_suffix(".pdf").is_file()
+    assert calls == {"excess": 1, "explain_variance": 1}
+
+
 def test_report_opens_in_headless_chromium(report_html, tmp_path):
     browser = _chromium()
     if browser is None:

@@ -17,6 +17,7 @@ import html
 import io
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -148,14 +149,43 @@ def check_gate(fit: Any, *, force: bool = False) -> list[str]:
 # ------------------------------------------------------------------------------ content
 
 
-def report_figures(
+@dataclass(frozen=True)
+class ReportAnswers:
+    """The answers a report shows, computed once: the last fitted year's ``excess`` table and
+    the ``explain_variance`` result (both feed a figure and a table)."""
+
+    excess_table: pd.DataFrame
+    variance: Any
+
+
+def report_answers(
     fit: Any, *, null_fit: Any | None = None, ci_prob: float = DEFAULT_CI_PROB
+) -> ReportAnswers:
+    """Compute the report's answers (see :class:`ReportAnswers`)."""
+    from csc_bayes.excess import excess
+    from csc_bayes.variance import explain_variance
+
+    return ReportAnswers(
+        excess_table=excess(fit, ci_prob=ci_prob),
+        variance=explain_variance(fit, null_fit=null_fit, ci_prob=ci_prob),
+    )
+
+
+def report_figures(
+    fit: Any, answers: ReportAnswers, *, ci_prob: float = DEFAULT_CI_PROB
 ) -> dict[str, Figure]:
     """The report's figures, keyed as :data:`FIGURES`."""
     from csc_bayes.plots import figure_from_fit
 
     return {
-        kind: figure_from_fit(kind, fit, ci_prob=ci_prob, null_fit=null_fit)[0] for kind in FIGURES
+        kind: figure_from_fit(
+            kind,
+            fit,
+            ci_prob=ci_prob,
+            excess_table=answers.excess_table,
+            variance_result=answers.variance,
+        )[0]
+        for kind in FIGURES
     }
 
 
@@ -205,17 +235,12 @@ def excess_summary(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def report_tables(
-    fit: Any, *, null_fit: Any | None = None, ci_prob: float = DEFAULT_CI_PROB, top_n: int = TOP_N
-) -> dict[str, pd.DataFrame]:
+def report_tables(answers: ReportAnswers, *, top_n: int = TOP_N) -> dict[str, pd.DataFrame]:
     """The report's tables: ``variance``, ``top`` and ``bottom`` (by excess ratio)."""
-    from csc_bayes.excess import excess
-    from csc_bayes.variance import explain_variance
-
-    result = explain_variance(fit, null_fit=null_fit, ci_prob=ci_prob).to_frame()
+    result = answers.variance.to_frame()
     shown = result[result["measure"].isin(["share", "bayes_r2", "between_la_explained"])]
     variance = shown[["measure", "component", "median", "lower", "upper"]]
-    ranked = excess(fit, ci_prob=ci_prob).sort_values("excess_ratio_median", ascending=False)
+    ranked = answers.excess_table.sort_values("excess_ratio_median", ascending=False)
     return {
         "variance": variance.reset_index(drop=True),
         "top": excess_summary(ranked.head(top_n)),
@@ -241,6 +266,7 @@ def render_report(
     null_fit: Any | None = None,
     ci_prob: float = DEFAULT_CI_PROB,
     top_n: int = TOP_N,
+    answers: ReportAnswers | None = None,
 ) -> str:
     """The report as one self-contained HTML string (see :func:`write_report`)."""
     import matplotlib.pyplot as plt
@@ -248,11 +274,13 @@ def render_report(
     reasons = check_gate(fit, force=force)
     banner = _banner(reasons)
     meta = fit.metadata
-    figures = report_figures(fit, null_fit=null_fit, ci_prob=ci_prob)
+    if answers is None:
+        answers = report_answers(fit, null_fit=null_fit, ci_prob=ci_prob)
+    figures = report_figures(fit, answers, ci_prob=ci_prob)
     images = {k: _png(fig) for k, fig in figures.items()}
     for fig in figures.values():
         plt.close(fig)
-    tables = report_tables(fit, null_fit=null_fit, ci_prob=ci_prob, top_n=top_n)
+    tables = report_tables(answers, top_n=top_n)
     spec = fit.spec
     formula = meta.get("formula") or getattr(spec, "formula", "")
     years = meta.get("years_fitted") or [int(y) for y in fit.idata["posterior"]["year"].values]
@@ -364,15 +392,19 @@ def write_report(
     null_fit: Any | None = None,
     ci_prob: float = DEFAULT_CI_PROB,
     top_n: int = TOP_N,
+    answers: ReportAnswers | None = None,
 ) -> Path:
     """Write the self-contained HTML report of ``fit`` to ``path`` atomically.
 
     Raises DiagnosticsGateError (with the reasons) for a fit that failed the convergence gate,
     unless ``force``; a forced report says so in a banner at the top and on every section.
+    ``answers`` (from :func:`report_answers`) saves computing them again for a second format.
     """
     from csc_bayes.fits import write_text_atomic
 
-    text = render_report(fit, force=force, null_fit=null_fit, ci_prob=ci_prob, top_n=top_n)
+    text = render_report(
+        fit, force=force, null_fit=null_fit, ci_prob=ci_prob, top_n=top_n, answers=answers
+    )
     write_text_atomic(path, text)
     os.chmod(path, SHARED_FILE_MODE)
     return Path(path)
@@ -386,6 +418,7 @@ def write_report_pdf(
     null_fit: Any | None = None,
     ci_prob: float = DEFAULT_CI_PROB,
     top_n: int = TOP_N,
+    answers: ReportAnswers | None = None,
 ) -> Path:
     """The report's figures and tables as a PDF (matplotlib PdfPages), written atomically."""
     import matplotlib.pyplot as plt
@@ -394,8 +427,10 @@ def write_report_pdf(
     reasons = check_gate(fit, force=force)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figures = report_figures(fit, null_fit=null_fit, ci_prob=ci_prob)
-    tables = report_tables(fit, null_fit=null_fit, ci_prob=ci_prob, top_n=top_n)
+    if answers is None:
+        answers = report_answers(fit, null_fit=null_fit, ci_prob=ci_prob)
+    figures = report_figures(fit, answers, ci_prob=ci_prob)
+    tables = report_tables(answers, top_n=top_n)
     warning = "FAILED THE CONVERGENCE GATE: " + "; ".join(reasons) if reasons else ""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

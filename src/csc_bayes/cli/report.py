@@ -24,15 +24,19 @@ def report(
 ) -> None:
     """Write one self-contained HTML report (no network needed to open it)."""
     from csc_bayes.fits import load_fit
-    from csc_bayes.report import write_report, write_report_pdf
+    from csc_bayes.report import check_gate, report_answers, write_report, write_report_pdf
 
     fit = load_fit(fit_path)
     null = load_fit(null_fit) if null_fit is not None else None
-    write_report(fit, out, force=force, null_fit=null, ci_prob=ci_prob)
+    check_gate(fit, force=force)  # refuse a failed fit before the answers are computed
+    answers = report_answers(fit, null_fit=null, ci_prob=ci_prob)  # once, for both formats
+    write_report(fit, out, force=force, null_fit=null, ci_prob=ci_prob, answers=answers)
     console.print(f"wrote {out}")
     if pdf:
         pdf_path = out.with_suffix(".pdf")
-        write_report_pdf(fit, pdf_path, force=force, null_fit=null, ci_prob=ci_prob)
+        write_report_pdf(
+            fit, pdf_path, force=force, null_fit=null, ci_prob=ci_prob, answers=answers
+        )
         console.print(f"wrote {pdf_path}")
 
 

@@ -63,18 +63,22 @@ def figure_from_fit(
     show_prob: bool = False,
     authority: str | None = None,
     null_fit: Any | None = None,
+    excess_table: pd.DataFrame | None = None,
+    variance_result: Any | None = None,
 ) -> tuple[Figure, pd.DataFrame | None]:
     """Compute the answer a plot needs from ``fit``, draw it, and return (figure, table drawn).
 
     ``year`` applies to caterpillar and funnel (default: the last fitted year); ``authority``
     is required for trend; ``null_fit`` adds the between-LA rows to the variance table. The
-    table is None for ppc, whose data are the fit's draws.
+    table is None for ppc, whose data are the fit's draws. ``excess_table`` (an ``excess(fit,
+    year=..., ci_prob=...)`` table) and ``variance_result`` (an ``explain_variance`` result)
+    are used instead of computing them again, e.g. by the report, which draws several figures.
     """
     synthetic = bool(fit.metadata.get("synthetic", False))
     if kind in ("caterpillar", "funnel"):
         from csc_bayes.excess import excess
 
-        table = excess(fit, year=year, ci_prob=ci_prob)
+        table = excess(fit, year=year, ci_prob=ci_prob) if excess_table is None else excess_table
         if kind == "funnel":
             label = None
             if "la_year" in fit.idata["posterior"].data_vars and phi_draws(fit) is None:
@@ -95,7 +99,9 @@ def figure_from_fit(
     if kind == "variance":
         from csc_bayes.variance import explain_variance
 
-        result = explain_variance(fit, null_fit=null_fit, ci_prob=ci_prob)
+        result = variance_result
+        if result is None:
+            result = explain_variance(fit, null_fit=null_fit, ci_prob=ci_prob)
         return variance(result, synthetic=synthetic), result.to_frame()
     if kind == "trend":
         if authority is None:
