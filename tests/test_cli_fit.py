@@ -62,6 +62,17 @@ def test_models_and_priors_list_what_a_user_can_choose():
         assert name in priors.output
 
 
+def test_cli_fit_takes_max_treedepth(tmp_path):
+    panel = small_panel(tmp_path)
+    args = ["fit", "cpp_need", "--data", str(panel), "--out", str(tmp_path / "fits"),
+            "--draws", "20", "--tune", "20", "--chains", "1", "--max-treedepth", "3",
+            "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == GATE_FAILED_EXIT_CODE, result.output
+    (run,) = (tmp_path / "fits" / "cpp_need").iterdir()
+    assert json.loads((run / "metadata.json").read_text())["sampler"]["max_treedepth"] == 3
+
+
 def test_spec_max_treedepth_reaches_the_sampler_and_the_metadata(tmp_path):
     import csc_bayes
 

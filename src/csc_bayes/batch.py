@@ -60,7 +60,7 @@ SINGLE_THREAD_ENV = {
 }
 PLAN_KEYS = ("out", "specs", "outcomes", "years", "refit", "data", "sampler")
 DATA_KEYS = ("source", "seed", "authorities", "first_year", "last_year")
-SAMPLER_KEYS = ("backend", "draws", "tune", "chains", "seed", "target_accept")
+SAMPLER_KEYS = ("backend", "draws", "tune", "chains", "seed", "target_accept", "max_treedepth")
 REFIT_POLICIES = ("on_change", "always", "never")
 
 

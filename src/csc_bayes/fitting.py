@@ -82,6 +82,7 @@ def fit(
     chains: int | None = None,
     seed: int | None = None,
     target_accept: float | None = None,
+    max_treedepth: int | None = None,
     refit: RefitPolicy = "on_change",
     progress: bool = True,
 ) -> Fit:
@@ -91,7 +92,8 @@ def fit(
         spec: a ``ModelSpec``, a shipped model name such as ``"cpp_need"``, or a TOML path.
         data: a panel DataFrame or a panel parquet path; None uses the embedded synthetic panel.
         out: root folder for saved fits (``out/<model>/<run-id>/``); None keeps it in memory.
-        backend, draws, tune, chains, seed, target_accept: override the spec's ``[sampler]``.
+        backend, draws, tune, chains, seed, target_accept, max_treedepth: override the spec's
+            ``[sampler]``.
         refit: ``"on_change"`` reuses a saved run with the same spec, data and sampler settings;
             ``"always"`` samples anew; ``"never"`` only loads (error if no matching run).
         progress: show the sampler's progress bar.
@@ -115,6 +117,7 @@ def fit(
             chains=chains,
             seed=seed,
             target_accept=target_accept,
+            max_treedepth=max_treedepth,
         ).items()
         if v is not None
     }

@@ -27,6 +27,9 @@ def fit_command(
     chains: int | None = typer.Option(None, help="Chains (the gate needs at least 4)."),
     seed: int | None = typer.Option(None, help="Sampler seed (same data, spec, seed: same draws)."),
     target_accept: float | None = typer.Option(None, help="NUTS target acceptance rate."),
+    max_treedepth: int | None = typer.Option(
+        None, help="Most NUTS tree doublings per draw (spec default, else 10)."
+    ),
     refit: str = typer.Option(
         "on_change",
         help="on_change: reuse a saved fit with the same spec, data and sampler settings; "
@@ -47,7 +50,8 @@ def fit_command(
         console.print("[yellow]No --data: fitting the SYNTHETIC panel (csc_bayes.simulate).[/]")
     result = csc_bayes.fit(
         model, data=data, out=out, backend=backend, draws=draws, tune=tune, chains=chains,
-        seed=seed, target_accept=target_accept, refit=policy, progress=progress,
+        seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, refit=policy,
+        progress=progress,
     )  # fmt: skip
     meta = result.metadata
     excluded = meta.get("excluded", {})
