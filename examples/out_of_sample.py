@@ -270,13 +270,15 @@ def pooled(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame, cols: list[str]) -> list[str]:
+    """A markdown table of ``cols`` (a value missing from a row, e.g. an older run's, is blank)."""
+
+    def cell(value: Any) -> str:
+        return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
     return [
         "| " + " | ".join(cols) + " |",
         "|" + "---|" * len(cols),
-        *(
-            "| " + " | ".join(str(r.get(c, "")) for c in cols) + " |"
-            for r in table.to_dict("records")
-        ),
+        *("| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in table.to_dict("records")),
     ]
 
 

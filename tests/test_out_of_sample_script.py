@@ -97,3 +97,8 @@ def test_pooled_weights_each_year_by_authorities_scored(oos):
     assert table.loc["m", "mean_crps"] == pytest.approx((90 * 12.0 + 30 * 20.0) / 120)
     assert table.loc["m", "coverage_50"] == pytest.approx((90 * 0.5 + 30 * 0.7) / 120)
     assert table.loc["naive NB", "test_years"] == "2021-2022 (2)"
+
+
+def test_markdown_leaves_a_missing_value_blank(oos):
+    table = pd.DataFrame([{"a": 1, "b": 2.5}, {"a": 2}])
+    assert oos.markdown(table, ["a", "b"])[2:] == ["| 1 | 2.5 |", "| 2 |  |"]
