@@ -358,3 +358,16 @@ def test_full_recovery_on_simulated_panel():
         assert abs(post[name].mean().item() / truth[name] - 1) < 0.15, name
     summary = az.ess(idata, var_names=["beta", "sigma_la", "sigma_region", "la_effect"])
     assert min(float(summary[v].min()) for v in summary.data_vars) > 400
+
+
+def test_ar1_cholesky_factors_the_ar1_correlation_with_a_gap_year():
+    from csc_bayes.model import ar1_cholesky, ar1_correlation
+
+    years = np.array([2015, 2016, 2018, 2019])  # 2017 missing: a lag of two
+    rho, sigma = np.array([0.3, 0.8]), 0.7
+    corr = ar1_correlation(rho, years)
+    assert corr.shape == (2, 4, 4)
+    np.testing.assert_allclose(corr[1, 1, 2], 0.8**2)
+    for s in range(2):
+        chol = ar1_cholesky(sigma, rho[s], years)
+        np.testing.assert_allclose(chol @ chol.T, sigma**2 * corr[s], atol=1e-12)

@@ -227,9 +227,10 @@ def _new_ar1_paths(post: Any, years: np.ndarray, m: int, rng: np.random.Generato
 
     Per draw s: MvNormal(0, K_s), K_s[t, u] = sigma_la_year_s^2 rho_la_year_s^|t - u|.
     """
-    rho = flat_draws(post, "rho_la_year")[:, None, None]
-    sigma = flat_draws(post, "sigma_la_year")[:, None, None]
-    cov = sigma**2 * rho ** np.abs(years[:, None] - years[None, :])[None]
+    from csc_bayes.model import ar1_correlation
+
+    corr = ar1_correlation(flat_draws(post, "rho_la_year"), years)
+    cov = flat_draws(post, "sigma_la_year")[:, None, None] ** 2 * corr
     chol = np.linalg.cholesky(cov)  # (sample, year, year)
     z = rng.normal(size=(len(cov), m, len(years)))
     return np.einsum("smu,stu->smt", z, chol)

@@ -404,6 +404,14 @@ def ar1_logp(x: Any, sigma: Any, rho: Any, years: np.ndarray) -> Any:
     return pt.sum(-0.5 * z**2 - pt.log(scale) - 0.5 * np.log(2 * np.pi), axis=-1)
 
 
+def ar1_correlation(rho: np.ndarray, years: Any) -> np.ndarray:
+    """Per draw, the AR(1) correlation matrix over calendar years: ``rho_s^|y_t - y_u|``,
+    shape (draws, years, years), for a numpy array of posterior draws of rho."""
+    years = np.asarray(years, dtype=float)
+    lags = np.abs(years[:, None] - years[None, :])
+    return np.asarray(rho, dtype=float)[:, None, None] ** lags[None]
+
+
 def ar1_cholesky(sigma: Any, rho: Any, years: np.ndarray) -> Any:
     """Lower Cholesky factor of K[t, u] = sigma^2 rho^|y_t - y_u| for increasing years y.
 

@@ -324,11 +324,11 @@ class _Predictor:
         """
         given = tuple(self.years) if given is None else given
         if (year, given) not in self.ar_conditional:
-            rho = draws(self.fit, "rho_la_year")[:, None, None]
+            from csc_bayes.model import ar1_correlation
+
+            full = ar1_correlation(draws(self.fit, "rho_la_year"), [*given, year])
+            corr, k = full[:, :-1, :-1], full[:, :-1, -1]  # (S, T, T), (S, T)
             sigma2 = draws(self.fit, "sigma_la_year") ** 2
-            known = np.asarray(given, dtype=float)
-            corr = rho ** np.abs(known[:, None] - known[None, :])[None]  # (S, T, T)
-            k = rho[:, :, 0] ** np.abs(year - known)[None, :]  # (S, T)
             weights = np.linalg.solve(corr, k[:, :, None])[:, :, 0]
             var = sigma2 * np.clip(1.0 - (weights * k).sum(axis=1), 0.0, None)
             self.ar_conditional[(year, given)] = (weights, np.sqrt(var))

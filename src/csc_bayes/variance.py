@@ -320,12 +320,12 @@ def superpopulation_between_la_variance(fit: Any) -> np.ndarray:
         years = fit.idata["posterior"]["year"].values.astype(float)
         fitted_years = years[constant(fit, "year_idx").astype(int)]
         year_sets = pd.Series(fitted_years).groupby(la_idx).agg(lambda t: tuple(sorted(t)))
+        from csc_bayes.model import ar1_correlation
+
         rho = draws(fit, "rho_la_year")
         mean_k = np.zeros_like(rho)
         for year_set, count in year_sets.value_counts().items():
-            t = np.asarray(year_set)
-            lags = np.abs(t[:, None] - t[None, :])
-            mean_k += count * (rho[:, None, None] ** lags[None]).mean(axis=(1, 2))
+            mean_k += count * ar1_correlation(rho, year_set).mean(axis=(1, 2))
         total = total + draws(fit, "sigma_la_year") ** 2 * mean_k / len(year_sets)
     return total
 
