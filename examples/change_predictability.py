@@ -12,7 +12,10 @@ mean change over authorities (common shifts are the year effects' business):
   Near zero: the series is a random walk and last year's value is the best point forecast.
 - ``corr_dev_from_own_mean``: corr(d_jt, r_j,t-1 - mean_{s<t} r_js). Negative: rates revert
   towards the authority's own level (what an AR(1) LA-year term with rho < 1 exploits).
-- ``sd_change``: SD of d_jt (log scale); ``r2_lagged``: R^2 of d_jt on both predictors (least
+- ``sd_change``: SD of d_jt (log scale); ``excess_kurtosis``: its excess kurtosis
+  m4 / m2^2 - 3 (0 for a normal; large values mean a few authorities move far more than the
+  typical one, so a single spread fitted to all of them is too wide in the middle);
+  ``r2_lagged``: R^2 of d_jt on both predictors (least
   squares over the years before ``--test-year``), and ``sd_change_test`` / ``sd_resid_test``: the
   test year's change SD before and after that regression.
 
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 import csc_bayes
 
@@ -72,6 +76,7 @@ def summarise(panel: pd.DataFrame, outcome: str, test_year: int) -> dict[str, fl
         "corr_prev_change": round(float(np.corrcoef(train["d"], train["d_prev"])[0, 1]), 3),
         "corr_dev_from_own_mean": round(float(np.corrcoef(train["d"], train["dev"])[0, 1]), 3),
         "sd_change": round(float(train["d"].std()), 4),
+        "excess_kurtosis": round(float(stats.kurtosis(train["d"])), 1),
         "r2_lagged": round(float(r2), 3),
         "sd_change_test": round(float(test["d"].std()), 4),
         "sd_resid_test": round(float((test["d"] - test_design @ coef).std()), 4),
