@@ -208,6 +208,7 @@ def evaluate(
         rows.append(
             score(v.label, samples[:, has_base], y[has_base], {**on_base, "method": v.model})
         )
+    rows[-1] |= paired_difference(samples[:, has_base], nb.astype(float), y[has_base])
     return [
         *rows,
         score(
@@ -220,6 +221,17 @@ def evaluate(
             "naive Poisson", pois.astype(float), y[has_base], {**on_base, "method": "naive Poisson"}
         ),
     ]
+
+
+def paired_difference(model: np.ndarray, naive: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Mean over authorities of CRPS_model,j - CRPS_naive,j (negative: the model is better) and
+    its standard error sd_j(difference) / sqrt(n): authorities as independent replicates,
+    which ignores that they share the year's national shock."""
+    diff = crps_from_draws(model, y) - crps_from_draws(naive, y)
+    return {
+        "crps_minus_naive": round(float(diff.mean()), 2),
+        "se_difference": round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 2),
+    }
 
 
 def earlier_rows(results: Path, rerun: set[str]) -> list[dict[str, Any]]:
@@ -255,18 +267,28 @@ def pooled(rows: list[dict[str, Any]]) -> pd.DataFrame:
     table = table[~matched]
     scores = ["coverage_50", "coverage_90", "mean_crps", "mean_crps_over_y", "mae_median"]
 
-    def average(group: pd.DataFrame) -> pd.Series:
+    def average(group: pd.DataFrame) -> dict[str, Any]:
         w = group["n_authorities"].to_numpy(float)
-        out = {c: round(float(np.average(group[c], weights=w)), 4) for c in scores}
-        years = sorted(int(y) for y in group["test_year"])
-        return pd.Series({"test_years": f"{years[0]}-{years[-1]} ({len(years)})", **out})
+        out: dict[str, Any] = {c: round(float(np.average(group[c], weights=w)), 4) for c in scores}
+        if "crps_minus_naive" in group and group["crps_minus_naive"].notna().all():
+            # the year's mean difference is one replicate per year: its SE comes from how much
+            # it varies between years, which includes the national shock the authorities share
+            diff = group["crps_minus_naive"].to_numpy(float)
+            out["crps_minus_naive"] = round(float(np.average(diff, weights=w)), 2)
+            if len(diff) > 1:
+                out["se_between_years"] = round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 2)
+        return out
 
     keys = ["outcome", "window", "method"]
-    return (
-        table.groupby(keys, sort=False)[[*scores, "n_authorities", "test_year"]]
-        .apply(average)
-        .reset_index()
-    )
+    records = []
+    for key, group in table.groupby(keys, sort=False):
+        years = sorted(int(y) for y in group["test_year"])
+        records.append(
+            dict(zip(keys, key, strict=True))
+            | {"test_years": f"{years[0]}-{years[-1]} ({len(years)})"}
+            | average(group)
+        )
+    return pd.DataFrame(records)
 
 
 def markdown(table: pd.DataFrame, cols: list[str]) -> list[str]:
@@ -298,6 +320,8 @@ def write(rows: list[dict[str, Any]], results: Path, note: str, test_years: list
         "mean_crps",
         "mean_crps_over_y",
         "mae_median",
+        "crps_minus_naive",
+        "se_difference",
     ]
     if len(test_years) == 1:
         title = f"forecast {test_years[0]} from fits to years up to {test_years[0] - 1}"
@@ -331,7 +355,9 @@ def write(rows: list[dict[str, Any]], results: Path, note: str, test_years: list
             f"({', '.join(map(str, test_years))})",
             "",
             "Weighted by the authorities scored each year; models on the naive baseline's "
-            "authorities. Per-year rows: summary.md.",
+            "authorities. crps_minus_naive: the model's mean CRPS minus the naive NB's on the "
+            "same authorities (negative: the model is better); se_between_years: its standard "
+            "error from the spread of the per-year differences. Per-year rows: summary.md.",
             "",
             *markdown(average, list(average.columns)),
         ]
@@ -376,7 +402,10 @@ def main(argv: list[str] | None = None) -> None:
             + ". Intervals are central; CRPS in children (lower is better); "
             "mean_crps_over_y = mean of CRPS_j / y_j. Rows marked 'authorities with a "
             "baseline' (shown only when they differ from all fitted authorities) drop authorities "
-            "with no previous-year count."
+            "with no previous-year count. crps_minus_naive: mean over authorities of the "
+            "model's CRPS minus the naive NB's (negative: the model is better), se_difference "
+            "its standard error with authorities as independent replicates (optimistic: they "
+            "share the year's national shock)."
         )
         if args.append:
             rerun = ", ".join(v.label for v in todo)

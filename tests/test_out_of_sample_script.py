@@ -88,12 +88,15 @@ def test_pooled_weights_each_year_by_authorities_scored(oos):
 
     rows = [
         row("m", 2021, 100, 10.0, 0.4, "all fitted authorities"),
-        row("m", 2021, 90, 12.0, 0.5),  # the model again on the baseline's authorities: used
+        row("m", 2021, 90, 12.0, 0.5) | {"crps_minus_naive": 1.0},  # on the baseline's: used
         row("naive NB", 2021, 90, 11.0, 0.5),
-        row("m", 2022, 30, 20.0, 0.7),
+        row("m", 2022, 30, 20.0, 0.7) | {"crps_minus_naive": 1.0},
         row("naive NB", 2022, 30, 19.0, 0.7),
     ]
     table = oos.pooled(rows).set_index("method")
+    assert table.loc["m", "crps_minus_naive"] == pytest.approx(1.0)
+    assert table.loc["m", "se_between_years"] == pytest.approx(0.0)
+    assert np.isnan(table.loc["naive NB", "crps_minus_naive"])
     assert table.loc["m", "mean_crps"] == pytest.approx((90 * 12.0 + 30 * 20.0) / 120)
     assert table.loc["m", "coverage_50"] == pytest.approx((90 * 0.5 + 30 * 0.7) / 120)
     assert table.loc["naive NB", "test_years"] == "2021-2022 (2)"
@@ -102,3 +105,16 @@ def test_pooled_weights_each_year_by_authorities_scored(oos):
 def test_markdown_leaves_a_missing_value_blank(oos):
     table = pd.DataFrame([{"a": 1, "b": 2.5}, {"a": 2}])
     assert oos.markdown(table, ["a", "b"])[2:] == ["| 1 | 2.5 |", "| 2 |  |"]
+
+
+def test_paired_difference_is_model_minus_naive_with_its_standard_error(oos):
+    rng = np.random.default_rng(2)
+    y = rng.poisson(100, size=40).astype(float)
+    naive = rng.poisson(100, size=(300, 40)).astype(float)
+    same = oos.paired_difference(naive, naive, y)
+    assert same == {"crps_minus_naive": 0.0, "se_difference": 0.0}
+    sharp = np.repeat(y[None, :], 300, axis=0)  # a perfect point forecast: CRPS 0
+    better = oos.paired_difference(sharp, naive, y)
+    expected = -oos.crps_from_draws(naive, y)
+    assert better["crps_minus_naive"] == pytest.approx(expected.mean(), abs=0.01)
+    assert better["se_difference"] == pytest.approx(expected.std(ddof=1) / np.sqrt(40), abs=0.01)
