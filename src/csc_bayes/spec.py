@@ -214,19 +214,9 @@ class ModelSpec:
         ``ar1(year | la)`` (this package's notation for an autoregressive term within each LA;
         brms writes ``ar(time = year, gr = la, p = 1)``); random-walk year effects ``rw1(year)``.
         """
-        terms = list(self.covariates) or ["1"]
-        terms.append(f"offset(log({self.exposure}))")
-        for g in self.random_effects:
-            la_terms = [t for t in (self.random_slope, "year_c" if self.la_trend else None) if t]
-            if g == "la" and la_terms:
-                terms.append(f"(1 + {' + '.join(la_terms)} || la)")
-            elif g == "year" and self.year_effect == "rw1":
-                terms.append("rw1(year)")
-            else:
-                terms.append(f"(1|{g})")
-        if self.la_year == "ar1":
-            terms.append("ar1(year | la)")
-        return f"{self.outcome} ~ " + " + ".join(terms)
+        from csc_bayes.formula import format_formula
+
+        return format_formula(self)
 
     # ------------------------------------------------------------------ identity
     def canonical_dict(self) -> dict[str, Any]:
@@ -348,6 +338,36 @@ class ModelSpec:
         lines += ["", "[sampler]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in self.sampler.as_dict().items()]
         return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_formula(
+        cls,
+        formula: str,
+        *,
+        name: str | None = None,
+        family: str = "negative_binomial",
+        years: tuple[int, int] = (2013, 2024),
+        priors: dict[str, Any] | None = None,
+        sampler: dict[str, Any] | None = None,
+        description: str = "",
+        source: str = "<formula>",
+    ) -> ModelSpec:
+        """A spec from a formula (grammar: :mod:`csc_bayes.formula`) and the keys it does not
+        hold; ``name`` defaults to ``<outcome>_formula``, ``priors`` and ``sampler`` are
+        ``[priors]`` / ``[sampler]`` tables. Errors name ``source``."""
+        from csc_bayes.formula import spec_dict_from_formula
+
+        d = spec_dict_from_formula(
+            formula,
+            name=name,
+            family=family,
+            years=years,
+            priors=priors,
+            sampler=sampler,
+            description=description,
+            source=source,
+        )
+        return cls.from_dict(d, source=source)
 
 
 # ====================================================================== loading and discovery
