@@ -11,7 +11,7 @@ MAP = (PACKAGE.parents[1] / "ARCHITECTURE.md").read_text()
 #: layers in data-flow order; a module may import only from its own layer or earlier ones
 LAYERS = [
     {"errors", "data", "authorities"},
-    {"simulate", "spec"},
+    {"simulate", "spec", "formula"},
     {"model", "sampling", "diagnostics", "fits"},
     {"fitting"},
     {"variance", "excess", "predict"},
