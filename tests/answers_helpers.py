@@ -11,7 +11,7 @@ truth with probability ci_prob on average over seeds: the calibration property t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ import xarray as xr
 
 from csc_bayes.data.schema import COVARIATES, OUTCOMES, REGIONS, missing_column
 from csc_bayes.fits import Fit
+from csc_bayes.spec import ModelSpec
 
 #: a few real names (with punctuation) so that name resolution is tested on realistic strings
 REAL_NAMES = [
@@ -35,26 +36,28 @@ GROUPS = {
 }
 
 
-@dataclass(frozen=True)
-class SpecStandIn:
-    """The attributes of ``csc_bayes.spec.ModelSpec`` that the answers read."""
-
-    outcome: str = "cla"
-    exposure: str = "population"
-    family: str = "negative_binomial"
-    groups: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(GROUPS))
-    need_groups: tuple[str, ...] = ("deprivation", "ethnicity")
-    random_effects: tuple[str, ...] = ("la", "region", "year")
-    random_slope: str | None = None
-    years: tuple[int, ...] = ()
-    name: str = "hand_built"
-    formula: str = (
-        "cla ~ idaci + ethnic_minority_share + spend_per_child + (1|la) + (1|region) + (1|year)"
-    )
-
-    @property
-    def covariates(self) -> tuple[str, ...]:
-        return tuple(c for members in self.groups.values() for c in members)
+def world_spec(
+    *,
+    family: str = "negative_binomial",
+    years: tuple[int, ...] = (2020, 2023),
+    slope: bool = False,
+    covariates: bool = True,
+) -> ModelSpec:
+    """The real spec of a hand-built fit: CLA on deprivation and ethnicity (need) and spending."""
+    blocks = {
+        "need": {"deprivation": ["idaci"], "ethnicity": ["ethnic_minority_share"]},
+        "spending": {"spending": ["spend_per_child"]},
+    }
+    d: dict[str, Any] = {
+        "name": "hand_built",
+        "outcome": "cla",
+        "family": family,
+        "years": [min(years), max(years)],
+        "covariates": blocks if covariates else {},
+    }
+    if slope:
+        d["random_slope"] = "idaci"
+    return ModelSpec.from_dict(d, source="<hand-built>")
 
 
 @dataclass
@@ -292,11 +295,7 @@ def make_world(
         truth["y_next"] = rng.poisson(rng.gamma(truth["phi"], mu_next / truth["phi"]))
     else:
         truth["y_next"] = rng.poisson(mu_next)
-    spec = SpecStandIn(
-        family=family,
-        years=tuple(years),
-        random_slope="idaci" if slope else None,
-    )
+    spec = world_spec(family=family, years=tuple(years), slope=slope)
     truth.update(
         la_codes=la_codes,
         la_idx=la_idx,
@@ -349,7 +348,7 @@ def null_twin(world: World, *, seed: int = 1, n_draws: int = 400) -> tuple[Fit, 
             "observed_data": world.fit.idata["observed_data"].to_dataset(),
         }
     )
-    spec = SpecStandIn(groups={}, need_groups=(), family=world.fit.spec.family)
+    spec = world_spec(family=world.fit.spec.family, years=world.fit.spec.years, covariates=False)
     truth = {k: t[k] for k in ("intercept", "region_effect", "year_effect")}
     return Fit(idata=idata, spec=spec, panel=world.panel), {**truth, "la_effect": null_la}
 

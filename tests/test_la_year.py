@@ -10,16 +10,38 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 import csc_bayes
-from csc_bayes.compare import _new_ar1_paths, heldout_lpd
-from csc_bayes.predict import _Predictor, predict_draws
+from csc_bayes.compare import heldout_lpd
+from csc_bayes.linear_predictor import linear_predictor
+from csc_bayes.posterior import Posterior
+from csc_bayes.predict import predict_draws
 from csc_bayes.simulate import simulate_panel
-from csc_bayes.variance import draws, superpopulation_between_la_variance
+from csc_bayes.terms import NewLevels, Rows
+from csc_bayes.terms.la_year import ar1_conditional
+from csc_bayes.terms.year import walk_conditional
+from csc_bayes.variance import superpopulation_between_la_variance
 
 FIRST, LAST = 2014, 2023
 RHO, SIGMA = 0.8, 0.3
+
+
+def draws(fit, name):
+    return Posterior.of(fit).draws(name)
+
+
+def rows_at(fit, pairs):
+    """Rows for (la_code, year) pairs (covariates at their mean, unit exposure)."""
+    post = Posterior.of(fit)
+    codes = [c for c, _ in pairs]
+    region = post.regions[0]
+    return Rows(
+        la_code=np.array(codes),
+        region=np.array([region] * len(pairs)),
+        year=np.array([y for _, y in pairs]),
+        X=np.zeros((len(pairs), len(post.covariates))),
+        log_exposure=np.zeros(len(pairs)),
+    )
 
 
 def _ar1_panel() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -86,10 +108,10 @@ def test_ar1_term_is_recovered_and_in_every_answer(ar_case):
 
 def test_forecast_decays_the_latest_deviation_at_rate_rho(ar_case):
     panel, _truth, fit = ar_case
-    predictor = _Predictor(fit, seed=0, region_as_need=False)
+    post = Posterior.of(fit)
     rho, sigma = draws(fit, "rho_la_year"), draws(fit, "sigma_la_year")
     for h in (1, 3):
-        weights, sd = predictor._ar_weights(LAST + h)
+        weights, sd = ar1_conditional(post, LAST + h, tuple(post.years))
         expected = np.zeros_like(weights)
         expected[:, -1] = rho**h  # Markov: only the last fitted year matters ahead of the data
         np.testing.assert_allclose(weights, expected, atol=1e-8)
@@ -98,13 +120,13 @@ def test_forecast_decays_the_latest_deviation_at_rate_rho(ar_case):
     # random-walk year effects: the next years start from the last fitted year's effect
     assert fit.spec.year_effect == "rw1"
     year_effect, sigma_year = draws(fit, "year_effect"), draws(fit, "sigma_year")
-    mean, sd = predictor._year_walk(LAST + 2, sigma_year)
+    known = dict(zip(post.years, year_effect.T, strict=True))
+    mean, sd = walk_conditional(LAST + 2, known, sigma_year)
     np.testing.assert_allclose(mean, year_effect[:, -1])
     np.testing.assert_allclose(sd, sigma_year * np.sqrt(2))
     # pretend LAST - 1 was a gap in the fitted years: the Brownian bridge between its neighbours
-    predictor.years.remove(LAST - 1)
-    predictor.year_effect = np.delete(year_effect, -2, axis=1)
-    mean, sd = predictor._year_walk(LAST - 1, sigma_year)
+    del known[LAST - 1]
+    mean, sd = walk_conditional(LAST - 1, known, sigma_year)
     np.testing.assert_allclose(mean, (year_effect[:, -3] + year_effect[:, -1]) / 2)
     np.testing.assert_allclose(sd, sigma_year * np.sqrt(0.5))
 
@@ -135,24 +157,22 @@ def test_several_unfitted_years_are_drawn_jointly(ar_case):
     def standard(values):
         return float(np.mean(values)), float(np.std(values))
 
-    predictor = _Predictor(fit, seed=3, region_as_need=False)
     code = str(truth.index[0])
-    first, second = predictor._la_year(code, LAST + 1), predictor._la_year(code, LAST + 2)
+    # asked for in reverse order: the evaluation draws unfitted years earliest first
+    pairs = [(code, LAST + 2), (code, LAST + 1), ("E99999999", LAST + 2), ("E99999999", LAST + 1)]
+    lp = linear_predictor(fit, rows_at(fit, pairs), new=NewLevels(3))
+    second, first, new2, new1 = lp.components["la_year"].T
     mean, sd = standard((second - rho * first) / step_sd)
     assert abs(mean) < 0.2 and 0.85 < sd < 1.15, (mean, sd)
-
-    new = predictor._la_year("E99999999", LAST + 1)
-    assert 0.85 < np.std(new / sigma) < 1.15
-    mean, sd = standard((predictor._la_year("E99999999", LAST + 2) - rho * new) / step_sd)
+    assert 0.85 < np.std(new1 / sigma) < 1.15
+    mean, sd = standard((new2 - rho * new1) / step_sd)
     assert abs(mean) < 0.2 and 0.85 < sd < 1.15, (mean, sd)
 
     sigma_year = draws(fit, "sigma_year")
     w_last = draws(fit, "year_effect")[:, -1]
-    later = _Predictor(fit, seed=4, region_as_need=False)
-    w2 = later._year(LAST + 2)  # drawn first: the walk's continuation over two years
-    w1 = later._year(LAST + 1)  # then the bridge between the last fitted year and w2
-    assert 0.85 < np.std((w2 - w_last) / (sigma_year * np.sqrt(2))) < 1.15
-    mean, sd = standard((w1 - (w_last + w2) / 2) / (sigma_year * np.sqrt(0.5)))
+    w2, w1 = lp.components["year"][:, 0], lp.components["year"][:, 1]
+    assert 0.85 < np.std((w1 - w_last) / sigma_year) < 1.15  # one step on
+    mean, sd = standard((w2 - w1) / sigma_year)  # and one more, given the first
     assert abs(mean) < 0.2 and 0.85 < sd < 1.15, (mean, sd)
 
 
@@ -176,19 +196,19 @@ def test_superpopulation_between_la_variance_counts_the_ar1_term(ar_case):
     assert (total > base).all()
 
 
-def test_new_authority_ar1_paths_have_the_model_covariance():
-    years = np.array([2016.0, 2017.0, 2019.0])  # a gap: lag 2 between 2017 and 2019
-    post = xr.Dataset(
-        {
-            "rho_la_year": (("chain", "draw"), np.full((1, 2), 0.7)),
-            "sigma_la_year": (("chain", "draw"), np.full((1, 2), 0.4)),
-        }
-    )
-    paths = _new_ar1_paths(post, years, 40_000, np.random.default_rng(0))
-    assert paths.shape == (2, 40_000, 3)
-    empirical = np.cov(paths[0].T)
-    model = 0.4**2 * 0.7 ** np.abs(years[:, None] - years[None, :])
-    np.testing.assert_allclose(empirical, model, atol=0.005)
+def test_new_authority_ar1_paths_have_the_model_covariance(ar_case):
+    """A new authority's path over years with a gap (lag 2 between the last two) has, per draw,
+    covariance sigma^2 rho^|t - u|: averaged over draws, E[x_t x_u / sigma^2] = E[rho^|t - u|]."""
+    _panel, _truth, fit = ar_case
+    years = [FIRST, FIRST + 1, FIRST + 3]
+    pairs = [(f"new#{m}", y) for m in range(150) for y in years]
+    lp = linear_predictor(fit, rows_at(fit, pairs), new=NewLevels(0))
+    rho, sigma = draws(fit, "rho_la_year"), draws(fit, "sigma_la_year")
+    x = lp.components["la_year"].reshape(len(rho), 150, 3) / sigma[:, None, None]
+    empirical = np.einsum("smt,smu->tu", x, x) / (x.shape[0] * x.shape[1])
+    lags = np.abs(np.subtract.outer(years, years))
+    model = (rho[:, None, None] ** lags[None]).mean(axis=0)
+    np.testing.assert_allclose(empirical, model, atol=0.04)
 
 
 def test_heldout_authority_gets_a_finite_new_group_density(ar_case):

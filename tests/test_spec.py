@@ -20,6 +20,7 @@ from csc_bayes.spec import (
     list_models,
     load_spec,
     models_dir,
+    select_rows,
 )
 
 OUTCOMES = ("cin", "cpp", "cla", "s47", "referrals")
@@ -83,9 +84,9 @@ def test_good_spec_names(tmp_path):
     ("edit", "key_in_message"),
     [
         (('name = "t_model"', 'name = "t_model"\ncolour = "red"'), "colour"),
-        (('deprivation = ["idaci"]', 'deprivation = ["poverty"]'), "covariates.need.deprivation"),
-        (('outcome = "cpp"', 'outcome = "cpps"'), "outcome"),
-        (('outcome = "cpp"', 'outcome = "cpp"\nexposure = "households"'), "exposure"),
+        (('deprivation = ["idaci"]', 'deprivation = ["2poverty"]'), "covariates.need.deprivation"),
+        (('outcome = "cpp"', 'outcome = "cp p"'), "outcome"),
+        (('outcome = "cpp"', 'outcome = "cpp"\nexposure = "house-holds"'), "exposure"),
         (('outcome = "cpp"', 'outcome = "cpp"\nfamily = "binomial"'), "family"),
         (("years = [2016, 2024]", 'years = ["2016", 2024]'), "years"),
         (("years = [2016, 2024]", "years = [2024, 2016]"), "years"),
@@ -347,3 +348,32 @@ def test_default_priors_are_data_scaled(small_panel):
     assert user.loc["beta.idaci", "params"] == "mu=0, sigma=1"
     assert user.loc["intercept", "source"] == "user"
     assert user.loc["sigma_la", "source"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('deprivation = ["idaci"]', 'deprivation = ["poverty"]'), "covariates 'poverty'"),
+        (('outcome = "cpp"', 'outcome = "cpps"'), "outcome 'cpps'"),
+        (('outcome = "cpp"', 'outcome = "cpp"\nexposure = "households"'), "exposure 'households'"),
+        (('outcome = "cpp"', 'outcome = "la_name"'), "outcome 'la_name'"),
+    ],
+)
+def test_columns_the_panel_lacks_are_errors_when_the_model_meets_the_panel(tmp_path, edit, message):
+    """Any panel column may be named; one the panel lacks (or of the wrong kind) is an error
+    naming the spec file, the key and the numeric columns there are."""
+    old, new = edit
+    path = write(tmp_path, GOOD.replace(old, new, 1))
+    spec = load_spec(path)
+    panel = simulate_panel(seed=0).panel
+    with pytest.raises(SpecError, match=message) as err:
+        select_rows(spec, panel)
+    assert str(path) in str(err.value) and "idaci" in str(err.value)
+
+
+def test_a_count_outcome_must_be_whole_numbers(tmp_path):
+    panel = simulate_panel(seed=0).panel
+    panel["cpp_share"] = panel["cpp"].astype(float) / 3
+    spec = load_spec(write(tmp_path, GOOD.replace('outcome = "cpp"', 'outcome = "cpp_share"')))
+    with pytest.raises(SpecError, match="must be a count"):
+        select_rows(spec, panel)

@@ -15,8 +15,11 @@ Two estimates of expected log predictive density (elpd) per model:
 
   (its years are predicted jointly, as one unseen authority). A model with an LA trend draws a
   new trend w ~ N(0, sigma_la_trend^(s)) with u; one with an AR(1) LA-year term draws a new
-  path over the authority's years from MvNormal(0, sigma_la_year^2 rho^|t - t'|). This is the
-  honest test of predicting an authority the model has never seen.
+  path over the authority's years (the stationary law, then each year given the earlier ones);
+  a year the fit has not seen gets a year effect drawn by the year term's own law (a random
+  walk conditions on the fitted years). The draws come from the one linear predictor
+  (:mod:`csc_bayes.linear_predictor`). This is the honest test of predicting an authority the
+  model has never seen.
 
 Models are compared on the authority-years every model fitted (a model with more covariates may
 drop rows with missing values). Differences are against the best model with standard errors
@@ -37,6 +40,11 @@ from scipy import special
 
 from csc_bayes.batch import Task, run_tasks
 from csc_bayes.fits import Fit, load_fit
+from csc_bayes.linear_predictor import linear_predictor
+from csc_bayes.posterior import reader
+from csc_bayes.spec import with_lag_columns
+from csc_bayes.terms import Rows
+from csc_bayes.terms.family import count_log_pmf  # noqa: F401  (public here since 0.1)
 
 #: new LA effects drawn per posterior draw in the K-fold predictive density
 NEW_GROUP_DRAWS = 20
@@ -181,95 +189,39 @@ def heldout_lpd(
 ) -> pd.Series:
     """log predictive density of each held-out authority's rows, as a new group (see module).
 
-    ``rows`` are panel rows (la_code, region, year, population, covariates, outcome) of
-    authorities the fit did not see.
+    ``rows`` are panel rows (la_code, region, year, exposure, covariates, outcome) of
+    authorities the fit did not see. Each authority is evaluated ``m`` times as a fresh new
+    authority (its own intercept, slope, trend and AR(1) path drawn from their laws by the one
+    linear predictor); region and year effects the fit has not seen are drawn once and shared.
     """
-    post = fit.idata["posterior"]
-    const = fit.idata["constant_data"]
-    rng = np.random.default_rng(seed)
-    covs = [str(c) for c in const["covariate"].values]
-    x = rows[covs].to_numpy(dtype=float).reshape(len(rows), len(covs))
-    X = (x - const["covariate_mean"].values) / const["covariate_sd"].values
-    intercept = flat_draws(post, "intercept")
-    s = len(intercept)
-    base = np.log(rows["population"].to_numpy(dtype=float))[None, :] + intercept[:, None]
-    if covs:
-        base = base + flat_draws(post, "beta") @ X.T  # (sample, row)
-    base = base + _group_term(post, "region", rows["region"], rng)
-    base = base + _group_term(post, "year", rows["year"], rng)
-    phi = flat_draws(post, "phi")[:, None, None] if "phi" in post else None
-    sigma_la = flat_draws(post, "sigma_la")[:, None, None]
+    post = reader(fit)
+    rows = with_lag_columns(rows.reset_index(drop=True), post.covariates)
+    codes = rows["la_code"].astype(str).to_numpy()
+    n = len(rows)
+    replicas = np.repeat(np.arange(m), n)
+    inputs = Rows(
+        la_code=np.char.add(np.tile(codes, m), np.char.add("#", replicas.astype(str))),
+        region=np.tile(rows["region"].astype(str).to_numpy(), m),
+        year=np.tile(rows["year"].to_numpy(dtype=int), m),
+        X=np.tile(post.standardise(rows[post.covariates].to_numpy(dtype=float)), (m, 1)),
+        log_exposure=np.tile(np.log(rows[post.spec.exposure].to_numpy(dtype=float)), m),
+    )
+    eta = linear_predictor(post, inputs, new=seed).eta.reshape(post.n_draws, m, n)
+    family = next(t for t in post.terms if t.name == "family")
+    phi = family.phi(post)
     y = rows[outcome].to_numpy(dtype=float)
-
+    ll = family.log_pmf(y, np.exp(eta), None if phi is None else phi[:, None, None])
     out = {}
-    for code in pd.unique(rows["la_code"].astype(str)):
-        j = (rows["la_code"].astype(str) == code).to_numpy()
-        u = rng.normal(size=(s, m, 1)) * sigma_la
-        eta = base[:, None, j] + u  # (sample, m, rows of the authority)
-        if "la_slope" in post:
-            slope_k = covs.index(str(fit.spec.random_slope))
-            v = rng.normal(size=(s, m, 1)) * flat_draws(post, "sigma_la_slope")[:, None, None]
-            eta = eta + v * X[j, slope_k]
-        years = rows.loc[j, "year"].to_numpy(dtype=float)
-        if "la_trend" in post:
-            w = rng.normal(size=(s, m, 1)) * flat_draws(post, "sigma_la_trend")[:, None, None]
-            year_c = (years - float(const["year_centre"].values)) / 10.0
-            eta = eta + w * year_c
-        if "la_year" in post:
-            eta = eta + _new_ar1_paths(post, years, m, rng)
-        ll = count_log_pmf(y[j], np.exp(eta), phi).sum(axis=-1)  # (sample, m)
-        out[code] = float(special.logsumexp(ll) - math.log(ll.size))
+    for code in pd.unique(codes):
+        joint = ll[:, :, codes == code].sum(axis=-1)  # (sample, m): its years jointly
+        out[code] = float(special.logsumexp(joint) - math.log(joint.size))
     return pd.Series(out, name="elpd_kfold")
-
-
-def _new_ar1_paths(post: Any, years: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-    """(sample, m, year) AR(1) LA-year paths of a new authority over ``years``.
-
-    Per draw s: MvNormal(0, K_s), K_s[t, u] = sigma_la_year_s^2 rho_la_year_s^|t - u|.
-    """
-    from csc_bayes.model import ar1_correlation
-
-    corr = ar1_correlation(flat_draws(post, "rho_la_year"), years)
-    cov = flat_draws(post, "sigma_la_year")[:, None, None] ** 2 * corr
-    chol = np.linalg.cholesky(cov)  # (sample, year, year)
-    z = rng.normal(size=(len(cov), m, len(years)))
-    return np.einsum("smu,stu->smt", z, chol)
 
 
 def flat_draws(posterior: Any, name: str) -> np.ndarray:
     """Draws of one posterior variable as a numpy array (chain * draw, ...), chain-major."""
     values = np.asarray(posterior[name].transpose("chain", "draw", ...).values)
     return values.reshape(-1, *values.shape[2:])
-
-
-def _group_term(post: Any, dim: str, values: pd.Series, rng: np.random.Generator) -> np.ndarray:
-    """(sample, row) effect of ``dim`` for each row; a level the fit never saw is a new draw."""
-    n_samples = post.sizes["chain"] * post.sizes["draw"]
-    name = f"{dim}_effect"
-    if name not in post:
-        return np.zeros((n_samples, len(values)))
-    known = pd.Index(post[dim].values.astype(str))
-    pos = known.get_indexer(values.astype(str))
-    out = np.where(pos >= 0, flat_draws(post, name)[:, np.maximum(pos, 0)], 0.0)
-    unseen = pos < 0
-    if unseen.any():  # one new effect per unseen level, shared by all of that level's rows
-        levels, level_of_row = np.unique(values.astype(str).to_numpy()[unseen], return_inverse=True)
-        sigma = flat_draws(post, f"sigma_{dim}")[:, None]
-        out[:, unseen] = (rng.normal(size=(n_samples, len(levels))) * sigma)[:, level_of_row]
-    return out
-
-
-def count_log_pmf(y: np.ndarray, mu: np.ndarray, phi: np.ndarray | None) -> np.ndarray:
-    """log NB(y | mu, phi) (Var = mu + mu^2/phi), or log Poisson(y | mu) when phi is None."""
-    if phi is None:
-        return y * np.log(mu) - mu - special.gammaln(y + 1)
-    return (
-        special.gammaln(y + phi)
-        - special.gammaln(phi)
-        - special.gammaln(y + 1)
-        + phi * np.log(phi / (mu + phi))
-        + y * np.log(mu / (mu + phi))
-    )
 
 
 def kfold_task(

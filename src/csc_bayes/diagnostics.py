@@ -36,6 +36,7 @@ import numpy as np
 import xarray as xr
 
 from csc_bayes.errors import DiagnosticsGateError
+from csc_bayes.terms.base import NOT_GATED_ATTR
 
 __all__ = [
     "GATE_FAILED_EXIT_CODE",
@@ -232,12 +233,19 @@ class GateResult:
         return table
 
 
-#: internal variables with a direction the likelihood does not see, checked through the contract
-#: variable that removes it: ``la_level`` (AR(1) levels) carries, in each year, a shift common to
-#: all authorities that the model removes when it centres ``la_year`` over authorities; only the
-#: AR(1) prior constrains it, so its R-hat measures that prior-only direction (bulk ESS ~80 on
-#: the real CLA panel while la_year, la_effect and year_effect had R-hat <= 1.005, ESS >= 1,388)
-NOT_GATED = ("la_level",)
+#: The posterior group's attribute :data:`~csc_bayes.terms.base.NOT_GATED_ATTR` lists
+#: (space-separated) the internal variables the model's terms declare the gate must not judge
+#: (``Term.not_gated``; written by ``csc_bayes.model.attach_coords``). Such a variable has a
+#: direction the likelihood does not see and is checked through the contract variable that
+#: removes it; e.g. the AR(1) term's ``la_level`` carries, in each year, a shift common to all
+#: authorities that the model removes when it centres ``la_year`` over authorities (bulk ESS ~80
+#: on the real CLA panel while la_year, la_effect and year_effect had R-hat <= 1.005, ESS >=
+#: 1,388).
+
+
+def not_gated(idata: xr.DataTree) -> set[str]:
+    """The posterior variables the fit's terms declared the gate must skip."""
+    return set(str(idata["posterior"].attrs.get(NOT_GATED_ATTR, "")).split())
 
 
 def default_var_names(idata: xr.DataTree) -> list[str]:
@@ -247,13 +255,14 @@ def default_var_names(idata: xr.DataTree) -> list[str]:
     a non-centred ``z``, and the deterministics of the posterior contract such as ``la_effect``,
     ``beta_per_unit``), except those on the ``obs`` dimension (per-observation quantities are
     functions of the parameters, are numerous, and are not part of the contract's posterior) and
-    those in :data:`NOT_GATED` (``la_level``, gated through ``la_year`` and ``la_effect``).
+    those the model's terms declared not gated (:func:`not_gated`).
     """
+    skip = not_gated(idata)
     posterior = idata["posterior"]
     return [
         str(name)
         for name, da in posterior.data_vars.items()
-        if "obs" not in da.dims and name not in NOT_GATED
+        if "obs" not in da.dims and name not in skip
     ]
 
 

@@ -57,3 +57,8 @@ class UnknownAuthorityError(CscBayesError, KeyError):
 
 class DiagnosticsGateError(CscBayesError):
     """A fit failed the convergence gate and the caller did not accept that."""
+
+
+class AnswerError(CscBayesError, ValueError):
+    """A request the fit cannot answer (a year it was not fitted to, an interval width outside
+    (0, 1), a null fit that does not match, ...); the message names the value at fault."""

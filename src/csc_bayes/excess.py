@@ -5,9 +5,9 @@ Expected need for authority-year i, per draw (definitions in ``docs/methods.md``
     eta_expected[i] = log_exposure[i] + intercept + sum_{k in need covariates} X[i,k] beta[k]
                       + year_effect[year_i]  (+ region_effect[region_i] if region_as_need)
 
-i.e. the LA's own effect (and random slope and LA trend, all in the ``la`` term of
-:func:`~csc_bayes.variance.linear_predictor_terms`, and the AR(1) ``la_year`` term) set to zero
-and non-need covariates held at their average (z = 0). The excess ratio is exp(eta[i] -
+i.e. the LA's own effect (and random slope and LA trend, all in the ``la`` component of
+:func:`~csc_bayes.linear_predictor.linear_predictor`, and the AR(1) ``la_year`` term) set to
+zero and non-need covariates held at their average (z = 0). The excess ratio is exp(eta[i] -
 eta_expected[i]), where eta is the full linear predictor of the posterior contract: the
 authority's latent rate over its expected rate.
 """
@@ -17,59 +17,29 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from csc_bayes.errors import AnswerError
 from csc_bayes.fits import write_text_atomic
-from csc_bayes.variance import (
-    DEFAULT_CI_PROB,
-    authorities,
-    check_ci_prob,
-    constant,
-    covariate_groups,
-    covariate_names,
-    draws,
-    interval,
-    linear_predictor_terms,
-)
+from csc_bayes.linear_predictor import linear_predictor
+from csc_bayes.posterior import reader
+from csc_bayes.variance import DEFAULT_CI_PROB, check_ci_prob, interval
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csc_bayes.fits import Fit
 
 PER = 10_000  # rates are per 10,000 children
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def need_covariates(fit: Any) -> list[str]:
-    """The covariates of the spec's ``need_groups`` (in ``covariate`` order)."""
-    groups = covariate_groups(fit)
-    need = getattr(fit.spec, "need_groups", None)
-    if need is None:
-        raise ValueError("fit.spec has no need_groups: cannot tell need from non-need covariates")
-    unknown = [g for g in need if g not in groups]
-    if unknown:
-        raise ValueError(
-            f"need_groups {unknown} are not covariate groups of the fit {list(groups)}"
-        )
-    members = {c for g in need for c in groups[g]}
-    return [c for c in covariate_names(fit) if c in members]
-
-
-def expected_terms(
-    fit: Any, X: np.ndarray, *, region: np.ndarray | None, year: np.ndarray
-) -> np.ndarray:
-    """Expected log-rate per draw, net of exposure: intercept + need terms + year (+ region).
-
-    ``X`` is (n, covariate) on the standardised scale; ``year`` (S, n) the year effects to use;
-    ``region`` (S, n) the region effects when region counts as need, else None.
-    """
-    covariates = covariate_names(fit)
-    out = draws(fit, "intercept")[:, None] + year
-    cols = [covariates.index(c) for c in need_covariates(fit)]
-    if cols:
-        out = out + draws(fit, "beta")[:, cols] @ X[:, cols].T
-    if region is not None:
-        out = out + region
-    return out
+def need_covariates(fit: Fit) -> list[str]:
+    """The covariates of the spec's ``need`` block (in ``covariate`` order)."""
+    post = reader(fit)
+    members = {c for group in post.spec.need_groups.values() for c in group}
+    return [c for c in post.covariates if c in members]
 
 
 def _per_year_rank(ratio: np.ndarray, years: np.ndarray) -> np.ndarray:
@@ -101,37 +71,32 @@ class ExcessDraws:
 
 
 def excess_draws(
-    fit: Any, *, year: int | Literal["all"] | None = None, region_as_need: bool = False
+    fit: Fit, *, year: int | Literal["all"] | None = None, region_as_need: bool = False
 ) -> ExcessDraws:
     """The draws behind :func:`excess` for ``year`` (None: last fitted year; "all")."""
-    fitted_years = [int(y) for y in fit.idata["posterior"]["year"].values]
-    year_of_obs = np.asarray(fitted_years)[constant(fit, "year_idx").astype(int)]
+    post = reader(fit)
+    fitted_years = post.years
+    year_of_obs = post.fitted_rows.year
     if year is None:
         keep = year_of_obs == max(fitted_years)
-    elif year == "all":
+    elif isinstance(year, str) and year == "all":
         keep = np.ones(len(year_of_obs), dtype=bool)
-    elif int(year) in fitted_years:
-        keep = year_of_obs == int(year)
+    elif _as_year(year) in fitted_years:
+        keep = year_of_obs == _as_year(year)
     else:
-        raise ValueError(
+        raise AnswerError(
             f"year {year!r} was not fitted (fitted years: {fitted_years}); "
             "use csc_bayes.predict for a year after the data"
         )
-    terms = linear_predictor_terms(fit)
-    X = constant(fit, "X").astype(float) if covariate_names(fit) else np.zeros((len(keep), 0))
-    eta = terms.eta[:, keep]
-    eta_expected = terms.log_exposure[None, keep] + expected_terms(
-        fit,
-        X[keep],
-        region=terms.components["region"][:, keep] if region_as_need else None,
-        year=terms.components["year"][:, keep],
-    )
+    lp = linear_predictor(post)
+    eta = lp.eta[:, keep]
+    eta_expected = lp.expected(region_as_need=region_as_need)[:, keep]
     ratio = np.exp(eta - eta_expected)
-    who = authorities(fit).iloc[terms.la_idx[keep]].reset_index(drop=True)
+    who = post.authorities.iloc[post.la_idx[keep]].reset_index(drop=True)
     rows = who.assign(
         year=year_of_obs[keep],
-        population=np.round(np.exp(terms.log_exposure[keep])).astype(np.int64),
-        observed=np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)[keep],
+        population=np.round(np.exp(lp.log_exposure[keep])).astype(np.int64),
+        observed=post.observed[keep],
     )
     return ExcessDraws(
         rows=rows,
@@ -142,8 +107,18 @@ def excess_draws(
     )
 
 
+def _as_year(year: Any) -> int:
+    """A year as an int; anything else is an :class:`AnswerError` naming it."""
+    if isinstance(year, bool) or not isinstance(year, (int, np.integer, str)):
+        raise AnswerError(f"year must be a whole number such as 2024, got {year!r}")
+    try:
+        return int(year)
+    except ValueError:
+        raise AnswerError(f"year must be a whole number such as 2024, got {year!r}") from None
+
+
 def excess(
-    fit: Any,
+    fit: Fit,
     *,
     year: int | Literal["all"] | None = None,
     ci_prob: float = DEFAULT_CI_PROB,
@@ -183,7 +158,7 @@ def excess(
         ci_prob=ci_prob,
         region_as_need=region_as_need,
         need_covariates=need_covariates(fit),
-        outcome=getattr(fit.spec, "outcome", None),
+        outcome=fit.spec.outcome,
         rate_per=PER,
     )
     return out

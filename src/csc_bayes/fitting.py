@@ -85,11 +85,17 @@ def fit(
     max_treedepth: int | None = None,
     refit: RefitPolicy = "on_change",
     progress: bool = True,
+    priors: dict[str, Any] | None = None,
+    family: str | None = None,
+    years: tuple[int, int] | None = None,
+    name: str | None = None,
 ) -> Fit:
     """Fit a model specification to a panel and (unless ``out`` is None) save it.
 
     Args:
-        spec: a ``ModelSpec``, a shipped model name such as ``"cpp_need"``, or a TOML path.
+        spec: a ``ModelSpec``, a shipped model name such as ``"cpp_need"``, a TOML path, or a
+            formula such as ``"cpp ~ idaci + offset(log(population)) + (1|la) + rw1(year)"``
+            (grammar: :mod:`csc_bayes.formula`; it builds the same spec as the TOML would).
         data: a panel DataFrame or a panel parquet path; None uses the embedded synthetic panel.
         out: root folder for saved fits (``out/<model>/<run-id>/``); None keeps it in memory.
         backend, draws, tune, chains, seed, target_accept, max_treedepth: override the spec's
@@ -97,6 +103,11 @@ def fit(
         refit: ``"on_change"`` reuses a saved run with the same spec, data and sampler settings;
             ``"always"`` samples anew; ``"never"`` only loads (error if no matching run).
         progress: show the sampler's progress bar.
+        priors: priors by parameter name, as a ``[priors]`` table (e.g.
+            ``{"sigma_la": {"sigma": 0.5}}``); they replace the spec's own.
+        family, years, name: for a formula, the keys it does not hold (defaults
+            ``negative_binomial``, 2013-2024 and ``<outcome>_formula``); for a spec, a
+            different family, years or name.
 
     Returns:
         The :class:`Fit`, with ``metadata["diagnostics"]`` holding the convergence gate result.
@@ -104,10 +115,10 @@ def fit(
     from csc_bayes.diagnostics import check_convergence
     from csc_bayes.model import MODEL_VERSION, attach_coords, build_model
     from csc_bayes.sampling import sample
-    from csc_bayes.spec import ModelSpec, find_spec
 
-    if not isinstance(spec, ModelSpec):
-        spec = find_spec(spec)
+    spec = as_spec(spec, family=family, years=years, name=name)
+    if priors:
+        spec = spec.with_priors(priors)
     overrides = {
         k: v
         for k, v in dict(
@@ -192,6 +203,34 @@ def fit(
     if out is not None:
         save_fit(result_fit, out)
     return result_fit
+
+
+def as_spec(
+    spec: Any,
+    *,
+    family: str | None = None,
+    years: tuple[int, int] | None = None,
+    name: str | None = None,
+) -> Any:
+    """A ``ModelSpec`` from a spec, a shipped model name, a TOML path or a formula (with ``~``),
+    with ``family``, ``years`` and ``name`` replaced where given."""
+
+    from csc_bayes.spec import ModelSpec, find_spec
+
+    if isinstance(spec, str) and "~" in spec:
+        return ModelSpec.from_formula(
+            spec,
+            name=name,
+            family=family or "negative_binomial",
+            years=tuple(years) if years else (2013, 2024),
+        )
+    spec = spec if isinstance(spec, ModelSpec) else find_spec(spec)
+    changes = {"family": family, "years": tuple(years) if years else None, "name": name}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return spec
+    d = spec.to_dict() | {k: list(v) if k == "years" else v for k, v in changes.items()}
+    return ModelSpec.from_dict(d, source=spec.source)
 
 
 def find_null_fit(fit_: Fit, *, out: str | Path | None = None, progress: bool = True) -> Fit:

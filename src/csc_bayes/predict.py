@@ -36,51 +36,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from csc_bayes.excess import PER, expected_terms
-from csc_bayes.variance import (
-    DEFAULT_CI_PROB,
-    authorities,
-    check_ci_prob,
-    constant,
-    covariate_names,
-    draws,
-    has_variable,
-    interval,
-    random_slope_name,
-)
+from csc_bayes.errors import AnswerError
+from csc_bayes.excess import PER, _as_year
+from csc_bayes.linear_predictor import linear_predictor
+from csc_bayes.posterior import Posterior, reader
+from csc_bayes.spec import LAG_COLUMN, with_lag_columns
+from csc_bayes.terms import NewLevels, Rows
+from csc_bayes.variance import DEFAULT_CI_PROB, check_ci_prob, interval
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csc_bayes.fits import Fit
 
 KIND_OBSERVED, KIND_FORECAST, KIND_NEW_GROUP = "observed", "forecast", "new_group"
 _IDENTITY = ["la_code", "ons_code", "la_name", "region"]
 
 
-def _candidates(fit: Any) -> pd.DataFrame:
+def _candidates(post: Posterior) -> pd.DataFrame:
     """Authorities a user may name: the fitted ones, then any others in the fit's panel."""
-    fitted = authorities(fit)
-    panel = fit.panel[_IDENTITY].astype(str).drop_duplicates("la_code", keep="last")
+    fitted = post.authorities
+    panel = post.fit.panel[_IDENTITY].astype(str).drop_duplicates("la_code", keep="last")
     extra = panel[~panel["la_code"].isin(fitted["la_code"])]
     return pd.concat([fitted, extra], ignore_index=True)
 
 
-def _latest(rows: pd.DataFrame, column: str, year: int) -> float:
-    """The authority's value of ``column`` in ``year``, else the latest earlier, else latest."""
-    known = rows.loc[rows[column].notna(), ["year", column]]  # rows are sorted by year
-    if known.empty:
-        raise ValueError(f"no known {column} for authority {rows['la_code'].iloc[0]}")
-    same = known[known["year"] == year]
-    if not same.empty:
-        return float(same[column].iloc[0])
-    earlier = known[known["year"] < year]
-    return float((earlier if not earlier.empty else known)[column].iloc[-1])
-
-
-def _default_years(fit: Any, all_authorities: bool) -> list[int]:
-    fitted = [int(y) for y in fit.idata["posterior"]["year"].values]
-    later = sorted(int(y) for y in fit.panel["year"].unique() if int(y) > max(fitted))
+def _default_years(post: Posterior, all_authorities: bool) -> list[int]:
+    fitted = post.years
+    later = sorted(int(y) for y in post.fit.panel["year"].unique() if int(y) > max(fitted))
     if all_authorities:
         return [later[0]] if later else [max(fitted)]
     return fitted + later[:1]
@@ -93,16 +79,20 @@ class PredictiveDraws:
     ``rows``: la_code, ons_code, la_name, region, year, kind (observed / forecast / new_group),
     population, observed (NaN where not observed). ``count``: posterior predictive counts;
     ``eta``: the latent log mean; ``expected``: the log expected count (expected need).
+    ``carried_forward``: la_code, year, covariate, from_year for each covariate value of an
+    unfitted row that the panel does not hold for that year and was carried forward from the
+    latest earlier year (a forecast assumes it has not changed).
     """
 
     rows: pd.DataFrame
     count: np.ndarray
     eta: np.ndarray
     expected: np.ndarray
+    carried_forward: pd.DataFrame | None = None
 
 
 def predict(
-    fit: Any,
+    fit: Fit,
     *,
     authority: str | int | Literal["all"],
     year: int | Sequence[int] | None = None,
@@ -140,12 +130,17 @@ def predict(
             for k, row in enumerate(pred.rows.to_dict(orient="records"))
         ]
     )
-    out.attrs.update(ci_prob=ci_prob, region_as_need=region_as_need, rate_per=PER)
+    out.attrs.update(
+        ci_prob=ci_prob,
+        region_as_need=region_as_need,
+        rate_per=PER,
+        carried_forward=pred.carried_forward,
+    )
     return out
 
 
 def predict_draws(
-    fit: Any,
+    fit: Fit,
     *,
     authority: str | int | Literal["all"],
     year: int | Sequence[int] | None = None,
@@ -155,27 +150,30 @@ def predict_draws(
 ) -> PredictiveDraws:
     """The posterior predictive draws behind :func:`predict` (same arguments, no ``ci_prob``).
 
-    Use it to score forecasts (CRPS, coverage) or to sum counts over authorities.
+    Use it to score forecasts (CRPS, coverage) or to sum counts over authorities: every row of
+    one call shares the draws of new levels (one new year effect for all authorities; each
+    authority's unfitted years drawn jointly), so sums carry their correlation.
     """
     if population is not None and not population > 0:
-        raise ValueError(f"population must be positive, got {population!r}")
-    candidates = _candidates(fit)
+        raise AnswerError(f"population must be positive, got {population!r}")
+    post = reader(fit)
+    candidates = _candidates(post)
     everyone = isinstance(authority, str) and authority.strip().lower() == "all"
     if year is None:
-        years = _default_years(fit, everyone)
-    elif isinstance(year, (int, np.integer)):
-        years = [int(year)]
+        years = _default_years(post, everyone)
+    elif isinstance(year, (int, np.integer, str)):
+        years = [_as_year(year)]
     else:
-        years = [int(y) for y in year]
-    first_fitted = int(fit.idata["posterior"]["year"].values.min())
+        years = [_as_year(y) for y in year]
+    first_fitted = min(post.years)
     too_early = [y for y in years if y < first_fitted]
     if too_early:
-        raise ValueError(f"year(s) {too_early} precede the first fitted year {first_fitted}")
+        raise AnswerError(f"year(s) {too_early} precede the first fitted year {first_fitted}")
 
     if everyone:
-        panel_years = fit.panel[fit.panel["year"].isin(years)]
+        panel_years = post.fit.panel[post.fit.panel["year"].isin(years)]
         chosen = candidates[
-            candidates["la_code"].isin(authorities(fit)["la_code"])
+            candidates["la_code"].isin(post.la_codes)
             | candidates["la_code"].isin(panel_years["la_code"].astype(str))
         ]
     else:
@@ -183,254 +181,130 @@ def predict_draws(
 
         row = resolve_authority(authority, candidates)
         chosen = candidates[candidates["la_code"] == str(row["la_code"])]
-    return _Predictor(fit, seed=seed, region_as_need=region_as_need).draws(
-        chosen.reset_index(drop=True), years, population
+    rows, inputs, carried = _rows(post, chosen.reset_index(drop=True), years, population)
+    rng = np.random.default_rng(seed)
+    lp = linear_predictor(post, inputs, new=NewLevels(rng))
+    eta = lp.eta
+    family = next(t for t in post.terms if t.name == "family")
+    phi = family.phi(post)
+    count = family.draw(np.exp(eta), None if phi is None else phi[:, None], rng)
+    return PredictiveDraws(
+        rows=rows,
+        count=count.astype(float),
+        eta=eta,
+        expected=lp.expected(region_as_need=region_as_need),
+        carried_forward=carried,
     )
 
 
-class _Predictor:
-    """Per-draw pieces shared by every row of one ``predict`` call."""
+def _rows(
+    post: Posterior, chosen: pd.DataFrame, years: list[int], population: float | None
+) -> tuple[pd.DataFrame, Rows, pd.DataFrame]:
+    """The output rows (authority-major), the model inputs of each, and carried-forward values.
 
-    def __init__(self, fit: Any, *, seed: int, region_as_need: bool) -> None:
-        self.fit, self.region_as_need = fit, region_as_need
-        self.rng = np.random.default_rng(seed)
-        post = fit.idata["posterior"]
-        self.covariates = covariate_names(fit)
-        self.slope = random_slope_name(fit)
-        self.la_codes = [str(c) for c in post["la"].values]
-        self.regions = [str(r) for r in post["region"].values]
-        self.years = [int(y) for y in post["year"].values]
-        self.intercept = draws(fit, "intercept")
-        self.S = len(self.intercept)
-        self.beta = draws(fit, "beta") if self.covariates else np.zeros((self.S, 0))
-        self.la_effect = draws(fit, "la_effect")
-        self.region_effect = draws(fit, "region_effect")
-        self.year_effect = draws(fit, "year_effect")
-        self.phi = draws(fit, "phi") if has_variable(fit, "phi") else None
-        self.la_slope = draws(fit, "la_slope") if self.slope else None
-        self.la_trend = draws(fit, "la_trend") if has_variable(fit, "la_trend") else None
-        self.year_centre = float(constant(fit, "year_centre")) if self.la_trend is not None else 0.0
-        self.la_year = draws(fit, "la_year") if has_variable(fit, "la_year") else None
-        self.ar_conditional: dict[tuple[int, tuple[int, ...]], tuple[np.ndarray, np.ndarray]] = {}
-        #: la_year draws of unfitted years (and of new authorities), by la_code then year
-        self.drawn_la_year: dict[str, dict[int, np.ndarray]] = {}
-        self.X = constant(fit, "X").astype(float) if self.covariates else None
-        self.log_exposure = constant(fit, "log_exposure").astype(float)
-        self.y = np.asarray(fit.idata["observed_data"]["y"].values, dtype=float)
-        if self.covariates:
-            self.mean = constant(fit, "covariate_mean").astype(float)
-            self.sd = constant(fit, "covariate_sd").astype(float)
-        # fitted rows: (la_code, year) -> obs position, for exact X, exposure and observed y
-        la_idx, year_idx = constant(fit, "la_idx").astype(int), constant(fit, "year_idx")
-        self.obs = {
-            (self.la_codes[i], self.years[int(t)]): k
-            for k, (i, t) in enumerate(zip(la_idx, year_idx, strict=True))
-        }
-        panel = fit.panel.assign(la_code=fit.panel["la_code"].astype(str)).sort_values("year")
-        self.panel_rows = {str(code): rows for code, rows in panel.groupby("la_code")}
-        self.new_year: dict[int, np.ndarray] = {}
-        self.new_la: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = {}
-        self.new_region: dict[str, np.ndarray] = {}
-
-    # --- per-draw effects -------------------------------------------------------------------
-
-    def _year(self, year: int) -> np.ndarray:
-        if year in self.years:
-            return self.year_effect[:, self.years.index(year)]
-        if year not in self.new_year:  # one common shock per draw, shared by all authorities
-            sigma = draws(self.fit, "sigma_year")
-            if getattr(self.fit.spec, "year_effect", "iid") == "rw1":
-                mean, sd = self._year_walk(year, sigma)
-                self.new_year[year] = mean + sd * self.rng.standard_normal(len(sigma))
+    A fitted row takes its standardised covariates, exposure and observed count exactly as
+    fitted. Any other row takes the panel's values for that authority and year; a covariate the
+    panel lacks for the year is carried forward from the authority's latest earlier value (else
+    its latest), except ``lag_<x>_<k>``, which is x in year - k or an error; the population
+    likewise unless ``population`` is given.
+    """
+    fitted = {
+        (code, year): k for k, (code, year) in enumerate(zip(*_fitted_keys(post), strict=True))
+    }
+    panel = with_lag_columns(post.fit.panel, post.covariates)
+    panel = panel.assign(la_code=panel["la_code"].astype(str)).sort_values("year")
+    by_authority = {str(code): rows for code, rows in panel.groupby("la_code")}
+    fitted_rows = post.fitted_rows
+    table, X, log_exposure, carried = [], [], [], []
+    for who in chosen.to_dict(orient="records"):
+        code = str(who["la_code"])
+        for year in years:
+            k = fitted.get((code, year))
+            if k is not None:
+                z, pop, observed = (
+                    fitted_rows.X[k],
+                    float(np.exp(fitted_rows.log_exposure[k])),
+                    (float(post.observed[k])),
+                )
             else:
-                self.new_year[year] = self.rng.normal(0.0, sigma)
-        return self.new_year[year]
-
-    def _year_walk(self, year: int, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Random-walk year effect of an unfitted year given the known walk, per draw.
-
-        Known: the fitted years and the unfitted years already drawn in this call (the walk is
-        Markov, so only the nearest known year on each side matters). After the last known year
-        L: N(w_L, sigma^2 (year - L)). Between known years a < year < b: the Brownian bridge
-        N(w_a + (w_b - w_a) (year - a) / (b - a), sigma^2 (year - a) (b - year) / (b - a)).
-        """
-        known = {**dict(zip(self.years, self.year_effect.T, strict=True)), **self.new_year}
-        before = max(y for y in known if y < year)
-        after = [y for y in known if y > year]
-        w_a = known[before]
-        if not after:
-            return w_a, sigma * np.sqrt(year - before)
-        b = min(after)
-        w_b = known[b]
-        frac = (year - before) / (b - before)
-        return w_a + (w_b - w_a) * frac, sigma * np.sqrt(
-            (year - before) * (b - year) / (b - before)
-        )
-
-    def _la(self, code: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Per draw: the authority's la_effect, la_slope (or None) and la_trend (or None)."""
-        if code in self.la_codes:
-            j = self.la_codes.index(code)
-            slope = self.la_slope[:, j] if self.la_slope is not None else None
-            trend = self.la_trend[:, j] if self.la_trend is not None else None
-            return self.la_effect[:, j], slope, trend
-        if code not in self.new_la:
-            effect = self.rng.normal(0.0, draws(self.fit, "sigma_la"))
-            slope = self.rng.normal(0.0, draws(self.fit, "sigma_la_slope")) if self.slope else None
-            trend = (
-                self.rng.normal(0.0, draws(self.fit, "sigma_la_trend"))
-                if self.la_trend is not None
-                else None
+                rows = by_authority.get(code)
+                if rows is None:
+                    raise AnswerError(f"authority {code} has no rows in the fit's panel")
+                raw = []
+                for cov in post.covariates:
+                    value, source_year = _covariate_value(rows, cov, year)
+                    raw.append(value)
+                    if source_year != year:
+                        carried.append((code, year, cov, source_year))
+                z = post.standardise(np.array([raw]))[0]
+                pop = _latest(rows, post.spec.exposure, year)[0]
+                observed = np.nan
+            if population is not None and np.isnan(observed):  # a user's figure: unobserved
+                pop = float(population)
+            if code not in post.la_codes:
+                kind = KIND_NEW_GROUP
+            elif year in post.years:
+                kind = KIND_OBSERVED
+            else:
+                kind = KIND_FORECAST
+            table.append(
+                {
+                    **{c: str(who[c]) for c in _IDENTITY},
+                    "year": year,
+                    "kind": kind,
+                    "population": pop,
+                    "observed": observed,
+                }
             )
-            self.new_la[code] = (effect, slope, trend)
-        return self.new_la[code]
+            X.append(z)
+            log_exposure.append(np.log(pop))
+    frame = pd.DataFrame(table)
+    n = len(frame)
+    inputs = Rows(
+        la_code=frame["la_code"].to_numpy(str) if n else np.zeros(0, str),
+        region=frame["region"].to_numpy(str) if n else np.zeros(0, str),
+        year=frame["year"].to_numpy(int) if n else np.zeros(0, int),
+        X=np.array(X).reshape(n, len(post.covariates)),
+        log_exposure=np.array(log_exposure, dtype=float),
+    )
+    carried_frame = pd.DataFrame(carried, columns=["la_code", "year", "covariate", "from_year"])
+    return frame, inputs, carried_frame
 
-    def _la_year(self, code: str, year: int) -> np.ndarray | None:
-        """Per draw: the authority's AR(1) LA-year deviation in ``year`` (None without one).
 
-        A fitted year returns the fitted value. Any other year is drawn from its Gaussian
-        conditional given what is known of this authority's path: its fitted years (none for a
-        new authority) and the years already drawn for it in this call, so that several
-        unfitted years come out jointly distributed.
-        """
-        if self.la_year is None:
-            return None
-        known: dict[int, np.ndarray] = {}
-        if code in self.la_codes:
-            path = self.la_year[:, self.la_codes.index(code), :]  # (S, fitted years)
-            if year in self.years:
-                return path[:, self.years.index(year)]
-            known = dict(zip(self.years, path.T, strict=True))
-        drawn = self.drawn_la_year.setdefault(code, {})
-        if year not in drawn:
-            given = {**known, **drawn}
-            if not given:  # a new authority's first year: the stationary distribution
-                drawn[year] = self.rng.normal(0.0, draws(self.fit, "sigma_la_year"))
-            else:
-                years = tuple(sorted(given))
-                weights, sd = self._ar_weights(year, years)
-                values = np.stack([given[y] for y in years], axis=1)  # (S, known years)
-                noise = sd * self.rng.standard_normal(len(sd))
-                drawn[year] = (weights * values).sum(axis=1) + noise
-        return drawn[year]
+def _fitted_keys(post: Posterior) -> tuple[np.ndarray, np.ndarray]:
+    rows = post.fitted_rows
+    return rows.la_code.astype(str), rows.year.astype(int)
 
-    def _ar_weights(
-        self, year: int, given: tuple[int, ...] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Gaussian conditioning of la_year[year] on the years ``given`` (default: fitted).
 
-        With K[t, u] = sigma^2 rho^|t - u| over the given years and k[t] = sigma^2
-        rho^|year - t|: mean = w . la_year_path with w = K^-1 k, variance = sigma^2 - w . k.
-        """
-        given = tuple(self.years) if given is None else given
-        if (year, given) not in self.ar_conditional:
-            from csc_bayes.model import ar1_correlation
+def _latest(rows: pd.DataFrame, column: str, year: int) -> tuple[float, int]:
+    """The authority's value of ``column`` in ``year``, else the latest earlier, else latest;
+    with the year it comes from."""
+    known = rows.loc[rows[column].notna(), ["year", column]]  # rows are sorted by year
+    if known.empty:
+        raise AnswerError(f"no known {column} for authority {rows['la_code'].iloc[0]}")
+    same = known[known["year"] == year]
+    if not same.empty:
+        return float(same[column].iloc[0]), year
+    earlier = known[known["year"] < year]
+    source = (earlier if not earlier.empty else known).iloc[-1]
+    return float(source[column]), int(source["year"])
 
-            full = ar1_correlation(draws(self.fit, "rho_la_year"), [*given, year])
-            corr, k = full[:, :-1, :-1], full[:, :-1, -1]  # (S, T, T), (S, T)
-            sigma2 = draws(self.fit, "sigma_la_year") ** 2
-            weights = np.linalg.solve(corr, k[:, :, None])[:, :, 0]
-            var = sigma2 * np.clip(1.0 - (weights * k).sum(axis=1), 0.0, None)
-            self.ar_conditional[(year, given)] = (weights, np.sqrt(var))
-        return self.ar_conditional[(year, given)]
 
-    def _region(self, region: str) -> np.ndarray:
-        if region in self.regions:
-            return self.region_effect[:, self.regions.index(region)]
-        if region not in self.new_region:
-            self.new_region[region] = self.rng.normal(0.0, draws(self.fit, "sigma_region"))
-        return self.new_region[region]
-
-    # --- inputs of one row ------------------------------------------------------------------
-
-    def _inputs(
-        self, code: str, year: int, population: float | None
-    ) -> tuple[np.ndarray, float, float]:
-        """Standardised covariates z, population and observed count (NaN) of one row."""
-        key = (code, year)
-        if key in self.obs:
-            k = self.obs[key]
-            z = self.X[k] if self.X is not None else np.zeros(0)
-            pop = float(np.exp(self.log_exposure[k]))
-            observed = float(self.y[k])
-        else:
-            rows = self.panel_rows.get(code)
-            if rows is None:
-                raise ValueError(f"authority {code} has no rows in the fit's panel")
-            raw = np.array([_latest(rows, c, year) for c in self.covariates])
-            z = (raw - self.mean) / self.sd if self.covariates else np.zeros(0)
-            pop = _latest(rows, "population", year)
-            observed = np.nan
-        if population is not None and np.isnan(observed):  # a user's figure: unobserved years
-            pop = float(population)
-        return z, pop, observed
-
-    # --- the table --------------------------------------------------------------------------
-
-    def draws(
-        self, chosen: pd.DataFrame, years: list[int], population: float | None
-    ) -> PredictiveDraws:
-        rows, counts, etas, expecteds = [], [], [], []
-        for _, who in chosen.iterrows():
-            code = str(who["la_code"])
-            for year in years:
-                row, count, eta, expected = self._row_draws(who, code, year, population)
-                rows.append(row)
-                counts.append(count)
-                etas.append(eta)
-                expecteds.append(expected)
-        empty = np.zeros((self.S, 0))
-        return PredictiveDraws(
-            rows=pd.DataFrame(rows),
-            count=np.stack(counts, axis=1) if counts else empty,
-            eta=np.stack(etas, axis=1) if etas else empty,
-            expected=np.stack(expecteds, axis=1) if expecteds else empty,
+def _covariate_value(rows: pd.DataFrame, covariate: str, year: int) -> tuple[float, int]:
+    """A covariate of one authority for ``year``: a lag is x in year - k (never carried
+    forward); anything else via :func:`_latest`."""
+    lag = LAG_COLUMN.match(covariate)
+    if lag is None:
+        return _latest(rows, covariate, year)
+    column, k = lag["column"], int(lag["k"])
+    source = rows.loc[rows["year"] == year - k, column].dropna()
+    if source.empty:
+        raise AnswerError(
+            f"lag({column}, {k}) in {year} needs {column} in {year - k}, which the panel does not "
+            f"hold for authority {rows['la_code'].iloc[0]}: a forecast this far ahead needs a "
+            f"value of {column} that is not yet known"
         )
-
-    def _row_draws(
-        self, who: pd.Series, code: str, year: int, population: float | None
-    ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
-        z, pop, observed = self._inputs(code, year, population)
-        la, slope, trend = self._la(code)
-        region = self._region(str(who["region"]))
-        year_effect = self._year(year)
-        linear = self.intercept + self.beta @ z + la + region + year_effect
-        if slope is not None:
-            linear = linear + slope * z[self.covariates.index(self.slope)]
-        if trend is not None:  # the authority's own drift, for observed and forecast years alike
-            linear = linear + trend * (year - self.year_centre) / 10.0
-        la_year = self._la_year(code, year)
-        if la_year is not None:
-            linear = linear + la_year
-        eta = np.log(pop) + linear
-        expected = (
-            np.log(pop)
-            + expected_terms(
-                self.fit,
-                z[None, :],
-                region=region[:, None] if self.region_as_need else None,
-                year=year_effect[:, None],
-            )[:, 0]
-        )
-        mu = np.exp(eta)
-        if self.phi is not None:
-            y = self.rng.poisson(self.rng.gamma(self.phi, mu / self.phi))
-        else:
-            y = self.rng.poisson(mu)
-        if code not in self.la_codes:
-            kind = KIND_NEW_GROUP
-        elif year in self.years:
-            kind = KIND_OBSERVED
-        else:
-            kind = KIND_FORECAST
-        row = {
-            **{c: str(who[c]) for c in _IDENTITY},
-            "year": year,
-            "kind": kind,
-            "population": pop,
-            "observed": observed,
-        }
-        return row, y.astype(float), eta, expected
+    return float(source.iloc[0]), year
 
 
 def _summary(

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -29,6 +29,9 @@ from csc_bayes import __version__
 from csc_bayes.errors import DiagnosticsGateError
 from csc_bayes.plots._style import SHARED_FILE_MODE
 from csc_bayes.variance import DEFAULT_CI_PROB
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csc_bayes.spec import ModelSpec
 
 #: how many authorities the top and bottom tables list
 TOP_N = 10
@@ -57,27 +60,23 @@ img { max-width: 100%; height: auto; }
 """
 
 
-def methods_html(spec: Any) -> str:
-    """The report's "Methods and definitions" section for the fitted model's own terms."""
-    family = "negative binomial" if spec.family == "negative_binomial" else "Poisson"
-    effects = {"la": "authority", "region": "region", "year": "year"}
-    random = [effects[r] for r in spec.random_effects if r in effects]
+def methods_html(spec: ModelSpec) -> str:
+    """The report's "Methods and definitions" section for the fitted model's own terms (each
+    term gives its phrase: :meth:`csc_bayes.terms.base.Term.describe`)."""
+    from csc_bayes.terms import terms_of
+
+    model_terms = terms_of(spec)
+    family = next(t for t in model_terms if t.name == "family").describe()[0]
+    random = [t.intercept_for for t in model_terms if t.intercept_for]
     terms = [f"random intercepts for {', '.join(random)}"] if random else []
-    own = ["the authority's own effect"]
-    if getattr(spec, "random_slope", None):
-        terms.append(f"a random slope on {spec.random_slope} by authority")
-        own.append("its slope")
-    if getattr(spec, "la_trend", False):
-        terms.append("a linear trend per authority")
-        own.append("its trend")
-    if getattr(spec, "la_year", None) == "ar1":
-        terms.append(
-            "an AR(1) deviation of each authority from its own level by year (year-to-year "
-            "persistence)"
-        )
-        own.append("its AR(1) deviation")
-    if "year" in spec.random_effects and getattr(spec, "year_effect", "iid") == "rw1":
-        terms.append("year effects that follow a random walk")
+    own = []
+    for term in model_terms:
+        phrase, own_phrase = term.describe()
+        if phrase and term.name != "family":
+            terms.append(phrase)
+        if own_phrase:
+            own.append(own_phrase)
+    ar1 = any(t.name == "la_year" for t in model_terms)
     if spec.family == "negative_binomial":
         funnel_text = (
             "central quantiles of the negative binomial predictive distribution of the count "
@@ -89,7 +88,7 @@ def methods_html(spec: Any) -> str:
             "central quantiles of the Poisson distribution of the count of an authority exactly "
             "as expected, divided by the expected count."
         )
-        if getattr(spec, "la_year", None) == "ar1":
+        if ar1:
             funnel_text += (
                 " In this model the year-to-year variation beyond Poisson noise is the AR(1) "
                 "deviation, which counts as the authority's own (it is part of the excess), so "
@@ -282,7 +281,7 @@ def render_report(
         plt.close(fig)
     tables = report_tables(answers, top_n=top_n)
     spec = fit.spec
-    formula = meta.get("formula") or getattr(spec, "formula", "")
+    formula = meta.get("formula") or spec.formula
     years = meta.get("years_fitted") or [int(y) for y in fit.idata["posterior"]["year"].values]
     excluded = meta.get("excluded", {}) or {}
     diagnostics = meta.get("diagnostics", {}) or {}
@@ -300,7 +299,7 @@ def render_report(
     model = (
         f"<pre>{esc(formula)}</pre><p>Model <b>{esc(str(meta.get('model', spec.name)))}</b>: "
         f"outcome <code>{esc(str(spec.outcome))}</code>, family {esc(str(spec.family))}, "
-        f"exposure <code>{esc(str(spec.exposure))}</code>. {esc(getattr(spec, 'description', ''))}"
+        f"exposure <code>{esc(str(spec.exposure))}</code>. {esc(spec.description)}"
         "</p>"
     )
     by_reason = excluded.get("by_reason", {}) or {}

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,10 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from csc_bayes.data.schema import COVARIATES, EXPOSURE, OUTCOMES, missing_column
+from csc_bayes.data.schema import EXPOSURE, missing_column
 from csc_bayes.errors import SpecError
+from csc_bayes.priors import DISTRIBUTIONS, POSITIVE_PARAMS, SUPPORTS, Prior, prior, support_of
+from csc_bayes.terms import DataScale, terms_of
+from csc_bayes.terms.family import FAMILIES
+from csc_bayes.terms.la_year import LA_YEAR_TERMS
+from csc_bayes.terms.year import YEAR_EFFECT_LAWS
 
-FAMILIES = ("negative_binomial", "poisson")
 #: covariate blocks a specification may use; ``need`` is what "expected need" is built from
 BLOCKS = ("need", "spending")
 #: random-effect grouping factors, in canonical order; ``la`` is required
@@ -49,59 +54,10 @@ TOP_LEVEL_KEYS = (
     "sampler",
 )
 
-#: prior distributions and their parameters, in the order they are written
-DISTRIBUTIONS: dict[str, tuple[str, ...]] = {
-    "normal": ("mu", "sigma"),
-    "student_t": ("nu", "mu", "sigma"),
-    "halfnormal": ("sigma",),
-    "exponential": ("lam",),
-    "gamma": ("alpha", "beta"),
-    "lognormal": ("mu", "sigma"),
-    "beta": ("alpha", "beta"),
-}
-#: LA-year terms a specification may add (``la_year = "ar1"``)
-LA_YEAR_TERMS = ("ar1",)
-#: laws of the common year effects: exchangeable (default) or a first-order random walk
-YEAR_EFFECT_LAWS = ("iid", "rw1")
-#: parameters that must be strictly positive for each distribution
-_POSITIVE_PARAMS = {"sigma", "nu", "lam", "alpha", "beta"}
-_REAL_LINE_DISTS = ("normal", "student_t")
-_POSITIVE_DISTS = ("halfnormal", "exponential", "gamma", "lognormal")
-_UNIT_INTERVAL_DISTS = ("beta",)
-
-#: default sigma_la_trend prior: HalfNormal(0.5) on the log rate per decade of the LA trend,
-#: i.e. an LA's drift relative to the common year effects is a priori within about +-1 log
-#: unit (a factor of e) per decade for 95% of authorities; fixed, not data-scaled
-LA_TREND_PRIOR = {"sigma": 0.5}
-#: default rho_la_year prior: Beta(2, 2), the lag-one correlation of an LA's year-to-year
-#: deviations; it keeps rho off 1, where the AR(1) covariance matrix is singular, and off 0,
-#: where the term is iid noise beside the negative binomial overdispersion
-RHO_LA_YEAR_PRIOR = {"alpha": 2.0, "beta": 2.0}
-#: default phi prior: Gamma(2, 0.02), mean 100, 90% interval about (18, 237)
-PHI_PRIOR = {"alpha": 2.0, "beta": 0.02}
 #: lower bound on the data scale s used by the default priors (guards a constant-rate panel)
 MIN_DATA_SCALE = 0.1
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A prior: distribution name (one of :data:`DISTRIBUTIONS`) and its parameters.
-
-    ``dist`` is None for a partial override such as ``{ sigma = 0.5 }``: the parameter's default
-    distribution is kept and only the given parameters replace the data-scaled defaults.
-    """
-
-    dist: str | None
-    params: tuple[tuple[str, float], ...]
-
-    @property
-    def kwargs(self) -> dict[str, float]:
-        return dict(self.params)
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {} if self.dist is None else {"dist": self.dist}
-        out.update(self.params)
-        return out
+#: a column name a spec may use: letters, digits and _, not starting with a digit
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 #: NUTS tree-depth limit when a spec does not set ``sampler.max_treedepth`` (Stan's default)
@@ -187,20 +143,9 @@ class ModelSpec:
 
     @property
     def parameters(self) -> tuple[str, ...]:
-        """Every parameter that takes a prior in this model (valid keys of ``[priors]``)."""
-        names = ["intercept"]
-        if self.covariates:
-            names += ["beta", *(f"beta.{c}" for c in self.covariates)]
-        names += [f"sigma_{g}" for g in self.random_effects]
-        if self.random_slope is not None:
-            names.append("sigma_la_slope")
-        if self.la_trend:
-            names.append("sigma_la_trend")
-        if self.la_year is not None:
-            names += ["sigma_la_year", "rho_la_year"]
-        if self.family == "negative_binomial":
-            names.append("phi")
-        return tuple(names)
+        """Every parameter that takes a prior in this model (valid keys of ``[priors]``), as
+        its terms (:mod:`csc_bayes.terms`) declare them."""
+        return tuple(p for term in terms_of(self) for p in term.parameters())
 
     @property
     def formula(self) -> str:
@@ -270,6 +215,12 @@ class ModelSpec:
         sampler = _parse_sampler(merged, self.source)
         return replace(self, sampler=sampler)
 
+    def with_priors(self, priors: dict[str, Any]) -> ModelSpec:
+        """A copy with some priors set by name, as a ``[priors]`` table would, e.g.
+        ``spec.with_priors({"sigma_la": {"sigma": 0.5}})``; each is validated like the TOML."""
+        merged = {**{k: p.as_dict() for k, p in self.priors.items()}, **priors}
+        return replace(self, priors=_parse_priors(merged, self, self.source))
+
     def null_spec(self) -> ModelSpec:
         """Same outcome, exposure, family, years, random effects (and their year-effect law),
         LA trend and LA-year term; no covariates."""
@@ -332,8 +283,8 @@ class ModelSpec:
             lines += ["", f"[covariates.{block}]"]
             lines += [f"{comp} = {_toml_value(list(covs))}" for comp, covs in comps.items()]
         lines += ["", "[priors]"]
-        for key, prior in self.priors.items():
-            inline = ", ".join(f"{k} = {_toml_value(v)}" for k, v in prior.as_dict().items())
+        for key, user_prior in self.priors.items():
+            inline = ", ".join(f"{k} = {_toml_value(v)}" for k, v in user_prior.as_dict().items())
             lines.append(f"{_toml_value(key)} = {{ {inline} }}")
         lines += ["", "[sampler]"]
         lines += [f"{k} = {_toml_value(v)}" for k, v in self.sampler.as_dict().items()]
@@ -420,6 +371,75 @@ def find_spec(name_or_path: str | Path) -> ModelSpec:
 
 
 # ====================================================================== rows and default priors
+#: ``lag_<column>_<k>``: the value of a column k years earlier (``lag(column, k)`` in a formula)
+LAG_COLUMN = re.compile(r"^lag_(?P<column>[A-Za-z_][A-Za-z0-9_]*)_(?P<k>[1-9][0-9]*)$")
+
+
+def _add_lag_column(panel: pd.DataFrame, column: str, k: int) -> pd.DataFrame:
+    """``panel`` with ``lag_<column>_<k>``: the authority's value k years earlier (and its
+    ``_missing`` reason: the earlier row's, or ``before_first_year`` when there is none)."""
+    name = f"lag_{column}_{k}"
+    companion = missing_column(column)
+    cols = ["la_code", "year", column] + ([companion] if companion in panel else [])
+    earlier = panel[cols].assign(year=panel["year"] + k)
+    earlier = earlier.rename(columns={column: name, companion: missing_column(name)})
+    out = panel.merge(earlier, on=["la_code", "year"], how="left", validate="one_to_one")
+    out.index = panel.index
+    reason = out.get(missing_column(name), pd.Series(pd.NA, index=out.index, dtype="string"))
+    found = out["year"] - k >= panel.groupby("la_code")["year"].transform("min")
+    reason = reason.astype("string").where(found | out[name].notna(), "before_first_year")
+    out[missing_column(name)] = reason.where(out[name].isna(), pd.NA).astype("string")
+    return out
+
+
+def with_lag_columns(panel: pd.DataFrame, columns: Any) -> pd.DataFrame:
+    """``panel`` with each ``lag_<column>_<k>`` of ``columns`` that it lacks added (when it has
+    the column the lag is of)."""
+    for name in columns:
+        lag = LAG_COLUMN.match(name)
+        if name not in panel.columns and lag and lag["column"] in panel.columns:
+            panel = _add_lag_column(panel, lag["column"], int(lag["k"]))
+    return panel
+
+
+def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
+    """``panel`` with the spec's lagged covariates added, once every column it names is checked.
+
+    The outcome must be a column of non-negative whole numbers (a count), the exposure a numeric
+    column with no negative value, each covariate a numeric column or ``lag_<column>_<k>`` of
+    one. A column that is absent or of the wrong kind raises :class:`SpecError` naming the
+    spec, the key and the columns that would do.
+    """
+    panel = with_lag_columns(panel, spec.covariates)
+    numeric = [c for c in panel.columns if pd.api.types.is_numeric_dtype(panel[c])]
+    numeric = [c for c in numeric if c != "year" and not c.endswith("_missing")]
+    for key, col in [("outcome", spec.outcome), ("exposure", spec.exposure)] + [
+        ("covariates", c) for c in spec.covariates
+    ]:
+        if col not in panel.columns or not pd.api.types.is_numeric_dtype(panel[col]):
+            what = "is not a column of the panel" if col not in panel.columns else "is not numeric"
+            raise SpecError(
+                f"{spec.source}: {key} {col!r} {what}; numeric panel columns: {numeric} "
+                "(or lag_<column>_<k> of one; add your own with data build --extra)"
+            )
+    y = panel[spec.outcome].dropna().astype(float)
+    bad = y[(y < 0) | (y != np.round(y))]
+    if len(bad):
+        row = panel.loc[bad.index[0]]
+        raise SpecError(
+            f"{spec.source}: outcome {spec.outcome!r} must be a count (whole numbers >= 0); "
+            f"authority {row.get('la_code')} year {row.get('year')} has {bad.iloc[0]}"
+        )
+    exposure = panel[spec.exposure].dropna().astype(float)
+    if (exposure < 0).any():
+        row = panel.loc[exposure[exposure < 0].index[0]]
+        raise SpecError(
+            f"{spec.source}: exposure {spec.exposure!r} must be positive; authority "
+            f"{row.get('la_code')} year {row.get('year')} has {row[spec.exposure]}"
+        )
+    return panel
+
+
 def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the panel rows in ``spec.years`` into (fitted, excluded).
 
@@ -428,13 +448,16 @@ def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     identity columns plus ``reason`` (e.g. ``"cpp: suppressed; idaci: not_available"``).
     Both frames are sorted by la_code, year; ``fitted`` keeps every panel column.
     """
+    panel = model_columns(spec, panel)
     first, last = spec.years
     rows = panel[(panel["year"] >= first) & (panel["year"] <= last)]
     rows = rows.sort_values(["la_code", "year"]).reset_index(drop=True)
     reasons = pd.Series([""] * len(rows), index=rows.index, dtype=object)
     for col in (spec.outcome, spec.exposure, *spec.covariates):
         missing = rows[col].isna().to_numpy()
-        why = rows[missing_column(col)].astype(object).where(missing, None)
+        companion = missing_column(col)
+        known = rows[companion] if companion in rows else pd.Series(None, index=rows.index)
+        why = known.astype(object).where(missing, None)
         for i in np.flatnonzero(missing):
             text = f"{col}: {why.iloc[i] if why.iloc[i] is not None else 'missing'}"
             reasons.iloc[i] = f"{reasons.iloc[i]}; {text}" if reasons.iloc[i] else text
@@ -462,40 +485,32 @@ def data_scale(spec: ModelSpec, fitted: pd.DataFrame) -> tuple[float, float]:
     return pooled, max(s, MIN_DATA_SCALE)
 
 
-def _default_dist(parameter: str) -> str:
-    """Distribution a parameter's default prior uses (and a partial override keeps)."""
-    if parameter == "intercept" or parameter.split(".")[0] == "beta":
-        return "normal"
-    if parameter == "rho_la_year":
-        return "beta"
-    return "gamma" if parameter == "phi" else "halfnormal"
+def _default_dists(spec: ModelSpec) -> dict[str, str]:
+    """The distribution of each parameter's default prior (a partial override keeps it; a full
+    one must have the same support)."""
+    return {
+        name: p.dist
+        for term in terms_of(spec)
+        for name, p in term.default_priors(DataScale(0.0, 1.0)).items()
+    }
 
 
 def resolve_priors(spec: ModelSpec, fitted: pd.DataFrame) -> dict[str, Prior]:
     """The prior of every parameter in ``spec.parameters``, user overrides applied.
 
-    Defaults (``s`` and the pooled log rate from :func:`data_scale`):
-    intercept ~ Normal(pooled log rate, 2.5 s); beta ~ Normal(0, s) per SD of a covariate;
-    sigma_la, sigma_region, sigma_year, sigma_la_slope ~ HalfNormal(s); phi ~ Gamma(2, 0.02);
-    sigma_la_trend ~ HalfNormal(0.5) per decade (fixed, :data:`LA_TREND_PRIOR`);
-    sigma_la_year ~ HalfNormal(s); rho_la_year ~ Beta(2, 2) (fixed, :data:`RHO_LA_YEAR_PRIOR`).
-    A user ``beta`` applies to every covariate, ``beta.<cov>`` to one (and wins over ``beta``).
-    The model uses the ``beta.<cov>`` entries; ``beta`` is listed for :func:`default_priors`.
+    Each term gives its data-scaled defaults (``s`` and the pooled log rate from
+    :func:`data_scale`): intercept ~ Normal(pooled log rate, 2.5 s); beta ~ Normal(0, s) per SD
+    of a covariate; sigma_la, sigma_region, sigma_year, sigma_la_slope, sigma_la_year ~
+    HalfNormal(s); phi ~ Gamma(2, 0.02); sigma_la_trend ~ HalfNormal(0.5) per decade and
+    rho_la_year ~ Beta(2, 2) (fixed). A user ``beta`` applies to every covariate,
+    ``beta.<cov>`` to one (and wins over ``beta``). The model uses the ``beta.<cov>`` entries;
+    ``beta`` is listed for :func:`default_priors`.
     """
-    pooled, s = data_scale(spec, fitted)
-    defaults = {
-        "intercept": _prior("normal", mu=pooled, sigma=2.5 * s),
-        "beta": _prior("normal", mu=0.0, sigma=s),
-        "phi": _prior("gamma", **PHI_PRIOR),
-        "sigma_la_trend": _prior("halfnormal", **LA_TREND_PRIOR),
-        "rho_la_year": _prior("beta", **RHO_LA_YEAR_PRIOR),
-    }
+    scale = DataScale(*data_scale(spec, fitted))
+    defaults = {k: v for term in terms_of(spec) for k, v in term.default_priors(scale).items()}
     out = {}
     for name in spec.parameters:
-        if name.startswith("beta."):
-            base = out["beta"]
-        else:
-            base = defaults.get(name, _prior("halfnormal", sigma=s))
+        base = out["beta"] if name.startswith("beta.") else defaults[name]
         user = spec.priors.get(name)
         out[name] = base if user is None else _merge(base, user)
     return out
@@ -509,13 +524,13 @@ def default_priors(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
     """
     fitted, _ = select_rows(spec, panel)
     rows = []
-    for name, prior in resolve_priors(spec, fitted).items():
+    for name, used in resolve_priors(spec, fitted).items():
         by_user = name in spec.priors or (name.startswith("beta.") and "beta" in spec.priors)
         rows.append(
             {
                 "parameter": name,
-                "dist": prior.dist,
-                "params": ", ".join(f"{k}={v:.4g}" for k, v in prior.params),
+                "dist": used.dist,
+                "params": ", ".join(f"{k}={v:.4g}" for k, v in used.params),
                 "source": "user" if by_user else "default",
             }
         )
@@ -534,8 +549,8 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise SpecError(f"{source}: key 'name' must be letters, digits, _ or -, got {name!r}")
     description = _typed(d.get("description", ""), str, source, "description")
-    outcome = _choice(d["outcome"], OUTCOMES, source, "outcome")
-    exposure = _choice(d.get("exposure", EXPOSURE), (EXPOSURE,), source, "exposure")
+    outcome = _column(d["outcome"], source, "outcome")
+    exposure = _column(d.get("exposure", EXPOSURE), source, "exposure")
     family = _choice(d.get("family", "negative_binomial"), FAMILIES, source, "family")
 
     years = d.get("years", [2013, 2024])
@@ -622,7 +637,7 @@ def _parse_blocks(raw: Any, source: str) -> dict[str, dict[str, tuple[str, ...]]
             if not covs:
                 raise SpecError(f"{source}: key {key!r} lists no covariates")
             for cov in covs:
-                _choice(cov, COVARIATES, source, key, what="covariate")
+                _column(cov, source, key)
                 if cov in seen:
                     raise SpecError(
                         f"{source}: key {key!r}: covariate {cov!r} already used in {seen[cov]!r}"
@@ -670,6 +685,7 @@ def _parse_priors(raw: Any, spec: ModelSpec, source: str) -> dict[str, Prior]:
         else:
             flat[key] = value
     priors = {}
+    default_dists = _default_dists(spec)
     for key, value in flat.items():
         where = f"priors.{key}"
         if key.startswith("beta.") and key[5:] not in spec.covariates:
@@ -684,12 +700,8 @@ def _parse_priors(raw: Any, spec: ModelSpec, source: str) -> dict[str, Prior]:
             )
         value = _typed(value, dict, source, where)
         dist = value.get("dist")
-        if key in ("intercept", "beta") or key.startswith("beta."):
-            allowed = _REAL_LINE_DISTS
-        elif key == "rho_la_year":
-            allowed = _UNIT_INTERVAL_DISTS
-        else:
-            allowed = _POSITIVE_DISTS
+        default_dist = default_dists[key]
+        allowed = SUPPORTS[support_of(default_dist)]
         if dist is not None:
             _choice(dist, allowed, source, f"{where}.dist", what="distribution")
             expected = DISTRIBUTIONS[dist]
@@ -697,7 +709,7 @@ def _parse_priors(raw: Any, spec: ModelSpec, source: str) -> dict[str, Prior]:
             if missing:
                 raise SpecError(f"{source}: key {where!r}: {dist} needs {missing}")
         else:
-            expected = DISTRIBUTIONS[_default_dist(key)]
+            expected = DISTRIBUTIONS[default_dist]
         params = []
         for p, v in value.items():
             if p == "dist":
@@ -708,12 +720,12 @@ def _parse_priors(raw: Any, spec: ModelSpec, source: str) -> dict[str, Prior]:
                 )
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise SpecError(f"{source}: key '{where}.{p}' must be a finite number, got {v!r}")
-            if p in _POSITIVE_PARAMS and v <= 0:
+            if p in POSITIVE_PARAMS and v <= 0:
                 raise SpecError(f"{source}: key '{where}.{p}' must be positive, got {v}")
             params.append((p, float(v)))
         if not params:
             raise SpecError(f"{source}: key {where!r} sets no prior parameter")
-        order = DISTRIBUTIONS[dist or _default_dist(key)]
+        order = DISTRIBUTIONS[dist or default_dist]
         priors[key] = Prior(dist, tuple(sorted(params, key=lambda kv: order.index(kv[0]))))
     return priors
 
@@ -726,11 +738,7 @@ def _merge(default: Prior, user: Prior) -> Prior:
     if user.dist is not None:
         return user
     kwargs = {**default.kwargs, **user.kwargs}
-    return _prior(default.dist, **kwargs)
-
-
-def _prior(dist: str, **params: float) -> Prior:
-    return Prior(dist, tuple((p, float(params[p])) for p in DISTRIBUTIONS[dist]))
+    return prior(default.dist, **kwargs)
 
 
 def check_known_keys(
@@ -770,6 +778,16 @@ def _choice(value: Any, allowed: tuple[str, ...], source: str, key: str, *, what
     if not isinstance(value, str) or value not in allowed:
         raise SpecError(
             f"{source}: key {key!r}: unknown {what} {value!r}; expected one of {list(allowed)}"
+        )
+    return value
+
+
+def _column(value: Any, source: str, key: str) -> str:
+    """A panel column name (checked against the panel when the model is built)."""
+    if not isinstance(value, str) or not _IDENTIFIER.match(value):
+        raise SpecError(
+            f"{source}: key {key!r}: {value!r} is not a column name (letters, digits and _, "
+            "not starting with a digit)"
         )
     return value
 

@@ -14,152 +14,21 @@ definitions, with formulas and references, are in ``docs/methods.md``:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import polygamma
+
+from csc_bayes.errors import AnswerError
+from csc_bayes.linear_predictor import LinearPredictor, linear_predictor
+from csc_bayes.posterior import Posterior, reader
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csc_bayes.fits import Fit
 
 #: default width of every credible interval in the answers (variance, excess, predict)
 DEFAULT_CI_PROB = 0.9
-
-
-# --------------------------------------------------------------------------------------------
-# Draws and the linear predictor, from contract names only (shared with excess.py, predict.py)
-# --------------------------------------------------------------------------------------------
-
-
-def draws(fit: Any, name: str) -> np.ndarray:
-    """Posterior draws of ``name`` as an array with the draws first: shape (S, *dims)."""
-    da = fit.idata["posterior"][name].transpose("chain", "draw", ...)
-    values = np.asarray(da.values, dtype=float)
-    return values.reshape(-1, *values.shape[2:])  # chains one after another
-
-
-def constant(fit: Any, name: str) -> np.ndarray:
-    """A ``constant_data`` array as numpy."""
-    return np.asarray(fit.idata["constant_data"][name].values)
-
-
-def has_variable(fit: Any, name: str) -> bool:
-    """Whether the posterior holds ``name`` (``phi`` is absent for Poisson fits)."""
-    return name in fit.idata["posterior"].data_vars
-
-
-def covariate_names(fit: Any) -> list[str]:
-    """The ``covariate`` coordinate (empty for a random-effects-only model)."""
-    post = fit.idata["posterior"]
-    if "covariate" not in post.coords or not has_variable(fit, "beta"):
-        return []
-    return [str(c) for c in post["covariate"].values]
-
-
-def covariate_groups(fit: Any) -> dict[str, tuple[str, ...]]:
-    """Component name -> its covariates, in ``covariate`` coordinate order.
-
-    Taken from ``fit.spec.groups``; a covariate in no group becomes a component of its own.
-    """
-    covariates = covariate_names(fit)
-    declared = dict(getattr(fit.spec, "groups", None) or {})
-    groups: dict[str, tuple[str, ...]] = {}
-    for name, members in declared.items():
-        kept = tuple(c for c in members if c in covariates)
-        if kept:
-            groups[str(name)] = kept
-    grouped = {c for members in groups.values() for c in members}
-    for c in covariates:
-        if c not in grouped:
-            groups[c] = (c,)
-    return groups
-
-
-def random_slope_name(fit: Any) -> str | None:
-    """The covariate carrying a random slope, when the posterior has ``la_slope``."""
-    if not has_variable(fit, "la_slope"):
-        return None
-    slope = getattr(fit.spec, "random_slope", None)
-    if isinstance(slope, (list, tuple)):
-        slope = slope[0] if slope else None
-    if slope is None:
-        raise ValueError("the posterior has la_slope but fit.spec.random_slope names no covariate")
-    return str(slope)
-
-
-def authorities(fit: Any) -> pd.DataFrame:
-    """la_code, ons_code, la_name, region of the fitted authorities, in ``la`` order.
-
-    From the ``la`` coordinate's ``la_name`` / ``ons_code`` / ``la_region`` (``Fit.authorities``);
-    when a posterior lacks them, from the latest panel row of each authority.
-    """
-    post = fit.idata["posterior"]
-    if all(name in post.coords for name in ("la_name", "ons_code", "la_region")):
-        return fit.authorities
-    codes = [str(c) for c in post["la"].values]
-    latest = fit.panel.assign(la_code=fit.panel["la_code"].astype(str)).sort_values("year")
-    latest = latest.drop_duplicates("la_code", keep="last").set_index("la_code")
-    missing = sorted(set(codes) - set(latest.index))
-    if missing:
-        raise ValueError(f"fitted authorities {missing[:5]} have no rows in the fit's panel")
-    rows = latest.loc[codes, ["ons_code", "la_name", "region"]].astype(str)
-    return rows.reset_index().rename(columns={"index": "la_code"})
-
-
-@dataclass(frozen=True)
-class Terms:
-    """The additive terms of the linear predictor, per draw (rows) and fitted obs (columns).
-
-    ``eta = log_exposure + intercept + sum(components.values())``, where ``components`` holds
-    one array per covariate group, then ``region``, ``year`` and ``la`` (la_effect plus the
-    random-slope term and the LA-trend term ``la_trend * year_c`` when the model has them),
-    then ``la_year`` (the AR(1) LA-year deviation ``la_year[la, year]``) when the model has it.
-    """
-
-    log_exposure: np.ndarray  # (n,)
-    intercept: np.ndarray  # (S,)
-    components: dict[str, np.ndarray]  # name -> (S, n)
-    la_idx: np.ndarray  # (n,)
-
-    @property
-    def eta(self) -> np.ndarray:
-        """Linear predictor (S, n), exactly as in the posterior contract."""
-        total = self.log_exposure[None, :] + self.intercept[:, None]
-        for values in self.components.values():
-            total = total + values
-        return total
-
-
-def linear_predictor_terms(fit: Any) -> Terms:
-    """Split every fitted row's linear predictor into the terms of the posterior contract."""
-    la_idx = constant(fit, "la_idx").astype(int)
-    components: dict[str, np.ndarray] = {}
-    covariates = covariate_names(fit)
-    if covariates:
-        X = constant(fit, "X").astype(float)
-        beta = draws(fit, "beta")
-        for group, members in covariate_groups(fit).items():
-            cols = [covariates.index(c) for c in members]
-            components[group] = beta[:, cols] @ X[:, cols].T
-    components["region"] = draws(fit, "region_effect")[:, constant(fit, "region_idx").astype(int)]
-    components["year"] = draws(fit, "year_effect")[:, constant(fit, "year_idx").astype(int)]
-    la = draws(fit, "la_effect")[:, la_idx]
-    slope = random_slope_name(fit)
-    if slope is not None:
-        x_slope = constant(fit, "X").astype(float)[:, covariates.index(slope)]
-        la = la + draws(fit, "la_slope")[:, la_idx] * x_slope[None, :]
-    if has_variable(fit, "la_trend"):
-        year_c = constant(fit, "year_c").astype(float)
-        la = la + draws(fit, "la_trend")[:, la_idx] * year_c[None, :]
-    components["la"] = la
-    if has_variable(fit, "la_year"):
-        year_idx = constant(fit, "year_idx").astype(int)
-        components["la_year"] = draws(fit, "la_year")[:, la_idx, year_idx]
-    return Terms(
-        log_exposure=constant(fit, "log_exposure").astype(float),
-        intercept=draws(fit, "intercept"),
-        components=components,
-        la_idx=la_idx,
-    )
 
 
 def interval(values: np.ndarray, ci_prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +41,7 @@ def interval(values: np.ndarray, ci_prob: float, axis: int = 0) -> tuple[np.ndar
 def check_ci_prob(ci_prob: float) -> None:
     """Reject an interval width outside (0, 1)."""
     if not 0 < ci_prob < 1:
-        raise ValueError(f"ci_prob must lie strictly between 0 and 1, got {ci_prob!r}")
+        raise AnswerError(f"ci_prob must lie strictly between 0 and 1, got {ci_prob!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,32 +99,29 @@ class VarianceExplained:
         return {"ci_prob": self.ci_prob, "rows": rows}
 
 
-def residual_variances(fit: Any, eta: np.ndarray) -> dict[str, np.ndarray]:
-    """Observation-level variance on the latent log scale, per draw.
-
-    ``overdispersion`` (negative binomial only): trigamma(phi), the variance of log G for the
-    gamma mixing variable G ~ Gamma(phi, phi). ``poisson_noise``: the lognormal approximation
-    of Poisson sampling variance, mean over fitted rows of log(1 + 1/mu_i) with mu_i = exp(eta_i)
-    (Nakagawa, Johnson & Schielzeth 2017).
-    """
-    out: dict[str, np.ndarray] = {}
-    if has_variable(fit, "phi"):
-        out["overdispersion"] = polygamma(1, draws(fit, "phi"))
-    out["poisson_noise"] = np.log1p(np.exp(-eta)).mean(axis=1)
-    return out
+def _family(post: Posterior) -> Any:
+    return next(t for t in post.terms if t.name == "family")
 
 
-def _bayes_r2(fit: Any, eta: np.ndarray, log_exposure: np.ndarray) -> np.ndarray:
+def residual_variances(fit: Fit | Posterior, eta: np.ndarray) -> dict[str, np.ndarray]:
+    """Observation-level variance on the latent log scale, per draw (the family's
+    :meth:`~csc_bayes.terms.family.Family.residual_variances`)."""
+    post = reader(fit)
+    return _family(post).residual_variances(post, eta)
+
+
+def _bayes_r2(post: Posterior, eta: np.ndarray, log_exposure: np.ndarray) -> np.ndarray:
     """Bayesian R2 on the rate scale: Var_i(r_i) / (Var_i(r_i) + mean_i v_i), per draw.
 
     r_i = mu_i / pop_i is the fitted mean rate; v_i = Var(y_i) / pop_i^2 its residual variance,
     with Var(y) = mu + mu^2/phi (negative binomial) or mu (Poisson).
     """
+    family = _family(post)
     mu = np.exp(eta)
     pop = np.exp(log_exposure)[None, :]
-    rate = mu / pop
-    var_y = mu + mu**2 / draws(fit, "phi")[:, None] if has_variable(fit, "phi") else mu
-    fitted_var = rate.var(axis=1, ddof=1)
+    phi = family.phi(post)
+    var_y = family.variance(mu, None if phi is None else phi[:, None])
+    fitted_var = (mu / pop).var(axis=1, ddof=1)
     return fitted_var / (fitted_var + (var_y / pop**2).mean(axis=1))
 
 
@@ -268,26 +134,28 @@ def _la_level(values: np.ndarray, la_idx: np.ndarray, n_la: int) -> np.ndarray:
         return sums / counts[None, :]
 
 
-def between_la_variance(fit: Any, terms: Terms | None = None) -> np.ndarray:
+def between_la_variance(fit: Fit | Posterior, lp: LinearPredictor | None = None) -> np.ndarray:
     """V_between per draw: variance across fitted LAs of the LA-level deviation not explained
     by covariates.
 
     For LA j, d_j = mean over its fitted rows of (region_effect + la_effect [+ la_slope * x]
     [+ la_trend * year_c] [+ la_year]), i.e. its latent log-rate net of the intercept, the
-    covariates and the common year effects;
+    covariates and the common year effects (the components of the terms marked ``between_la``);
     V_between = Var_j(d_j) (ddof = 1) over the LAs with at least one fitted row.
     """
-    terms = linear_predictor_terms(fit) if terms is None else terms
-    n_la = fit.idata["posterior"].sizes["la"]
-    own = terms.components["region"] + terms.components["la"]
-    if "la_year" in terms.components:
-        own = own + terms.components["la_year"]
-    d = _la_level(own, terms.la_idx, n_la)
-    seen = np.bincount(terms.la_idx, minlength=n_la) > 0
+    post = reader(fit)
+    lp = linear_predictor(post) if lp is None else lp
+    n_la = len(post.la_codes)
+    labels = lp.between_la_labels()
+    own = lp.components[labels[0]]
+    for label in labels[1:]:
+        own = own + lp.components[label]
+    d = _la_level(own, post.la_idx, n_la)
+    seen = np.bincount(post.la_idx, minlength=n_la) > 0
     return d[:, seen].var(axis=1, ddof=1)
 
 
-def superpopulation_between_la_variance(fit: Any) -> np.ndarray:
+def superpopulation_between_la_variance(fit: Fit | Posterior) -> np.ndarray:
     """The model's expected V_between per draw: Var_j(d_j) of :func:`between_la_variance` for
     new authorities drawn from the random-effect laws, observed in the fitted LAs' rows,
 
@@ -297,36 +165,13 @@ def superpopulation_between_la_variance(fit: Any) -> np.ndarray:
         [+ sigma_la_year^2 mean_j k_j]            k_j = n_j^-2 sum_{a,b} rho^|t_a - t_b|,
 
     the last three being the variances of an LA's mean slope, trend and AR(1) terms over its
-    n_j fitted years t (k_j is the variance of the mean of a unit-variance AR(1) path).
+    n_j fitted years t (k_j is the variance of the mean of a unit-variance AR(1) path). Each
+    term gives its own part (``Term.expected_between_la_variance``).
     """
-    la_idx = constant(fit, "la_idx").astype(int)
-    n_la = fit.idata["posterior"].sizes["la"]
-    seen = np.flatnonzero(np.bincount(la_idx, minlength=n_la) > 0)
-    total = draws(fit, "sigma_la") ** 2 + draws(fit, "sigma_region") ** 2
-
-    def mean_square_of_la_means(values: np.ndarray) -> float:
-        sums = np.bincount(la_idx, weights=values, minlength=n_la)
-        means = sums[seen] / np.bincount(la_idx, minlength=n_la)[seen]
-        return float(np.mean(means**2))
-
-    slope = random_slope_name(fit)
-    if slope is not None:
-        x_slope = constant(fit, "X").astype(float)[:, covariate_names(fit).index(slope)]
-        total = total + draws(fit, "sigma_la_slope") ** 2 * mean_square_of_la_means(x_slope)
-    if has_variable(fit, "la_trend"):
-        year_c = constant(fit, "year_c").astype(float)
-        total = total + draws(fit, "sigma_la_trend") ** 2 * mean_square_of_la_means(year_c)
-    if has_variable(fit, "la_year"):
-        years = fit.idata["posterior"]["year"].values.astype(float)
-        fitted_years = years[constant(fit, "year_idx").astype(int)]
-        year_sets = pd.Series(fitted_years).groupby(la_idx).agg(lambda t: tuple(sorted(t)))
-        from csc_bayes.model import ar1_correlation
-
-        rho = draws(fit, "rho_la_year")
-        mean_k = np.zeros_like(rho)
-        for year_set, count in year_sets.value_counts().items():
-            mean_k += count * ar1_correlation(rho, year_set).mean(axis=(1, 2))
-        total = total + draws(fit, "sigma_la_year") ** 2 * mean_k / len(year_sets)
+    post = reader(fit)
+    total = np.zeros(post.n_draws)
+    for term in post.terms:
+        total = total + term.expected_between_la_variance(post)
     return total
 
 
@@ -336,26 +181,26 @@ def _paired(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[:n], b[:n]
 
 
-def _check_null_matches(fit: Any, null_fit: Any) -> None:
+def _check_null_matches(post: Posterior, null: Posterior) -> None:
     """The null fit must model the same outcome on the same authorities and years."""
-    for coord in ("la", "year"):
-        full = [str(v) for v in fit.idata["posterior"][coord].values]
-        null = [str(v) for v in null_fit.idata["posterior"][coord].values]
-        if full != null:
-            raise ValueError(
-                f"null fit does not match: its {coord!r} coordinate differs from the full fit's "
-                f"({len(null)} vs {len(full)} values; e.g. only in one: "
-                f"{sorted(set(full) ^ set(null))[:5]})"
+    for coord, attr in (("la", "la_codes"), ("year", "years")):
+        if getattr(post, attr) != getattr(null, attr):
+            full, null_values = getattr(post, attr), getattr(null, attr)
+            raise AnswerError(
+                f"null fit does not match: its {coord!r} coordinate differs from the full "
+                f"fit's ({len(null_values)} vs {len(full)} values; e.g. only in one: "
+                f"{sorted(set(map(str, full)) ^ set(map(str, null_values)))[:5]})"
             )
-    outcome = getattr(fit.spec, "outcome", None)
-    null_outcome = getattr(null_fit.spec, "outcome", None)
-    if outcome != null_outcome:
-        raise ValueError(
-            f"null fit models outcome {null_outcome!r} but the full fit models {outcome!r}"
+    if post.spec.outcome != null.spec.outcome:
+        raise AnswerError(
+            f"null fit models outcome {null.spec.outcome!r} but the full fit models "
+            f"{post.spec.outcome!r}"
         )
-    if covariate_names(null_fit):
-        n = len(covariate_names(null_fit))
-        raise ValueError(f"the null fit has {n} covariate(s); a null fit has random effects only")
+    if null.covariates:
+        raise AnswerError(
+            f"the null fit has {len(null.covariates)} covariate(s); a null fit has random "
+            "effects only"
+        )
 
 
 def _summarise(label: str, component: str, values: np.ndarray, ci_prob: float) -> dict[str, Any]:
@@ -371,7 +216,7 @@ def _summarise(label: str, component: str, values: np.ndarray, ci_prob: float) -
 
 
 def explain_variance(
-    fit: Any, *, null_fit: Any | None = None, ci_prob: float = DEFAULT_CI_PROB
+    fit: Fit, *, null_fit: Fit | None = None, ci_prob: float = DEFAULT_CI_PROB
 ) -> VarianceExplained:
     """How much variation each source explains, with ``ci_prob`` credible intervals.
 
@@ -392,47 +237,41 @@ def explain_variance(
       model's expected V_between, :func:`superpopulation_between_la_variance`.
     """
     check_ci_prob(ci_prob)
-    terms = linear_predictor_terms(fit)
-    names = list(terms.components)
-    stacked = np.stack([terms.components[c] for c in names], axis=1)  # (S, m, n)
+    post = reader(fit)
+    lp = linear_predictor(post)
+    names = list(lp.components)
+    stacked = np.stack([lp.components[c] for c in names], axis=1)  # (S, m, n)
     centred = stacked - stacked.mean(axis=2, keepdims=True)
     cov = np.einsum("smn,skn->smk", centred, centred) / (stacked.shape[2] - 1)
     explained = shapley_variance(cov)  # (S, m)
-    eta = terms.eta
-    residual = residual_variances(fit, eta)
+    eta = lp.eta
+    residual = residual_variances(post, eta)
     parts = np.concatenate([explained, np.stack(list(residual.values()), axis=1)], axis=1)
     labels = names + list(residual)
     shares = parts / parts.sum(axis=1, keepdims=True)
 
+    batches = {k: v for term in post.terms for k, v in term.batch_sd(post).items()}
     quantities: dict[str, np.ndarray] = {}
     for j, label in enumerate(labels):
         quantities[f"share:{label}"] = shares[:, j]
-    for j, label in enumerate(names):
-        if label not in ("region", "year", "la"):
+    for j, label in enumerate(names):  # components without a batch of levels of their own
+        if batches.get(label, (None, None))[0] is None:
             quantities[f"finite_sd:{label}"] = np.sqrt(cov[:, j, j])
-    for batch, var in (("la", "la_effect"), ("region", "region_effect"), ("year", "year_effect")):
-        quantities[f"finite_sd:{batch}"] = draws(fit, var).std(axis=1, ddof=1)
-    for extra in ("la_slope", "la_trend"):
-        if has_variable(fit, extra):
-            quantities[f"finite_sd:{extra}"] = draws(fit, extra).std(axis=1, ddof=1)
-    for batch, var in (
-        ("la", "sigma_la"),
-        ("region", "sigma_region"),
-        ("year", "sigma_year"),
-        ("la_slope", "sigma_la_slope"),
-        ("la_trend", "sigma_la_trend"),
-        ("la_year", "sigma_la_year"),
-    ):
-        if has_variable(fit, var):
-            quantities[f"superpopulation_sd:{batch}"] = draws(fit, var)
-    quantities["bayes_r2:rate"] = _bayes_r2(fit, eta, terms.log_exposure)
+    for label, (finite, _) in batches.items():
+        if finite is not None:
+            quantities[f"finite_sd:{label}"] = finite
+    for label, (_, superpopulation) in batches.items():
+        quantities[f"superpopulation_sd:{label}"] = superpopulation
+    quantities["bayes_r2:rate"] = _bayes_r2(post, eta, lp.log_exposure)
 
     if null_fit is not None:
-        _check_null_matches(fit, null_fit)
-        full, null = _paired(between_la_variance(fit, terms), between_la_variance(null_fit))
+        null_post = reader(null_fit)
+        _check_null_matches(post, null_post)
+        full, null = _paired(between_la_variance(post, lp), between_la_variance(null_post))
         quantities["between_la_explained:finite"] = 1 - full / null
         full_sp, null_sp = _paired(
-            superpopulation_between_la_variance(fit), superpopulation_between_la_variance(null_fit)
+            superpopulation_between_la_variance(post),
+            superpopulation_between_la_variance(null_post),
         )
         quantities["between_la_explained:superpopulation"] = 1 - full_sp / null_sp
 

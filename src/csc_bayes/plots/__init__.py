@@ -81,7 +81,7 @@ def figure_from_fit(
         table = excess(fit, year=year, ci_prob=ci_prob) if excess_table is None else excess_table
         if kind == "funnel":
             label = None
-            if "la_year" in fit.idata["posterior"].data_vars and phi_draws(fit) is None:
+            if fit.spec.la_year is not None and phi_draws(fit) is None:
                 # the extra-Poisson variation is the AR(1) LA-year term, part of the excess
                 label = "Poisson (AR(1) LA-year deviations count as the authority's own)"
             fig = funnel(table, phi=phi_draws(fit), limits_label=label, synthetic=synthetic)

@@ -1,0 +1,39 @@
+"""The global intercept: the log rate of an average authority-year at average covariates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from csc_bayes.priors import Prior, prior, prior_rv
+from csc_bayes.terms.base import BuildContext, DataScale, NewLevels, Rows, Term
+
+
+class Intercept(Term):
+    """``intercept ~ Normal(pooled log rate, 2.5 s)`` (data-scaled default).
+
+    In the hierarchical parameterisation it is the mean of the LA levels (``la_mean``); in the
+    textbook one it enters eta directly.
+    """
+
+    name = "intercept"
+    order = 0
+
+    def parameters(self) -> tuple[str, ...]:
+        return ("intercept",)
+
+    def default_priors(self, scale: DataScale) -> dict[str, Prior]:
+        return {"intercept": prior("normal", mu=scale.pooled, sigma=2.5 * scale.s)}
+
+    def build(self, ctx: BuildContext) -> None:
+        intercept = prior_rv("intercept", ctx.priors["intercept"])
+        ctx.tensors["intercept"] = intercept
+        if ctx.hierarchical:
+            ctx.la_mean["intercept"] = intercept
+        else:
+            ctx.eta["intercept"] = intercept
+
+    def contribution(self, post: Any, rows: Rows, new: NewLevels) -> dict[str, np.ndarray]:
+        draws = post.draws("intercept")
+        return {"intercept": np.broadcast_to(draws[:, None], (len(draws), len(rows)))}
