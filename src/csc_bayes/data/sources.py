@@ -8,6 +8,11 @@ file, a wrong delimiter, a missing column or a duplicated authority-year is a
 
 from __future__ import annotations
 
+import codecs
+import csv
+import hashlib
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -111,3 +116,156 @@ def check_unique(frame: pd.DataFrame, *, file: str, keys: tuple[str, ...] = ("la
         raise DataFileError(
             f"duplicated authority-year {what} (rows {rows[:6]})", file=file, row=int(rows[0])
         )
+
+
+# ----------------------------------------------------------------------------- strict text CSV
+
+#: delimiters recognised in a header, with the words a message uses for them
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "vertical bars ('|')"}
+
+
+@dataclass(frozen=True)
+class CsvText:
+    """A CSV read strictly: every cell as text; ``frame.index`` is each record's spreadsheet row
+    (header = row 1; blank lines count as rows but are not records)."""
+
+    frame: pd.DataFrame
+    encoding: str
+    delimiter: str
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def decode_text(data: bytes, *, file: str) -> tuple[str, str]:
+    """(text, encoding name) of a text file's bytes: UTF-8 (with or without a byte-order mark),
+    UTF-16 with a byte-order mark, else Windows-1252. A spreadsheet, a parquet file or other
+    binary content is a :class:`DataFileError` saying what the file seems to be."""
+    if data.startswith(b"PK\x03\x04"):
+        raise DataFileError(
+            "file is a zip archive (an .xlsx / .ods spreadsheet?), not a CSV text file; "
+            "save it as CSV",
+            file=file,
+        )
+    if data.startswith(b"PAR1"):
+        raise DataFileError("file is parquet, not CSV; give it a .parquet name", file=file)
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data[len(codecs.BOM_UTF8) :].decode("utf-8"), "UTF-8 (with byte-order mark)"
+        except UnicodeDecodeError as exc:
+            raise DataFileError(
+                f"file starts with a UTF-8 byte-order mark but is not UTF-8: {exc}", file=file
+            ) from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16"), "UTF-16"
+        except UnicodeDecodeError as exc:
+            raise DataFileError(f"file is not valid UTF-16: {exc}", file=file) from None
+    if b"\x00" in data[:4096]:
+        raise DataFileError(
+            "file holds NUL bytes: binary, or UTF-16 without a byte-order mark; "
+            "save it as a UTF-8 CSV",
+            file=file,
+        )
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "Windows-1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "Latin-1"
+
+
+def _shown(fields: list[str], delimiter: str, limit: int = 100) -> str:
+    text = delimiter.join(fields)
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def read_text_csv(path: Path) -> CsvText:
+    """Read a CSV strictly, every cell as text (markers intact, nothing turned into NaN).
+
+    Detects the encoding (:func:`decode_text`) and the delimiter of the header; only commas are
+    accepted, and a file split by semicolons, tabs or bars is an error naming the delimiter and
+    the encoding. Column names are stripped of spaces; a blank one becomes ``Unnamed: <i>``.
+    Raises :class:`DataFileError` naming the file and, where it applies, the row and value for:
+    an empty file; a header without data rows; a duplicated column name; a row whose number of
+    fields differs from the header's (a short last row without a line ending: the file ends
+    mid-row, e.g. truncated);
+    an unterminated quote.
+    """
+    path = Path(path)
+    file = str(path)
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataFileError("file is empty", file=file)
+    text, encoding = decode_text(data, file=file)
+    first_line = text.lstrip("\r\n").splitlines()[0] if text.strip() else ""
+    counts = {d: first_line.count(d) for d in DELIMITERS}
+    other = max((d for d in DELIMITERS if d != ","), key=counts.get)
+    if counts[other] > counts[","]:
+        raise DataFileError(
+            f"file is not comma-separated: its header is split by {DELIMITERS[other]} "
+            f"(read as {encoding}); save it as a comma-separated CSV",
+            file=file,
+            row=1,
+        )
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    records: list[list[str]] = []
+    rows: list[int] = []
+    row = 0
+    try:
+        for row, fields in enumerate(reader, start=1):
+            if not fields:
+                continue  # a blank line: a row a spreadsheet shows, but no record
+            if header is None:
+                header = [f.strip() for f in fields]
+                header_row = row
+                continue
+            records.append(fields)
+            rows.append(row)
+    except csv.Error as exc:
+        raise DataFileError(
+            f"cannot read as CSV ({encoding}, comma-separated): {exc}", file=file, row=row + 1
+        ) from None
+    if header is None:
+        raise DataFileError("file is empty", file=file)
+    header = [name or f"Unnamed: {i}" for i, name in enumerate(header)]  # as pandas names them
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataFileError(
+                "column name appears twice in the header", file=file, row=header_row, column=name
+            )
+        seen.add(name)
+    if not records:
+        raise DataFileError("file has a header but no data rows", file=file, row=header_row)
+    ends_cleanly = text.endswith(("\n", "\r"))
+    width = len(header)
+    for i, (fields, r) in enumerate(zip(records, rows, strict=True)):
+        if len(fields) == width:
+            continue
+        last = i == len(records) - 1
+        if last and not ends_cleanly and len(fields) < width:
+            raise DataFileError(
+                f"file ends mid-row: its last row has {len(fields)} of the header's {width} "
+                "fields and no line ending (truncated?)",
+                file=file,
+                row=r,
+                value=_shown(fields, ","),
+            )
+        raise DataFileError(
+            f"row has {len(fields)} fields but the header has {width}",
+            file=file,
+            row=r,
+            value=_shown(fields, ","),
+        )
+    frame = pd.DataFrame(records, columns=header, index=pd.Index(rows), dtype=str)
+    return CsvText(frame, encoding, ",")
