@@ -45,6 +45,10 @@ def build(
         f"[bold]panel[/]: {len(panel)} rows, {panel['la_code'].nunique()} authorities, "
         f"years {panel['year'].min()}-{panel['year'].max()} -> {path}"
     )
+    console.print(
+        f"sha256 of the {len(panel.attrs.get('raw_files', {}))} official files read recorded "
+        "in the panel's metadata (panel.attrs['raw_files'])"
+    )
     print_wide(frame_table(report.coverage, title="Authorities with a value, per year"))
     print_wide(frame_table(report.missing, title="Missing cells by column and reason"))
     print_wide(frame_table(report.excluded, title="Excluded authorities (default)"))

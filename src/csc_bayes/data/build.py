@@ -30,12 +30,13 @@ from csc_bayes.data.schema import (
     EXPOSURE,
     FLAGGED,
     OUTCOMES,
+    RAW_FILES_ATTR,
     MissingReason,
     extra_flagged,
     missing_column,
     validate_panel,
 )
-from csc_bayes.data.sources import FILES
+from csc_bayes.data.sources import FILES, raw_file_hashes
 from csc_bayes.errors import DataFileError, PanelValidationError
 
 #: the first reporting year whose outcomes are not yet published
@@ -174,7 +175,8 @@ def build_panel_report(
     ``la_code, ons_code, la_name, year`` (one row per unit-year) and returns the covariate
     columns for the same rows in the same order. ``extra``: the user's own tables (CSV or
     parquet), joined as new columns by :func:`csc_bayes.data.extra.join_extra`; they are read
-    and checked before the official files.
+    and checked before the official files. ``panel.attrs["raw_files"]`` records the sha256 of
+    every official file the build reads, by its path inside ``raw_dir``.
     """
     extra = [extra] if isinstance(extra, str | Path) else list(extra)
     if extra:  # a bad table fails fast, before the slower official build
@@ -195,6 +197,7 @@ def build_panel_report(
         )
     frame = pd.concat([frame.reset_index(drop=True), cov[wanted].reset_index(drop=True)], axis=1)
     panel = validate_panel(frame, source=f"panel built from {raw_dir}")
+    panel.attrs[RAW_FILES_ATTR] = raw_file_hashes(Path(raw_dir))
     if extra:
         from csc_bayes.data.extra import join_extra
 
