@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -197,7 +199,13 @@ def test_cli_build_writes_panel_and_prints_summary(raw_dir, tmp_path):
     out = tmp_path / "p.parquet"
     result = CliRunner().invoke(app, ["data", "build", "--raw", str(raw_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert len(load_panel(out)) > 2000
+    saved = load_panel(out)
+    assert len(saved) > 2000
+    # the sha256 of every official file read is in the panel's metadata
+    hashes = saved.attrs["raw_files"]
+    assert set(hashes) == set(FILES.values())
+    for name in (FILES["cpp"], FILES["lait"], FILES["iod"]):
+        assert hashes[name] == hashlib.sha256((raw_dir / name).read_bytes()).hexdigest()
     for text in (
         "Authorities with a value",
         "not_yet_published",

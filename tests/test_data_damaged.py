@@ -7,7 +7,6 @@ one it damages (a modified copy).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -159,15 +158,3 @@ def test_zero_population(raw_dir, tmp_path):
     assert "ons_mid-year_population_estimates_2012_to_2024.csv" in message
     assert "population must be positive" in message
     assert f"row {i + 1}" in message and "'population_estimate'" in message and "'0'" in message
-
-
-def test_build_records_the_sha256_of_every_file_it_read(raw_dir, tmp_path):
-    from csc_bayes.data import load_panel
-
-    out = tmp_path / "panel.parquet"
-    result = CliRunner().invoke(app, ["data", "build", "--raw", str(raw_dir), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    hashes = load_panel(out).attrs["raw_files"]
-    assert set(hashes) == set(FILES.values())
-    for name in (CPP, FILES["lait"], FILES["iod"]):
-        assert hashes[name] == hashlib.sha256((raw_dir / name).read_bytes()).hexdigest()

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from csc_bayes.cli import app
 from csc_bayes.data import (
     add_extra,
-    build_panel_report,
     extra_summary,
     join_extra,
     load_panel,
@@ -293,6 +292,8 @@ def test_cli_build_with_extra_tables(built_with_extra, extra_tables):
     result, out = built_with_extra
     assert result.exit_code == 0, result.output
     assert "Your own columns" in result.output
+    missing_table = result.output.split("Missing cells by column")[1].split("Excluded")[0]
+    assert "rural_share" in missing_table and "not_in_extra_table" in missing_table
     panel = load_panel(out)
     assert cell(panel, "383", 2024, "caseworkers") == 260
     assert cell(panel, "942", 2024, "caseworkers") == 40  # Cumberland, from 2024
@@ -308,13 +309,6 @@ def test_cli_build_with_extra_tables(built_with_extra, extra_tables):
     assert (old_dorset["rural_share"] == 0.6).all()  # E10000009: former Dorset county
     new_dorset = panel.loc[panel["la_code"] == "838"]
     assert (new_dorset["rural_share_missing"] == "not_in_extra_table").all()
-
-
-@pytest.mark.realdata
-def test_build_panel_report_takes_extra(raw_dir, extra_tables):
-    panel, report = build_panel_report(raw_dir, extra=extra_tables[1:])
-    assert "rural_share" in panel.columns
-    assert "rural_share" in set(report.missing["column"])
 
 
 @pytest.mark.realdata
