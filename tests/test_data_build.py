@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -197,7 +199,13 @@ def test_cli_build_writes_panel_and_prints_summary(raw_dir, tmp_path):
     out = tmp_path / "p.parquet"
     result = CliRunner().invoke(app, ["data", "build", "--raw", str(raw_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert len(load_panel(out)) > 2000
+    saved = load_panel(out)
+    assert len(saved) > 2000
+    # the sha256 of every official file read is in the panel's metadata
+    hashes = saved.attrs["raw_files"]
+    assert set(hashes) == set(FILES.values())
+    for name in (FILES["cpp"], FILES["lait"], FILES["iod"]):
+        assert hashes[name] == hashlib.sha256((raw_dir / name).read_bytes()).hexdigest()
     for text in (
         "Authorities with a value",
         "not_yet_published",
@@ -212,5 +220,23 @@ def test_cli_names_missing_file(tmp_path):
     from csc_bayes.cli import app
 
     result = CliRunner().invoke(app, ["data", "build", "--raw", str(tmp_path)])
-    assert result.exit_code != 0
-    assert "b1_children_in_need_2013_to_2025.csv" in str(result.exception)
+    assert result.exit_code == 2
+    assert "b1_children_in_need_2013_to_2025.csv" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_lagged_columns_on_the_built_panel(panel):
+    from csc_bayes.data import lagged
+
+    values, reasons = lagged(panel, "cpp", 1)
+
+    def at(series, code, year):
+        return series[(panel["la_code"] == code) & (panel["year"] == year)].iloc[0]
+
+    assert at(values, "383", 2014) == cell(panel, "383", 2013, "cpp")
+    assert at(reasons, "383", 2014) is pd.NA
+    assert at(reasons, "383", 2013) == "no_source"  # CPP 2012 has no source file
+    assert at(reasons, "383", 2010) == "before_first_year"
+    assert at(reasons, "942", 2024) == "before_first_year"  # Cumberland starts in 2024
+    assert at(reasons, "204", 2022) == "not_available"  # Hackney 2021: x in the file
+    assert not (values == 0).any()

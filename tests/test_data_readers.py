@@ -35,7 +35,7 @@ def test_markers_become_missing_with_reasons_never_zero(tmp_path):
         *GOOD,
         "2020,Reporting year,Local authority,204,E09000012,Hackney,c",
         "2020,Reporting year,Local authority,205,E09000013,Hammersmith,x",
-        "2020,Reporting year,Local authority,206,E09000014,Haringey,[u]",
+        "2020,Reporting year,Local authority,206,E09000019,Islington,[u]",
     )
     m = read_ees_column(path, "At31_episodes", name="cin")
     by_code = m.las.set_index("la_code")
@@ -126,3 +126,79 @@ def test_underscored_number_is_an_error_not_a_thousand():
 
     with pytest.raises(DataFileError, match="'1_000'"):
         parse_numbers(pd.Series(["12", "1_000"]), file="f.csv", column="cpp")
+
+
+# ----------------------------------------------------------------- the strict CSV reader itself
+
+
+def read_bytes_csv(tmp_path, data: bytes, name: str = "f.csv"):
+    from csc_bayes.data.sources import read_text_csv
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    return read_text_csv(path)
+
+
+def test_rows_are_numbered_as_a_spreadsheet_shows_them(tmp_path):
+    # quoted commas and line breaks stay in their cell; a blank line is a row but no record
+    got = read_bytes_csv(tmp_path, b'a,b\n1,"x, y"\n\n2,"two\nlines"\n3,z')  # no final newline
+    assert got.frame.index.tolist() == [2, 4, 5]
+    assert got.frame["b"].tolist() == ["x, y", "two\nlines", "z"]
+    assert (got.encoding, got.delimiter) == ("UTF-8", ",")
+
+
+def test_encodings_are_detected_and_named(tmp_path):
+    assert read_bytes_csv(tmp_path, "a,b\n1,é\n".encode("cp1252")).encoding == "Windows-1252"
+    bom = read_bytes_csv(tmp_path, "\ufeffa,b\n1,é\n".encode())
+    assert bom.encoding == "UTF-8 (with byte-order mark)" and list(bom.frame.columns) == ["a", "b"]
+    utf16 = read_bytes_csv(tmp_path, "a,b\n1,2\n".encode("utf-16"))
+    assert utf16.encoding == "UTF-16" and utf16.frame["b"].tolist() == ["2"]
+    with pytest.raises(DataFileError, match=r"tabs \(read as UTF-16\)"):
+        read_bytes_csv(tmp_path, "a\tb\n1\t2\n".encode("utf-16"))
+
+
+@pytest.mark.parametrize(
+    ("data", "pattern"),
+    [
+        (b"", r"file is empty"),
+        (b"a,b,c\n", r"header but no data rows.*row 1"),
+        (b"a,b,c\n1,2,3\n4,5\n6,7,8\n", r"row has 2 fields but the header has 3.*row 3.*'4,5'"),
+        (b"a,b,c\n1,2,3\n4,5,6,7\n", r"row has 4 fields.*row 3.*'4,5,6,7'"),
+        (b"a,b,c\n1,2,3\n4,5", r"ends mid-row: its last row has 2 of the header's 3.*row 3.*'4,5'"),
+        (b'a,b\n1,"open\n', r"cannot read as CSV.*never closed.*row 2"),
+        (b"a|b\n1|2\n", r"vertical bars"),
+        (b"a,a\n1,2\n", r"column name appears twice.*column 'a'"),
+        (b"PK\x03\x04rest", r"zip archive"),
+        (b"PAR1rest", r"parquet, not CSV"),
+    ],
+)
+def test_damaged_files_are_errors_naming_the_row(tmp_path, data, pattern):
+    with pytest.raises(DataFileError, match=pattern) as err:
+        read_bytes_csv(tmp_path, data)
+    assert "f.csv" in str(err.value)
+
+
+def test_year_coverage_follows_the_files_name(tmp_path):
+    import pandas as pd
+
+    from csc_bayes.data.sources import check_year_coverage, promised_years
+
+    assert promised_years("x/b1_children_in_need_2013_to_2025.csv") == range(2013, 2026)
+    assert promised_years("SFR36_CLA2013.csv") is None
+    ref = pd.read_csv(
+        Path(__file__).parents[1] / "src/csc_bayes/reference/authorities.csv", dtype=str
+    )
+    codes = ref.loc[ref["first_year"] == "2010", "la_code"].tolist()
+    full = pd.DataFrame(
+        [(c, y, i) for y in (2013, 2014, 2015) for i, c in enumerate(codes)],
+        columns=["la_code", "year", "row"],
+    )
+    check_year_coverage(full, file="m_2013_to_2016.csv")  # the name's last year may be absent
+    check_year_coverage(full, file="no_range.csv")
+    with pytest.raises(DataFileError, match=r"no authority rows for 2015 \(years with rows: 2013"):
+        check_year_coverage(full[full["year"] < 2015], file="m_2013_to_2016.csv")
+    half = full[(full["year"] != 2014) | (full["row"] < 70)]
+    with pytest.raises(DataFileError, match=r"year 2014 has rows for only 70 authorities"):
+        check_year_coverage(half, file="m_2013_to_2016.csv")
+    with pytest.raises(DataFileError, match=r"should cover years 2012-2013"):
+        check_year_coverage(full, file="no_range.csv", years=range(2012, 2014))

@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pandas as pd
 import typer
+from rich.markup import escape
 
-from csc_bayes.cli._common import console, frame_table, print_wide
+from csc_bayes.cli._common import console, err_console, frame_table, print_wide
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    """Print a known error as one line on standard error; exit status 2 (as ``main`` does)."""
+    err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    return typer.Exit(2)
 
 
 def build(
@@ -15,15 +22,32 @@ def build(
         ..., "--raw", help="Folder holding the official files (see docs/data.md).", exists=False
     ),
     out: Path = typer.Option(Path("panel.parquet"), "--out", help="Where to write the panel."),
+    extra: list[Path] = typer.Option(
+        [],
+        "--extra",
+        help=(
+            "Your own table (CSV or parquet) keyed by la_code or ons_code, with or without a "
+            "year column, joined as new columns; repeat for several (docs/data.md, 'Your own "
+            "columns')."
+        ),
+    ),
 ) -> None:
     """Build the LA x year panel from the official DfE / ONS files and write it as parquet."""
     from csc_bayes.data import build_panel_report, save_panel
+    from csc_bayes.errors import CscBayesError
 
-    panel, report = build_panel_report(raw)
-    path = save_panel(panel, out)
+    try:
+        panel, report = build_panel_report(raw, extra=extra)
+        path = save_panel(panel, out)
+    except CscBayesError as exc:
+        raise _fail(exc) from None
     console.print(
         f"[bold]panel[/]: {len(panel)} rows, {panel['la_code'].nunique()} authorities, "
         f"years {panel['year'].min()}-{panel['year'].max()} -> {path}"
+    )
+    console.print(
+        f"sha256 of the {len(panel.attrs.get('raw_files', {}))} official files read recorded "
+        "in the panel's metadata (panel.attrs['raw_files'])"
     )
     print_wide(frame_table(report.coverage, title="Authorities with a value, per year"))
     print_wide(frame_table(report.missing, title="Missing cells by column and reason"))
@@ -34,6 +58,36 @@ def build(
             title=("Sum of authorities vs national total (difference = LA sum - national)"),
         )
     )
+    _print_extra(panel)
+
+
+def join(
+    panel_path: Path = typer.Argument(..., metavar="PANEL", help="A saved panel (parquet)."),
+    extra: list[Path] = typer.Option(
+        ..., "--extra", help="Your own table (CSV or parquet); repeat for several."
+    ),
+    out: Path = typer.Option(..., "--out", help="Where to write the panel with the new columns."),
+) -> None:
+    """Join your own tables to a saved panel as new columns (same rules as `data build --extra`)."""
+    from csc_bayes.data import load_panel, save_panel
+    from csc_bayes.data.extra import join_extra
+    from csc_bayes.errors import CscBayesError
+
+    try:
+        panel = join_extra(load_panel(panel_path), extra)
+        path = save_panel(panel, out)
+    except CscBayesError as exc:
+        raise _fail(exc) from None
+    console.print(f"[bold]panel[/]: {len(panel)} rows -> {path}")
+    _print_extra(panel)
+
+
+def _print_extra(panel: pd.DataFrame) -> None:
+    from csc_bayes.data.extra import extra_summary
+
+    summary = extra_summary(panel)
+    if not summary.empty:
+        print_wide(frame_table(summary, title="Your own columns (--extra)"))
 
 
 def reconciliation_summary(recon: pd.DataFrame) -> pd.DataFrame:
@@ -64,4 +118,5 @@ def register(app: typer.Typer) -> None:
     """Add the ``data`` sub-command group to the ``csc-bayes`` app."""
     data_app = typer.Typer(name="data", help="Build the panel from the official files.")
     data_app.command("build")(build)
+    data_app.command("join")(join)
     app.add_typer(data_app, name="data")

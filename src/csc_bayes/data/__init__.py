@@ -2,6 +2,7 @@
 
 from csc_bayes.data import build_panel, save_panel, load_panel
 panel = build_panel("/path/to/raw")   # see docs/data.md for the files it reads
+panel = build_panel("/path/to/raw", extra=["mine.csv"])   # plus your own columns
 """
 
 from csc_bayes.data.build import (
@@ -12,15 +13,23 @@ from csc_bayes.data.build import (
     load_panel,
     save_panel,
 )
+from csc_bayes.data.extra import add_extra, extra_summary, join_extra, read_extra
+from csc_bayes.data.lags import add_lagged, lagged
 from csc_bayes.data.schema import MissingReason, validate_panel
 
 __all__ = [
     "BuildReport",
     "MissingReason",
+    "add_extra",
+    "add_lagged",
     "build_outcome_panel",
     "build_panel",
     "build_panel_report",
+    "extra_summary",
+    "join_extra",
+    "lagged",
     "load_panel",
+    "read_extra",
     "save_panel",
     "validate_panel",
 ]

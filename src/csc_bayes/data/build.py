@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +30,13 @@ from csc_bayes.data.schema import (
     EXPOSURE,
     FLAGGED,
     OUTCOMES,
+    RAW_FILES_ATTR,
     MissingReason,
+    extra_flagged,
     missing_column,
     validate_panel,
 )
-from csc_bayes.data.sources import FILES
+from csc_bayes.data.sources import FILES, raw_file_hashes
 from csc_bayes.errors import DataFileError, PanelValidationError
 
 #: the first reporting year whose outcomes are not yet published
@@ -165,13 +167,23 @@ def build_panel_report(
     raw_dir: Path,
     *,
     covariates: Callable[[pd.DataFrame, Path], pd.DataFrame] | None = None,
+    extra: Iterable[Path | str] = (),
 ) -> tuple[pd.DataFrame, BuildReport]:
     """Build the validated panel from the official files in ``raw_dir`` and say what it covers.
 
     ``covariates`` defaults to :func:`csc_bayes.data.covariates.covariates_for`; it receives
     ``la_code, ons_code, la_name, year`` (one row per unit-year) and returns the covariate
-    columns for the same rows in the same order.
+    columns for the same rows in the same order. ``extra``: the user's own tables (CSV or
+    parquet), joined as new columns by :func:`csc_bayes.data.extra.join_extra`; they are read
+    and checked before the official files. ``panel.attrs["raw_files"]`` records the sha256 of
+    every official file the build reads, by its path inside ``raw_dir``.
     """
+    extra = [extra] if isinstance(extra, str | Path) else list(extra)
+    if extra:  # a bad table fails fast, before the slower official build
+        from csc_bayes.data.extra import read_extra
+
+        for path in extra:
+            read_extra(path)
     if covariates is None:
         from csc_bayes.data.covariates import covariates_for as covariates
     frame, report = build_outcome_panel(raw_dir)
@@ -185,6 +197,11 @@ def build_panel_report(
         )
     frame = pd.concat([frame.reset_index(drop=True), cov[wanted].reset_index(drop=True)], axis=1)
     panel = validate_panel(frame, source=f"panel built from {raw_dir}")
+    panel.attrs[RAW_FILES_ATTR] = raw_file_hashes(Path(raw_dir))
+    if extra:
+        from csc_bayes.data.extra import join_extra
+
+        panel = join_extra(panel, extra)
     return panel, BuildReport(
         coverage=coverage(panel),
         missing=missing_cells(panel),
@@ -193,9 +210,10 @@ def build_panel_report(
     )
 
 
-def build_panel(raw_dir: Path) -> pd.DataFrame:
-    """The validated LA x year panel built from the official files in ``raw_dir``."""
-    return build_panel_report(raw_dir)[0]
+def build_panel(raw_dir: Path, *, extra: Iterable[Path | str] = ()) -> pd.DataFrame:
+    """The validated LA x year panel built from the official files in ``raw_dir``, with the
+    columns of the user's own tables ``extra`` (see :mod:`csc_bayes.data.extra`)."""
+    return build_panel_report(raw_dir, extra=extra)[0]
 
 
 def coverage(panel: pd.DataFrame) -> pd.DataFrame:
@@ -209,7 +227,7 @@ def missing_cells(panel: pd.DataFrame) -> pd.DataFrame:
     """Missing cells by column and reason (``column, reason, n``), columns in schema order."""
     rows = [
         (col, reason, int(n))
-        for col in FLAGGED
+        for col in (*FLAGGED, *extra_flagged(panel))
         if missing_column(col) in panel
         for reason, n in panel[missing_column(col)].value_counts().items()
     ]

@@ -22,7 +22,7 @@ from csc_bayes.data.markers import parse_numbers
 from csc_bayes.data.outcomes import Measure, read_ees_column, whole_numbers
 from csc_bayes.data.schema import MissingReason
 from csc_bayes.data.sfr import read_sfr_column
-from csc_bayes.data.sources import check_unique, locate, read_csv
+from csc_bayes.data.sources import check_codes, check_unique, locate, read_csv
 from csc_bayes.errors import DataFileError
 
 SFR_YEARS = range(2010, 2018)
@@ -71,6 +71,9 @@ def read_cla_lait(raw_dir: Path, *, year: int = LAIT_YEAR) -> Measure:
     )
     number = sel["LA Number"].astype(int)
     las = sel.loc[number < LAIT_ENGLAND].copy()
+    check_codes(
+        las.assign(ons_code=pd.NA), file=str(path), code_column="LA Number", ons_column=None
+    )
     check_unique(las, file=str(path))
     las["value"] = whole_numbers(las["value"], file=str(path), column="Values", rows=las["row"])
     las = las.assign(ons_code=pd.NA, la_name=pd.NA, region_name=pd.NA)[
@@ -101,7 +104,7 @@ def read_cla_ees(raw_dir: Path, *, release: int) -> Measure:
     )
     at31 = frame[type_col].str.contains("31 March", regex=False)
     in_range = frame["time_period"].str.strip().isin([str(y) for y in years])
-    m = read_ees_column(path, column, name="cla", keep=at31 & in_range, frame=frame)
+    m = read_ees_column(path, column, name="cla", keep=at31 & in_range, frame=frame, years=years)
     return m
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
 from csc_bayes.data.schema import MissingReason
-from csc_bayes.data.sources import FILES
+from csc_bayes.data.sources import FILES, read_csv
 from csc_bayes.errors import DataFileError
 
 ETHNICITY_FILE = FILES["ethnicity"]
@@ -55,13 +55,15 @@ def read_ethnicity(path: Path) -> pd.DataFrame:
 @lru_cache(maxsize=4)
 def _read_ethnicity(path: Path, _mtime_ns: int, _size: int) -> pd.DataFrame:
     """Cached on the file's path, modification time and size."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    raw.columns = [c.strip() for c in raw.columns]
-    for column in (CODE_COLUMN, NAME_COLUMN, GROUP_CODE_COLUMN, GROUP_COLUMN, COUNT_COLUMN):
-        if column not in raw.columns:
-            raise DataFileError("missing column", file=str(path), column=column)
+    raw = read_csv(
+        path, required=(CODE_COLUMN, NAME_COLUMN, GROUP_CODE_COLUMN, GROUP_COLUMN, COUNT_COLUMN)
+    )
     counts, reasons = parse_numbers(
-        raw[COUNT_COLUMN], file=str(path), column=COUNT_COLUMN, x_means=MissingReason.SUPPRESSED
+        raw[COUNT_COLUMN],
+        file=str(path),
+        column=COUNT_COLUMN,
+        rows=raw.index.tolist(),
+        x_means=MissingReason.SUPPRESSED,
     )
     negative = counts.lt(0).fillna(False)
     if negative.any():
@@ -69,7 +71,7 @@ def _read_ethnicity(path: Path, _mtime_ns: int, _size: int) -> pd.DataFrame:
         raise DataFileError(
             "negative count",
             file=str(path),
-            row=pos + 2,
+            row=int(raw.index[pos]),
             column=COUNT_COLUMN,
             value=raw[COUNT_COLUMN].iloc[pos],
         )

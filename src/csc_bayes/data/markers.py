@@ -8,6 +8,7 @@ column is an error naming the file, row, column and value.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,14 +60,17 @@ def parse_numbers(
     file: str,
     column: str,
     row_offset: int = 2,
+    rows: Sequence[int] | None = None,
     x_means: MissingReason = MissingReason.SUPPRESSED,
 ) -> tuple[pd.Series, pd.Series]:
     """Turn a column of published cells into (numbers as Float64, reasons as string).
 
     ``row_offset`` converts the Series' positional index to the row number a spreadsheet shows
-    (2 when the header is row 1). Numbers may carry thousands commas or scientific notation.
+    (2 when the header is row 1); ``rows``, when given, is the row number of each value instead.
+    Numbers may carry thousands commas or scientific notation.
     Raises :class:`DataFileError` for any other text, e.g. ``#VALUE!``.
     """
+    row_of = list(rows) if rows is not None else [p + row_offset for p in range(len(values))]
     numbers = np.full(len(values), np.nan)
     reasons: list[str | None] = [None] * len(values)
     for pos, raw in enumerate(values.tolist()):
@@ -90,13 +94,13 @@ def parse_numbers(
             raise DataFileError(
                 "unrecognised value in a numeric column",
                 file=file,
-                row=pos + row_offset,
+                row=row_of[pos],
                 column=column,
                 value=text,
             ) from None
         if not np.isfinite(numbers[pos]):
             raise DataFileError(
-                "non-finite number", file=file, row=pos + row_offset, column=column, value=text
+                "non-finite number", file=file, row=row_of[pos], column=column, value=text
             )
     return (
         pd.Series(numbers, index=values.index, dtype="Float64"),

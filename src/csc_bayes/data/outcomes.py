@@ -16,7 +16,13 @@ import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
 from csc_bayes.data.schema import MissingReason
-from csc_bayes.data.sources import check_unique, locate, read_csv
+from csc_bayes.data.sources import (
+    check_codes,
+    check_unique,
+    check_year_coverage,
+    locate,
+    read_csv,
+)
 from csc_bayes.errors import DataFileError
 
 #: panel column -> (file key in sources.FILES, column in that file)
@@ -67,14 +73,22 @@ def read_ees_column(
     name: str,
     keep: pd.Series | None = None,
     frame: pd.DataFrame | None = None,
+    years: range | None = None,
 ) -> Measure:
     """Read one numeric column of an EES CSV into a :class:`Measure`.
 
-    ``keep`` (a boolean mask over the file's rows) selects e.g. one ``population_type``.
-    Markers become NA with a reason (``x`` = not available); other text is an error.
+    ``keep`` (a boolean mask over the file's rows) selects e.g. one ``population_type``;
+    ``frame``, when given, is the file as :func:`~csc_bayes.data.sources.read_csv` returned it
+    (its index is the spreadsheet row). Markers become NA with a reason (``x`` = not
+    available); other text is an error. The whole file (before ``keep``) is checked against
+    the reference list: every authority's DfE number and ONS code
+    (:func:`~csc_bayes.data.sources.check_codes`) and the years and authorities it covers:
+    ``years`` when given, else those its name promises
+    (:func:`~csc_bayes.data.sources.check_year_coverage`).
     """
     raw = frame if frame is not None else read_csv(path, required=(*EES_IDENTITY, column))
-    raw = raw.assign(row=np.arange(len(raw)) + 2)
+    raw = raw.assign(row=raw.index.to_numpy())
+    _check_whole_file(raw, path, years)
     if keep is not None:
         raw = raw.loc[keep.to_numpy()]
     level = raw["geographic_level"].str.strip()
@@ -116,6 +130,21 @@ def read_ees_column(
     nat = raw.loc[level == "National", ["year", "value", "row"]]
     check_unique(nat, file=str(path), keys=("year",))
     return Measure(name, str(path), column, las, nat[["year", "value"]].reset_index(drop=True))
+
+
+def _check_whole_file(raw: pd.DataFrame, path: Path, years: range | None) -> None:
+    """Authority rows of the whole file: codes in the reference list, years as promised."""
+    las = raw.loc[raw["geographic_level"].str.strip() == "Local authority"]
+    las = pd.DataFrame(
+        {
+            "la_code": las["old_la_code"].str.strip(),
+            "ons_code": las["new_la_code"].str.strip(),
+            "year": _years(las, path),
+            "row": las["row"],
+        }
+    )
+    check_codes(las, file=str(path), code_column="old_la_code", ons_column="new_la_code")
+    check_year_coverage(las, file=str(path), years=years)
 
 
 def _years(raw: pd.DataFrame, path: Path) -> pd.Series:

@@ -23,6 +23,8 @@ class MissingReason(StrEnum):
     LOW_RELIABILITY = "low_reliability"  # u, low
     NO_SOURCE = "no_source"  # no file here covers that measure for that year
     NOT_YET_PUBLISHED = "not_yet_published"  # population published, outcomes not yet
+    NOT_IN_EXTRA_TABLE = "not_in_extra_table"  # a user's --extra table has no row for it
+    BEFORE_FIRST_YEAR = "before_first_year"  # a lag reaching before the authority's first year
 
 
 IDENTITY = ("la_code", "ons_code", "la_name", "region", "year")
@@ -31,6 +33,10 @@ OUTCOMES = ("cin", "cpp", "cla", "s47", "referrals")
 COVARIATES = ("idaci", "imd", "ethnic_minority_share", "spend_per_child")
 #: columns that carry a ``<name>_missing`` companion
 FLAGGED = (EXPOSURE, *OUTCOMES, *COVARIATES)
+#: ``panel.attrs`` key: one record per joined extra file (see :mod:`csc_bayes.data.extra`)
+EXTRA_FILES_ATTR = "extra_files"
+#: ``panel.attrs`` key: ``{path inside the raw folder: sha256}`` of every official file read
+RAW_FILES_ATTR = "raw_files"
 
 REGIONS = (
     "North East",
@@ -50,6 +56,21 @@ def missing_column(name: str) -> str:
     return f"{name}_missing"
 
 
+def extra_flagged(panel: pd.DataFrame) -> list[str]:
+    """Columns beyond the schema that carry a ``<name>_missing`` companion, in panel order.
+
+    These are a user's own columns (``--extra``) and derived ones such as lags; they follow the
+    same missing-value discipline as the schema's columns.
+    """
+    names = set(panel.columns)
+    skip = set(required_columns())
+    return [
+        c
+        for c in panel.columns
+        if c not in skip and not str(c).endswith("_missing") and missing_column(c) in names
+    ]
+
+
 def required_columns() -> list[str]:
     """Every column a valid panel must have, in canonical order."""
     cols = [*IDENTITY, *FLAGGED]
@@ -62,6 +83,12 @@ def validate_panel(panel: pd.DataFrame, *, source: str = "panel") -> pd.DataFram
     Raises :class:`PanelValidationError` naming the column, authority or row at fault for:
     a missing column; a duplicated (la_code, year); a region outside :data:`REGIONS`; a negative
     count or population; a missing value without a reason, or a reason beside a present value.
+
+    Columns beyond the schema are kept, after the schema's. Those with a ``<name>_missing``
+    companion (a user's ``--extra`` columns, lags; see :func:`extra_flagged`) must be numeric
+    (integers become Int64, others Float64) and follow the same missing-value rules. A column
+    named in ``panel.attrs["extra_files"]`` must have its companion; records there for columns
+    no longer in the panel are dropped from the returned panel's ``attrs``.
     """
     missing = [c for c in required_columns() if c not in panel.columns]
     if missing:
@@ -96,8 +123,12 @@ def validate_panel(panel: pd.DataFrame, *, source: str = "panel") -> pd.DataFram
             f"{source}: unknown region {row['region']!r} for authority {row['la_code']} "
             f"{row['la_name']}; expected one of {list(REGIONS)}"
         )
+    extras = extra_flagged(out)
+    for col in extras:
+        out[col] = _numeric(out[col], col, source)
+    _check_extra_metadata(out, source)
     reasons = {r.value for r in MissingReason}
-    for col in FLAGGED:
+    for col in (*FLAGGED, *extras):
         flag = missing_column(col)
         out[flag] = out[flag].astype("string")
         values = out[col]
@@ -132,3 +163,38 @@ def validate_panel(panel: pd.DataFrame, *, source: str = "panel") -> pd.DataFram
             )
     extra = [c for c in out.columns if c not in required_columns()]
     return out[required_columns() + extra].sort_values(["la_code", "year"]).reset_index(drop=True)
+
+
+def _numeric(values: pd.Series, col: str, source: str) -> pd.Series:
+    """An extra column as Int64 (integer dtypes) or Float64 (floats); anything else is an error."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        raise PanelValidationError(f"{source}: column {col!r} is boolean, not numbers")
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return values.astype("Int64")
+    if pd.api.types.is_float_dtype(values.dtype):
+        return values.astype("Float64")
+    if values.isna().all():
+        return values.astype("Float64")
+    raise PanelValidationError(
+        f"{source}: column {col!r} has a {missing_column(col)!r} companion but holds "
+        f"{values.dtype} values, not numbers"
+    )
+
+
+def _check_extra_metadata(panel: pd.DataFrame, source: str) -> None:
+    """Keep ``attrs["extra_files"]`` to the columns present; each must have its companion."""
+    records = panel.attrs.get(EXTRA_FILES_ATTR)
+    if not records:
+        return
+    kept = []
+    for record in records:
+        columns = [c for c in record.get("columns", []) if c in panel.columns]
+        for col in columns:
+            if missing_column(col) not in panel.columns:
+                raise PanelValidationError(
+                    f"{source}: column {col!r} (from extra file {record.get('file')}) has no "
+                    f"{missing_column(col)!r} column saying why a value is missing"
+                )
+        if columns:
+            kept.append({**record, "columns": columns})
+    panel.attrs[EXTRA_FILES_ATTR] = kept

@@ -12,13 +12,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
 from csc_bayes.data.outcomes import Measure, whole_numbers
 from csc_bayes.data.schema import MissingReason
-from csc_bayes.data.sources import check_unique, read_csv
+from csc_bayes.data.sources import check_codes, check_unique, read_csv
 from csc_bayes.errors import DataFileError
 
 _LEVELS = {"la": "la", "national": "national", "gor": "region", "region": "region"}
@@ -27,7 +26,7 @@ _LEVELS = {"la": "la", "national": "national", "gor": "region", "region": "regio
 def read_sfr_column(path: Path, column: str, *, year: int, name: str) -> Measure:
     """One numeric column of an SFR CSV for reporting ``year`` as a :class:`Measure`."""
     raw = read_csv(path, required=("geog_l", "geog_c", "geog_n", column))
-    raw = raw.assign(row=np.arange(len(raw)) + 2)
+    raw = raw.assign(row=raw.index.to_numpy())
     level = raw["geog_l"].str.strip().str.lower().map(_LEVELS)
     blank_la = raw["geog_l"].str.strip().eq("") & raw["geog_c"].str.strip().str.fullmatch(r"\d{3}")
     level = level.mask(blank_la, "la")
@@ -52,6 +51,12 @@ def read_sfr_column(path: Path, column: str, *, year: int, name: str) -> Measure
     las["la_name"] = las["geog_n"].map(lambda n: re.sub(r"\d+$", "", n.strip()).strip())
     las["ons_code"] = las["New_geog_code"].str.strip() if "New_geog_code" in las else pd.NA
     las["region_name"] = pd.NA
+    check_codes(
+        las,
+        file=str(path),
+        code_column="geog_c",
+        ons_column="New_geog_code" if "New_geog_code" in raw.columns else None,
+    )
     las = las[["la_code", "year", "value", "reason", "ons_code", "la_name", "region_name", "row"]]
 
     nat = raw.loc[level == "national", ["year", "value"]]

@@ -33,7 +33,7 @@ import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
 from csc_bayes.data.schema import MissingReason
-from csc_bayes.data.sources import FILES
+from csc_bayes.data.sources import FILES, check_positive, read_csv
 from csc_bayes.errors import DataFileError
 
 LAIT_FILE = FILES["lait"]
@@ -145,18 +145,17 @@ def read_s251_outturn(path: Path, *, year: int) -> pd.DataFrame:
 @lru_cache(maxsize=8)
 def _read_s251_outturn(path: Path, year: int, _mtime_ns: int, _size: int) -> pd.DataFrame:
     """Cached on the file's path, modification time and size."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="cp1252")
-    raw.columns = [c.strip() for c in raw.columns]
-    for column in ("LA", "CYPServiceDescription", "TotalExpenditure"):
-        if column not in raw.columns:
-            raise DataFileError("missing column", file=str(path), column=column)
+    raw = read_csv(path, required=("LA", "CYPServiceDescription", "TotalExpenditure"))
     lines = raw["CYPServiceDescription"].map(_normalise_line)
     component = pd.Series(pd.NA, index=raw.index, dtype="string")
     for name, pattern in S251_LINES.items():
         component[lines.str.fullmatch(pattern.pattern)] = name
     keep = component.notna()
     values, reasons = parse_numbers(
-        raw["TotalExpenditure"], file=str(path), column="TotalExpenditure"
+        raw["TotalExpenditure"],
+        file=str(path),
+        column="TotalExpenditure",
+        rows=raw.index.tolist(),
     )
     out = pd.DataFrame(
         {
@@ -195,18 +194,24 @@ def read_child_population(path: Path) -> pd.DataFrame:
 @lru_cache(maxsize=4)
 def _read_child_population(path: Path, _mtime_ns: int, _size: int) -> pd.DataFrame:
     """Cached on the file's path, modification time and size."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    raw.columns = [c.strip() for c in raw.columns]
-    for column in ("time_period", "geographic_level", "old_la_code", "population_estimate"):
-        if column not in raw.columns:
-            raise DataFileError("missing column", file=str(path), column=column)
+    raw = read_csv(
+        path, required=("time_period", "geographic_level", "old_la_code", "population_estimate")
+    )
     values, reasons = parse_numbers(
         raw["population_estimate"],
         file=str(path),
         column="population_estimate",
+        rows=raw.index.tolist(),
         x_means=MissingReason.NOT_AVAILABLE,
     )
     keep = raw["geographic_level"].str.strip().eq("Local authority")
+    check_positive(
+        values[keep],
+        file=str(path),
+        column="population_estimate",
+        rows=pd.Series(raw.index[keep.to_numpy()]),
+        what="population",
+    )
     out = pd.DataFrame(
         {
             "la_code": raw.loc[keep, "old_la_code"].str.strip().to_numpy(),
