@@ -12,15 +12,17 @@ from scipy import special, stats
 
 from csc_bayes.compare import authority_folds, compare_fits, heldout_lpd
 from csc_bayes.fits import Fit, list_runs
-from csc_bayes.spec import find_spec
+from csc_bayes.spec import ModelSpec, find_spec
 
 
 def _posterior_fit(
     n_draws: int, *, sigma_la: float, phi: float | None, beta: float, sigma_region: float = 0.0
 ) -> Fit:
-    """A Fit whose draws are all the same point, for exact predictive densities."""
+    """A Fit whose draws are all the same point, for exact predictive densities: CPP on IDACI,
+    one fitted authority (800) in London, 2023-2024."""
     ones = np.ones((1, n_draws))
     post = {
+        "la_effect": (("chain", "draw", "la"), np.zeros((1, n_draws, 1))),
         "intercept": (("chain", "draw"), np.log(0.004) * ones),
         "beta": (("chain", "draw", "covariate"), beta * np.ones((1, n_draws, 1))),
         "sigma_la": (("chain", "draw"), sigma_la * ones),
@@ -34,7 +36,12 @@ def _posterior_fit(
         {
             "posterior": xr.Dataset(
                 post,
-                coords={"covariate": ["idaci"], "region": ["London"], "year": [2023, 2024]},
+                coords={
+                    "covariate": ["idaci"],
+                    "region": ["London"],
+                    "year": [2023, 2024],
+                    "la": ["800"],
+                },
             ),
             "constant_data": xr.Dataset(
                 {"covariate_mean": ("covariate", [0.2]), "covariate_sd": ("covariate", [0.05])},
@@ -42,7 +49,16 @@ def _posterior_fit(
             ),
         }
     )
-    return Fit(idata=tree, spec=find_spec("cpp_need"), panel=pd.DataFrame())
+    spec = ModelSpec.from_dict(
+        {
+            "name": "cpp_idaci",
+            "outcome": "cpp",
+            "family": "poisson" if phi is None else "negative_binomial",
+            "years": [2023, 2024],
+            "covariates": {"need": {"deprivation": ["idaci"]}},
+        }
+    )
+    return Fit(idata=tree, spec=spec, panel=pd.DataFrame())
 
 
 ROWS = pd.DataFrame(
@@ -104,6 +120,7 @@ def test_folds_partition_authorities_evenly_and_reproducibly():
         authority_folds(codes, 1, seed=0)
 
 
+@pytest.mark.slow  # ~1.5 min: 12 refits; heldout_lpd has exact fast tests above
 def test_loo_and_grouped_kfold_on_two_fitted_models(tmp_path):
     pytest.importorskip("csc_bayes.sampling")
     from csc_bayes.batch import DataSource

@@ -63,12 +63,12 @@ def test_a_gap_inside_an_authoritys_years_is_not_available(panel):
 
 def test_float_columns_and_add_lagged_validate(panel):
     out = add_lagged(panel, "idaci", 1)
-    assert out["idaci_lag1"].dtype == "Float64"
-    assert at(out["idaci_lag1_missing"], out, "383", 2019) == "before_first_year"
+    assert out["lag_idaci_1"].dtype == "Float64"
+    assert at(out["lag_idaci_1_missing"], out, "383", 2019) == "before_first_year"
     checked = validate_panel(out)  # the lag follows the panel's missing-value rules
-    again = add_lagged(checked, "idaci_lag1", 1)  # a lag of a lag is a lag of 2
+    again = add_lagged(checked, "lag_idaci_1", 1)  # a lag of a lag is a lag of 2
     pd.testing.assert_series_equal(
-        again["idaci_lag1_lag1"], add_lagged(panel, "idaci", 2)["idaci_lag2"], check_names=False
+        again["lag_lag_idaci_1_1"], add_lagged(panel, "idaci", 2)["lag_idaci_2"], check_names=False
     )
     with pytest.raises(ValueError, match="already in the panel"):
         add_lagged(out, "idaci", 1)

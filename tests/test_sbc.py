@@ -142,6 +142,7 @@ SMALL = dict(
 )
 
 
+@pytest.mark.slow  # ~2 min of NUTS; the rank, test and band code has fast unit tests above
 def test_small_sbc_computes_ranks_tests_and_files(tmp_path):
     """8 replicates on 2 workers: the machinery (the >= 200-simulation runs are recorded in
     results/sbc/, see docs/scale.md)."""

@@ -74,6 +74,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from csc_bayes.data.lags import lagged_name, parse_lagged_name
 from csc_bayes.errors import SpecError
 from csc_bayes.spec import BLOCKS, RANDOM_EFFECTS
 
@@ -93,7 +94,6 @@ DEFAULT_EXPOSURE = "population"
 TREND_VARIABLE = "year_c"
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LAG_NAME = re.compile(r"lag_([A-Za-z_][A-Za-z0-9_]*)_([1-9][0-9]*)")
 _TOKEN = re.compile(
     r"(?P<ws>\s+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<quoted>`[^`]*`)|(?P<int>[0-9]+)"
     r"|(?P<op>\|\||[()+\-|,=~])"
@@ -111,13 +111,14 @@ def default_group(covariate: str) -> tuple[str, str]:
 
 
 def lag_name(covariate: str, k: int) -> str:
-    """Column name of ``lag(covariate, k)``: ``lag_<covariate>_<k>``, e.g. ``lag_idaci_1``."""
-    return f"lag_{covariate}_{k}"
+    """Column name of ``lag(covariate, k)``: ``lag_<covariate>_<k>``, e.g. ``lag_idaci_1``
+    (the data layer's :func:`~csc_bayes.data.lags.lagged_name`)."""
+    return lagged_name(covariate, k)
 
 
 def _format_covariate(name: str) -> str:
-    m = _LAG_NAME.fullmatch(name)
-    return f"lag({m.group(1)}, {m.group(2)})" if m else name
+    lag = parse_lagged_name(name)
+    return f"lag({lag[0]}, {lag[1]})" if lag else name
 
 
 def _format_component(name: str) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
 from csc_bayes.errors import SpecError
 from csc_bayes.priors import DISTRIBUTIONS, POSITIVE_PARAMS, SUPPORTS, Prior, prior, support_of
@@ -372,33 +373,16 @@ def find_spec(name_or_path: str | Path) -> ModelSpec:
 
 # ====================================================================== rows and default priors
 #: ``lag_<column>_<k>``: the value of a column k years earlier (``lag(column, k)`` in a formula)
-LAG_COLUMN = re.compile(r"^lag_(?P<column>[A-Za-z_][A-Za-z0-9_]*)_(?P<k>[1-9][0-9]*)$")
-
-
-def _add_lag_column(panel: pd.DataFrame, column: str, k: int) -> pd.DataFrame:
-    """``panel`` with ``lag_<column>_<k>``: the authority's value k years earlier (and its
-    ``_missing`` reason: the earlier row's, or ``before_first_year`` when there is none)."""
-    name = f"lag_{column}_{k}"
-    companion = missing_column(column)
-    cols = ["la_code", "year", column] + ([companion] if companion in panel else [])
-    earlier = panel[cols].assign(year=panel["year"] + k)
-    earlier = earlier.rename(columns={column: name, companion: missing_column(name)})
-    out = panel.merge(earlier, on=["la_code", "year"], how="left", validate="one_to_one")
-    out.index = panel.index
-    reason = out.get(missing_column(name), pd.Series(pd.NA, index=out.index, dtype="string"))
-    found = out["year"] - k >= panel.groupby("la_code")["year"].transform("min")
-    reason = reason.astype("string").where(found | out[name].notna(), "before_first_year")
-    out[missing_column(name)] = reason.where(out[name].isna(), pd.NA).astype("string")
-    return out
+LAG_COLUMN = LAGGED_NAME
 
 
 def with_lag_columns(panel: pd.DataFrame, columns: Any) -> pd.DataFrame:
     """``panel`` with each ``lag_<column>_<k>`` of ``columns`` that it lacks added (when it has
     the column the lag is of)."""
     for name in columns:
-        lag = LAG_COLUMN.match(name)
-        if name not in panel.columns and lag and lag["column"] in panel.columns:
-            panel = _add_lag_column(panel, lag["column"], int(lag["k"]))
+        lag = parse_lagged_name(name)
+        if name not in panel.columns and lag and lag[0] in panel.columns:
+            panel = add_lagged(panel, *lag)
     return panel
 
 

@@ -1,7 +1,7 @@
 """Lagged columns: the value of a panel column k years earlier for the same authority.
 
     values, reasons = lagged(panel, "cpp", 1)     # cpp of the year before, per panel row
-    panel = add_lagged(panel, "cpp", 1)           # adds cpp_lag1 and cpp_lag1_missing
+    panel = add_lagged(panel, "cpp", 1)           # adds lag_cpp_1 and lag_cpp_1_missing
 
 The authority is the DfE LA number (``la_code``), so a series runs through ONS code changes
 (Buckinghamshire 825) but not across boundary changes: Dorset 838 starts in 2020, and its 2020
@@ -22,15 +22,26 @@ year's lags are all ``before_first_year``.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 from csc_bayes.data.schema import MissingReason, missing_column
 
+#: the panel name of a lagged column, ``lag_<column>_<k>`` (``lag(column, k)`` in a formula)
+LAGGED_NAME = re.compile(r"^lag_(?P<column>[A-Za-z_][A-Za-z0-9_]*)_(?P<k>[1-9][0-9]*)$")
+
 
 def lagged_name(column: str, k: int) -> str:
-    """Panel name of ``column`` lagged by ``k`` years: ``cpp_lag1``."""
-    return f"{column}_lag{k}"
+    """Panel name of ``column`` lagged by ``k`` years: ``lag_cpp_1``."""
+    return f"lag_{column}_{k}"
+
+
+def parse_lagged_name(name: str) -> tuple[str, int] | None:
+    """``(column, k)`` for a name ``lag_<column>_<k>``, else None."""
+    m = LAGGED_NAME.match(name)
+    return (m["column"], int(m["k"])) if m else None
 
 
 def lagged(panel: pd.DataFrame, column: str, k: int) -> tuple[pd.Series, pd.Series]:
@@ -92,7 +103,7 @@ def lagged(panel: pd.DataFrame, column: str, k: int) -> tuple[pd.Series, pd.Seri
 
 
 def add_lagged(panel: pd.DataFrame, column: str, k: int, *, name: str | None = None):
-    """``panel`` with ``name`` (default ``<column>_lag<k>``) and its ``_missing`` companion."""
+    """``panel`` with ``name`` (default ``lag_<column>_<k>``) and its ``_missing`` companion."""
     name = name or lagged_name(column, k)
     if name in panel.columns:
         raise ValueError(f"column {name!r} is already in the panel")
