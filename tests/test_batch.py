@@ -164,7 +164,7 @@ chains = 1
 """
 
 
-@pytest.mark.slow  # ~1 min of real fits in a killed subprocess; the killed-worker test covers resumption fast
+@pytest.mark.slow  # ~1 min of real fits in a killed subprocess (the killed-worker test is fast)
 def test_plan_killed_mid_batch_resumes_with_one_run_per_task(tmp_path):
     """SIGKILL a running batch (driver and workers), re-run it: every task has exactly one run."""
     out = tmp_path / "fits"
