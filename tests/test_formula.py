@@ -170,15 +170,19 @@ def _random_spec(rng: random.Random, i: int) -> ModelSpec:
         blocks = dict(reversed(list(blocks.items())))
     covariates = [c for comps in blocks.values() for cs in comps.values() for c in cs]
     effects = ["la", *[g for g in ("region", "year") if rng.random() < 0.7]]
+    options = {
+        "random_slope": rng.choice([None, *covariates]),
+        "la_trend": rng.random() < 0.4,
+        "la_year": rng.choice([None, "ar1"]),
+        "year_effect": "rw1" if "year" in effects and rng.random() < 0.5 else "iid",
+    }
+    defaults = {"random_slope": None, "la_trend": False, "la_year": None, "year_effect": "iid"}
     return ModelSpec(
         name=f"r{i}",
         outcome=rng.choice(["cpp", "cla"]),
         blocks=blocks,
         random_effects=tuple(effects),
-        random_slope=rng.choice([None, *covariates]),
-        la_trend=rng.random() < 0.4,
-        la_year=rng.choice([None, "ar1"]),
-        year_effect="rw1" if "year" in effects and rng.random() < 0.5 else "iid",
+        options={k: v for k, v in options.items() if v != defaults[k]},
     )
 
 

@@ -134,7 +134,7 @@ def test_forecast_decays_the_latest_deviation_at_rate_rho(ar_case):
     pred = predict_draws(fit, authority="all", year=LAST + 1, seed=1)
     assert set(pred.rows["kind"]) == {"forecast"}
     plain_spec = dataclasses.replace(
-        fit.spec, la_year=None, year_effect="iid", name="cla_plain_test"
+        fit.spec.with_options(la_year=None, year_effect="iid"), name="cla_plain_test"
     )
     plain = csc_bayes.fit(plain_spec, data=panel, out=None, progress=False)
     plain_pred = predict_draws(plain, authority="all", year=LAST + 1, seed=1)

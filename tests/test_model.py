@@ -175,9 +175,7 @@ def random_point(built, rng) -> dict[str, np.ndarray]:
 def test_logp_matches_scipy_reference(small_panel, parameterisation, family, slope, trend, ar1):
     """``ar1`` switches on the AR(1) LA-year term and random-walk year effects together."""
     spec = with_years(find_spec("cpp_need_spending"), 2019, 2024)
-    spec = dataclasses.replace(
-        spec,
-        family=family,
+    spec = dataclasses.replace(spec, family=family).with_options(
         random_slope=slope,
         la_trend=trend,
         la_year="ar1" if ar1 else None,

@@ -210,7 +210,7 @@ def test_hashes_of_specs_without_la_trend_are_unchanged():
     )
     spec = find_spec("cla_need")
     assert "la_trend" not in spec.canonical_dict()
-    trended = dataclasses.replace(spec, la_trend=True)
+    trended = spec.with_options(la_trend=True)
     assert trended.canonical_dict()["la_trend"] is True
     assert trended.canonical_hash() != spec.canonical_hash()
 

@@ -28,10 +28,10 @@ from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
 from csc_bayes.errors import SpecError
 from csc_bayes.priors import DISTRIBUTIONS, POSITIVE_PARAMS, SUPPORTS, Prior, prior, support_of
-from csc_bayes.terms import DataScale, terms_of
+from csc_bayes.terms import OPTION_KEYS, DataScale, kind_of, terms_of
 from csc_bayes.terms.family import FAMILIES
-from csc_bayes.terms.la_year import LA_YEAR_TERMS
-from csc_bayes.terms.year import YEAR_EFFECT_LAWS
+from csc_bayes.terms.la_year import LA_YEAR_TERMS  # noqa: F401  (public here since 0.1)
+from csc_bayes.terms.year import YEAR_EFFECT_LAWS  # noqa: F401  (public here since 0.1)
 
 #: covariate blocks a specification may use; ``need`` is what "expected need" is built from
 BLOCKS = ("need", "spending")
@@ -47,10 +47,7 @@ TOP_LEVEL_KEYS = (
     "years",
     "covariates",
     "random_effects",
-    "random_slope",
-    "la_trend",
-    "la_year",
-    "year_effect",
+    *OPTION_KEYS,  # the keys the terms own (terms/)
     "priors",
     "sampler",
 )
@@ -101,13 +98,15 @@ class ModelSpec:
     order; ``priors`` maps a parameter name (``intercept``, ``beta``, ``beta.<covariate>``,
     ``sigma_la``, ``sigma_region``, ``sigma_year``, ``sigma_la_slope``, ``sigma_la_trend``,
     ``sigma_la_year``, ``rho_la_year``, ``phi``) to a user override; parameters not named there
-    get the defaults of :func:`default_priors`. ``la_trend`` adds an LA-specific linear trend in
-    ``year_c = (year - centre) / 10`` (per decade; centre = mean of the fitted years).
-    ``la_year = "ar1"`` adds an LA-by-year deviation that follows a stationary AR(1) process
-    over the years within each LA (marginal SD ``sigma_la_year``, lag-one correlation
-    ``rho_la_year``). ``year_effect = "rw1"`` makes the common year effects a random walk
-    (``sigma_year`` is then the SD of one year's step), so a forecast starts from the last
-    fitted year's level instead of the average year's.
+    get the defaults of :func:`default_priors`.
+
+    ``options`` holds the spec keys that the terms own (:data:`csc_bayes.terms.OPTION_KEYS`),
+    only those set to other than their default: ``random_slope`` (a covariate with a random
+    slope by authority), ``la_trend`` (an LA-specific linear trend in ``year_c = (year -
+    centre) / 10``, per decade), ``la_year = "ar1"`` (an LA-by-year deviation that follows a
+    stationary AR(1) over the years within each LA) and ``year_effect = "rw1"`` (random-walk
+    year effects, so a forecast starts from the last fitted year's level). Each term's module
+    documents and validates its key; the properties below read them.
     """
 
     name: str
@@ -116,15 +115,45 @@ class ModelSpec:
     family: str = "negative_binomial"
     blocks: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     random_effects: tuple[str, ...] = RANDOM_EFFECTS
-    random_slope: str | None = None
-    la_trend: bool = False
-    la_year: str | None = None
-    year_effect: str = "iid"
+    options: dict[str, Any] = field(default_factory=dict)
     years: tuple[int, int] = (2013, 2024)
     priors: dict[str, Prior] = field(default_factory=dict)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     description: str = ""
     source: str = field(default="<dict>", compare=False)
+
+    # ------------------------------------------------------------------ the terms' keys
+    def option(self, key: str) -> Any:
+        """The value of a term's spec key (its default when the spec does not set it)."""
+        return self.options.get(key, kind_of(key).default)
+
+    @property
+    def random_slope(self) -> str | None:
+        """The covariate with a random slope by authority (``terms/la_slope.py``), or None."""
+        return self.option("random_slope")
+
+    @property
+    def la_trend(self) -> bool:
+        """Whether the model has an LA-specific linear trend (``terms/la_trend.py``)."""
+        return self.option("la_trend")
+
+    @property
+    def la_year(self) -> str | None:
+        """``"ar1"`` for the AR(1) LA-year deviation (``terms/la_year.py``), or None."""
+        return self.option("la_year")
+
+    @property
+    def year_effect(self) -> str:
+        """The law of the year effects, ``"iid"`` or ``"rw1"`` (``terms/year.py``)."""
+        return self.option("year_effect")
+
+    def with_options(self, **options: Any) -> ModelSpec:
+        """A copy with some of the terms' keys set (validated as in a TOML file), e.g.
+        ``spec.with_options(la_trend=True)``; a key set to its default is removed."""
+        d = self.to_dict()
+        d.update(options)
+        d = {k: v for k, v in d.items() if v is not None}
+        return ModelSpec.from_dict(d, source=self.source)
 
     # ------------------------------------------------------------------ derived names
     @property
@@ -172,7 +201,7 @@ class ModelSpec:
         ``la_trend``, ``la_year`` and ``year_effect`` appear only when set (not default), so
         specs without them keep their earlier hashes.
         """
-        out = {
+        out: dict[str, Any] = {
             "outcome": self.outcome,
             "exposure": self.exposure,
             "family": self.family,
@@ -181,7 +210,7 @@ class ModelSpec:
                 for block, comps in self.blocks.items()
             ],
             "random_effects": list(self.random_effects),
-            "random_slope": self.random_slope,
+            "random_slope": self.random_slope,  # always: in the hash since the first release
             "years": list(self.years),
             "priors": {k: self.priors[k].as_dict() for k in sorted(self.priors)},
         }
@@ -189,17 +218,10 @@ class ModelSpec:
         return out
 
     def optional_terms(self) -> dict[str, Any]:
-        """The optional model keys that are set: ``la_trend``, ``la_year``, ``year_effect``
-        (only when not the default), in that order. Written into the canonical dict, the
-        plain dict and the TOML only when set, so older specs keep their hashes."""
-        out: dict[str, Any] = {}
-        if self.la_trend:
-            out["la_trend"] = True
-        if self.la_year is not None:
-            out["la_year"] = self.la_year
-        if self.year_effect != "iid":
-            out["year_effect"] = self.year_effect
-        return out
+        """The terms' keys that are set to other than their default, in
+        :data:`~csc_bayes.terms.OPTION_KEYS` order. Written into the canonical dict, the plain
+        dict and the TOML only when set, so older specs keep their hashes."""
+        return {k: self.options[k] for k in OPTION_KEYS if k in self.options}
 
     def canonical_hash(self) -> str:
         """sha256 of the canonical JSON of :meth:`canonical_dict` (sorted keys, no spaces)."""
@@ -224,18 +246,18 @@ class ModelSpec:
 
     def null_spec(self) -> ModelSpec:
         """Same outcome, exposure, family, years, random effects (and their year-effect law),
-        LA trend and LA-year term; no covariates."""
-        keep = {k: v for k, v in self.priors.items() if k in ("intercept", "phi", "rho_la_year")}
-        keep.update({k: v for k, v in self.priors.items() if k.startswith("sigma_")})
-        keep.pop("sigma_la_slope", None)
-        return replace(
+        LA trend and LA-year term (the terms kept ``in_null_model``); no covariates. The
+        priors of the parameters it keeps are kept."""
+        options = {k: v for k, v in self.options.items() if kind_of(k).in_null_model}
+        null = replace(
             self,
             name=f"{self.outcome}_null",
             description=f"{self.outcome}: random effects only (null model of {self.name})",
             blocks={},
-            random_slope=None,
-            priors=keep,
+            options=options,
+            priors={},
         )
+        return replace(null, priors={k: v for k, v in self.priors.items() if k in null.parameters})
 
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
@@ -255,8 +277,6 @@ class ModelSpec:
             years=list(self.years),
             random_effects=list(self.random_effects),
         )
-        if self.random_slope is not None:
-            out["random_slope"] = self.random_slope
         out.update(self.optional_terms())
         out["covariates"] = {
             b: {c: list(v) for c, v in comps.items()} for b, comps in self.blocks.items()
@@ -277,8 +297,6 @@ class ModelSpec:
             f"years = {_toml_value(list(self.years))}",
             f"random_effects = {_toml_value(list(self.random_effects))}",
         ]
-        if self.random_slope is not None:
-            lines.append(f"random_slope = {_toml_value(self.random_slope)}")
         lines += [f"{k} = {_toml_value(v)}" for k, v in self.optional_terms().items()]
         for block, comps in self.blocks.items():
             lines += ["", f"[covariates.{block}]"]
@@ -561,30 +579,13 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
         raise SpecError(f"{source}: key 'random_effects' must include 'la', got {effects}")
     effects = tuple(g for g in RANDOM_EFFECTS if g in effects)
 
-    slope = d.get("random_slope")
-    if slope is not None:
-        _typed(slope, str, source, "random_slope")
-        if slope not in covariates:
-            raise SpecError(
-                f"{source}: key 'random_slope' = {slope!r} is not one of the model's covariates "
-                f"{covariates}"
-            )
-
-    la_trend = d.get("la_trend", False)
-    if not isinstance(la_trend, bool):
-        raise SpecError(
-            f"{source}: key 'la_trend' must be true or false, got {type(la_trend).__name__} "
-            f"{la_trend!r}"
-        )
-
-    la_year = d.get("la_year")
-    if la_year is not None:
-        _choice(la_year, LA_YEAR_TERMS, source, "la_year", what="LA-year term")
-    year_effect = _choice(d.get("year_effect", "iid"), YEAR_EFFECT_LAWS, source, "year_effect")
-    if year_effect != "iid" and "year" not in effects:
-        raise SpecError(
-            f"{source}: key 'year_effect' = {year_effect!r} needs 'year' in random_effects"
-        )
+    options = {}
+    model = {"covariates": covariates, "random_effects": effects}
+    for key in OPTION_KEYS:  # each term validates its own key
+        kind = kind_of(key)
+        value = kind.parse_key(d.get(key, kind.default), source=source, model=model)
+        if value != kind.default:
+            options[key] = value
 
     spec = ModelSpec(
         name=name,
@@ -593,10 +594,7 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
         family=family,
         blocks=blocks,
         random_effects=effects,
-        random_slope=slope,
-        la_trend=la_trend,
-        la_year=la_year,
-        year_effect=year_effect,
+        options=options,
         years=(years[0], years[1]),
         description=description,
         sampler=_parse_sampler(d.get("sampler", {}), source),

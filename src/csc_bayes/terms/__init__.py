@@ -1,8 +1,9 @@
 """The terms of the model, one module per kind (see :mod:`csc_bayes.terms.base`).
 
 :func:`terms_of` lists the terms of a spec. Adding a kind of term: write its module (a
-:class:`~csc_bayes.terms.base.Term` subclass), add it to :func:`terms_of` and to
-:data:`BUILD_ORDER`, and test it; ``docs/adding_a_term.md`` walks through one.
+:class:`~csc_bayes.terms.base.Term` subclass, with the spec key it owns), add it to
+:data:`TERM_KINDS`, :data:`BUILD_ORDER` (and its key to :data:`OPTION_KEYS`), and test it;
+``docs/adding_a_term.md`` walks through one.
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BUILD_ORDER",
+    "OPTION_KEYS",
+    "TERM_KINDS",
     "BuildContext",
     "DataScale",
     "NewLevels",
     "Rows",
     "Term",
+    "kind_of",
     "terms_of",
 ]
 
@@ -50,24 +54,32 @@ BUILD_ORDER = (
 )
 
 
+#: every kind of term, in the order of a spec's parameters (its ``[priors]`` table)
+TERM_KINDS: tuple[type[Term], ...] = (
+    Intercept,
+    Covariates,
+    LaIntercept,
+    RegionIntercept,
+    YearEffects,
+    LaSlope,
+    LaTrend,
+    LaYearAR1,
+    Family,
+)
+#: the spec keys the terms own, in the order a spec file writes them
+OPTION_KEYS: tuple[str, ...] = ("random_slope", "la_trend", "la_year", "year_effect")
+assert set(OPTION_KEYS) == {kind.key for kind in TERM_KINDS if kind.key}
+
+
+def kind_of(key: str) -> type[Term]:
+    """The kind of term that owns spec key ``key``."""
+    return next(kind for kind in TERM_KINDS if kind.key == key)
+
+
 def terms_of(spec: ModelSpec) -> list[Term]:
     """The terms of ``spec`` in the order of its parameters (the ``[priors]`` table).
 
     Region and year intercepts are always present (as exact zeros when the spec leaves them
     out), so that every fit has the names of the posterior contract.
     """
-    terms: list[Term] = [
-        Intercept(spec),
-        Covariates(spec),
-        LaIntercept(spec),
-        RegionIntercept(spec),
-        YearEffects(spec),
-    ]
-    if spec.random_slope is not None:
-        terms.append(LaSlope(spec))
-    if spec.la_trend:
-        terms.append(LaTrend(spec))
-    if spec.la_year == "ar1":
-        terms.append(LaYearAR1(spec))
-    terms.append(Family(spec))
-    return terms
+    return [kind(spec) for kind in TERM_KINDS if kind.wanted(spec)]

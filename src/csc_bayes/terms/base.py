@@ -151,8 +151,33 @@ class Term:
     #: where its component comes in the answers' tables (covariates, region, year, la, ...)
     order: ClassVar[int] = 50
 
+    #: the spec key (TOML top-level key) that asks for this term, or sets its law; None for a
+    #: part of every model. Its value is ``spec.options[key]`` (absent: :attr:`default`).
+    key: ClassVar[str | None] = None
+    #: the value of :attr:`key` when a spec does not set it (then it is left out of the spec's
+    #: hash and TOML, so older specs keep theirs)
+    default: ClassVar[Any] = None
+    #: kept by the null model (random effects only) of a spec that has it
+    in_null_model: ClassVar[bool] = True
+
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
+
+    @classmethod
+    def wanted(cls, spec: ModelSpec) -> bool:
+        """Whether ``spec`` has this term: always, or when its key is set."""
+        return cls.key is None or spec.options.get(cls.key, cls.default) != cls.default
+
+    @classmethod
+    def parse_key(cls, value: Any, *, source: str, model: dict[str, Any]) -> Any:
+        """The validated value of :attr:`key` (``model`` holds the spec's covariates and random
+        effects); raise :class:`~csc_bayes.errors.SpecError` naming ``source`` and the key."""
+        return value
+
+    @property
+    def option(self) -> Any:
+        """This term's value of its spec key."""
+        return self.spec.options.get(self.key, self.default) if self.key else None
 
     @property
     def label(self) -> str:

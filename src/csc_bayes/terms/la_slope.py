@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from csc_bayes.errors import SpecError
 from csc_bayes.priors import Prior, prior, prior_rv
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels, Rows, Term
 from csc_bayes.terms.covariates import group_means
@@ -26,10 +27,23 @@ class LaSlope(Term):
     own = True
     between_la = True
     order = 41
+    key = "random_slope"
+    in_null_model = False  # a slope on a covariate; the null model has none
+
+    @classmethod
+    def parse_key(cls, value: Any, *, source: str, model: dict[str, Any]) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str) or value not in model["covariates"]:
+            raise SpecError(
+                f"{source}: key 'random_slope' = {value!r} is not one of the model's covariates "
+                f"{model['covariates']}"
+            )
+        return value
 
     @property
     def covariate(self) -> str:
-        return str(self.spec.random_slope)
+        return str(self.option)
 
     def parameters(self) -> tuple[str, ...]:
         return ("sigma_la_slope",)

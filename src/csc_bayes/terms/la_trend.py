@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from csc_bayes.errors import SpecError
 from csc_bayes.priors import Prior, prior, prior_rv
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels, Rows, Term
 from csc_bayes.terms.covariates import group_means
@@ -31,6 +32,17 @@ class LaTrend(Term):
     own = True
     between_la = True
     order = 42
+    key = "la_trend"
+    default = False
+
+    @classmethod
+    def parse_key(cls, value: Any, *, source: str, model: dict[str, Any]) -> Any:
+        if not isinstance(value, bool):
+            raise SpecError(
+                f"{source}: key 'la_trend' must be true or false, got {type(value).__name__} "
+                f"{value!r}"
+            )
+        return value
 
     def parameters(self) -> tuple[str, ...]:
         return ("sigma_la_trend",)

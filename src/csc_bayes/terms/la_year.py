@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from csc_bayes.errors import SpecError
 from csc_bayes.priors import Prior, prior, prior_rv
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels, Rows, Term
 
@@ -42,6 +43,16 @@ class LaYearAR1(Term):
     between_la = True
     not_gated = ("la_level",)
     order = 45
+    key = "la_year"
+
+    @classmethod
+    def parse_key(cls, value: Any, *, source: str, model: dict[str, Any]) -> Any:
+        if value is not None and value not in LA_YEAR_TERMS:
+            raise SpecError(
+                f"{source}: key 'la_year': unknown LA-year term {value!r}; expected one of "
+                f"{list(LA_YEAR_TERMS)}"
+            )
+        return value
     #: it centres its per-year levels on the LA level, which is then sampled non-centred
     centres_la_level = True
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from csc_bayes.errors import SpecError
 from csc_bayes.priors import Prior, prior, prior_rv
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels, Rows, Term
 
@@ -33,6 +34,25 @@ class YearEffects(Term):
 
     name = "year"
     order = 30
+    key = "year_effect"
+    default = "iid"
+
+    @classmethod
+    def wanted(cls, spec: Any) -> bool:
+        return True  # always there (zeros without a year random effect); the key sets its law
+
+    @classmethod
+    def parse_key(cls, value: Any, *, source: str, model: dict[str, Any]) -> Any:
+        if value not in YEAR_EFFECT_LAWS:
+            raise SpecError(
+                f"{source}: key 'year_effect': unknown value {value!r}; expected one of "
+                f"{list(YEAR_EFFECT_LAWS)}"
+            )
+        if value != "iid" and "year" not in model["random_effects"]:
+            raise SpecError(
+                f"{source}: key 'year_effect' = {value!r} needs 'year' in random_effects"
+            )
+        return value
 
     @property
     def present(self) -> bool:
@@ -40,7 +60,7 @@ class YearEffects(Term):
 
     @property
     def random_walk(self) -> bool:
-        return self.present and self.spec.year_effect == "rw1"
+        return self.present and self.option == "rw1"
 
     def parameters(self) -> tuple[str, ...]:
         return ("sigma_year",) if self.present else ()
