@@ -47,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from csc_bayes.errors import CscBayesError
+from csc_bayes.errors import CscBayesError, PlanError
 
 #: environment that keeps every worker to one thread (set before JAX / BLAS are imported)
 SINGLE_THREAD_ENV = {
@@ -62,10 +62,6 @@ PLAN_KEYS = ("out", "specs", "outcomes", "years", "refit", "data", "sampler")
 DATA_KEYS = ("source", "seed", "authorities", "first_year", "last_year")
 SAMPLER_KEYS = ("backend", "draws", "tune", "chains", "seed", "target_accept", "max_treedepth")
 REFIT_POLICIES = ("on_change", "always", "never")
-
-
-class PlanError(CscBayesError, ValueError):
-    """A batch plan is invalid; the message names the plan file and the key at fault."""
 
 
 # ====================================================================== the engine

@@ -66,7 +66,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from csc_bayes.errors import CscBayesError
+from csc_bayes.errors import CscBayesError, UnknownBackendError
 
 # one list of back ends and one default depth, validated in spec files too
 from csc_bayes.spec import BACKENDS, DEFAULT_MAX_TREEDEPTH
@@ -93,10 +93,6 @@ NORMALISED_STATS = ("diverging", "tree_depth", "reached_max_treedepth", "energy"
 NUMPYRO_CHAIN_METHOD = "parallel"
 
 _CACHE_ENV = "CSC_BAYES_JAX_CACHE"
-
-
-class UnknownBackendError(CscBayesError, ValueError):
-    """The requested sampling back end is not one of :data:`BACKENDS`."""
 
 
 @dataclass
