@@ -93,9 +93,11 @@ class TaskOutcome:
 def limit_threads() -> None:
     """Apply :data:`SINGLE_THREAD_ENV` in this worker process.
 
-    Assigned, not defaulted: importing ``csc_bayes`` has already set ``XLA_FLAGS`` for parallel
-    chains, which a one-thread worker must not use. Effective while JAX has not yet started its
-    backend in this process (true for a worker's first task, which is when it matters).
+    Assigned, not defaulted: a worker of a cluster started elsewhere may inherit an environment
+    made for parallel chains, which a one-thread worker must not use. Because ``XLA_FLAGS`` then
+    names one host device, :func:`csc_bayes.sampling.prepare_jax` leaves the device count alone
+    and a task's chains run vectorised. Effective while JAX has not yet started its backend in
+    this process (true for a worker's first task, which is when it matters).
     """
     os.environ.update(SINGLE_THREAD_ENV)
 
