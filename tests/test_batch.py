@@ -227,5 +227,5 @@ def test_cli_names_the_bad_plan_key(tmp_path):
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2
+    assert done.returncode == 1  # a domain error (cli._common.ExitCode.ERROR)
     assert "unknown key 'sampler.thin'" in done.stderr and str(plan) in done.stderr

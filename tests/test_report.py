@@ -106,10 +106,10 @@ def test_cli_report_refuses_then_forces(failed_fit, tmp_path):
 
     run = save_fit(failed_fit, tmp_path / "fits")
     out = tmp_path / "r.html"
-    # through the console entry point, which turns known errors into exit code 2
+    # through the console entry point: a fit that failed the gate is refused with exit code 3
     cmd = [sys.executable, "-c", "from csc_bayes.cli import main; main()", "report", str(run)]
     refused = subprocess.run([*cmd, "-o", str(out)], capture_output=True, text=True, cwd=tmp_path)
-    assert refused.returncode == 2 and "convergence gate" in refused.stderr
+    assert refused.returncode == 3 and "convergence gate" in refused.stderr
     assert not out.exists()
     forced = CliRunner().invoke(app, ["report", str(run), "-o", str(out), "--force"])
     assert forced.exit_code == 0, forced.output

@@ -10,23 +10,19 @@ The public API, in data-flow order (files -> panel -> model -> fit -> answers ->
     csc_bayes.predict(fit, authority="Leeds", year=2025)       # a named authority, next year
 
 Names are imported lazily so that ``import csc_bayes`` (and ``csc-bayes --help``) stays fast.
+Importing it has no side effects on the environment or on JAX (see :mod:`csc_bayes.sampling`).
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
 __version__ = "0.1.0"
 
-#: XLA host devices for numpyro's parallel chains. XLA_FLAGS must name them before JAX starts its
-#: backend, so it is set here, when the package is first imported (unless the user set a count).
-HOST_DEVICES = max(8, os.cpu_count() or 1)
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={HOST_DEVICES}"
-    ).strip()
+# Importing csc_bayes changes no environment variable and configures nothing in JAX: the host
+# devices for parallel chains and the compilation cache are set up when sampling starts
+# (csc_bayes.sampling.prepare_jax).
 
 #: public name -> module that defines it
 _EXPORTS = {

@@ -47,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from csc_bayes.errors import CscBayesError
+from csc_bayes.errors import CscBayesError, PlanError
 
 #: environment that keeps every worker to one thread (set before JAX / BLAS are imported)
 SINGLE_THREAD_ENV = {
@@ -62,10 +62,6 @@ PLAN_KEYS = ("out", "specs", "outcomes", "years", "refit", "data", "sampler")
 DATA_KEYS = ("source", "seed", "authorities", "first_year", "last_year")
 SAMPLER_KEYS = ("backend", "draws", "tune", "chains", "seed", "target_accept", "max_treedepth")
 REFIT_POLICIES = ("on_change", "always", "never")
-
-
-class PlanError(CscBayesError, ValueError):
-    """A batch plan is invalid; the message names the plan file and the key at fault."""
 
 
 # ====================================================================== the engine
@@ -97,9 +93,11 @@ class TaskOutcome:
 def limit_threads() -> None:
     """Apply :data:`SINGLE_THREAD_ENV` in this worker process.
 
-    Assigned, not defaulted: importing ``csc_bayes`` has already set ``XLA_FLAGS`` for parallel
-    chains, which a one-thread worker must not use. Effective while JAX has not yet started its
-    backend in this process (true for a worker's first task, which is when it matters).
+    Assigned, not defaulted: a worker of a cluster started elsewhere may inherit an environment
+    made for parallel chains, which a one-thread worker must not use. Because ``XLA_FLAGS`` then
+    names one host device, :func:`csc_bayes.sampling.prepare_jax` leaves the device count alone
+    and a task's chains run vectorised. Effective while JAX has not yet started its backend in
+    this process (true for a worker's first task, which is when it matters).
     """
     os.environ.update(SINGLE_THREAD_ENV)
 
@@ -406,6 +404,41 @@ def _check(value: Any, kind: type, source: str, key: str) -> Any:
     return check_type(value, kind, source, key, error=PlanError)
 
 
+def check_plan_data(plan: Plan, panel: pd.DataFrame, specs: Sequence[Any] | None = None) -> None:
+    """Check a plan's fits against its panel before any worker starts.
+
+    A window of the plan's ``years`` must lie within the panel's years (a year with population
+    only, for forecasts, counts), and every fit needs at least one year with its outcome
+    observed in its window. Raises :class:`PlanError` naming the plan, the key and the years.
+    """
+    span = _span(panel["year"].dropna().astype(int).unique())
+    if plan.years:
+        for first, last in plan.years:
+            if first < int(panel["year"].min()) or last > int(panel["year"].max()):
+                raise PlanError(
+                    f"{plan.source}: key 'years': window [{first}, {last}] reaches outside the "
+                    f"data, whose years are {span} ({plan.data.source} panel)"
+                )
+    for spec in specs if specs is not None else plan.model_specs():
+        if spec.outcome not in panel.columns:
+            raise PlanError(f"{plan.source}: the panel has no column {spec.outcome!r}")
+        observed = panel.loc[panel[spec.outcome].notna(), "year"].astype(int).unique()
+        first, last = spec.years
+        if not any(first <= y <= last for y in observed):
+            key = "years" if plan.years else "specs"
+            raise PlanError(
+                f"{plan.source}: key {key!r}: {spec.name} has no {spec.outcome} data in its years "
+                f"{first}-{last}; the panel has {spec.outcome} for {_span(observed)}"
+            )
+
+
+def _span(years: Any) -> str:
+    years = sorted(int(y) for y in years)
+    if not years:
+        return "no year"
+    return f"{years[0]}-{years[-1]}" if years[0] != years[-1] else f"{years[0]}"
+
+
 # ====================================================================== running a plan
 def fit_task(
     spec: Any,
@@ -467,6 +500,8 @@ def run_plan(
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
     panel = plan.data.load()
+    specs = plan.model_specs()
+    check_plan_data(plan, panel, specs)
     tasks = [
         Task(
             key=spec.name,
@@ -480,7 +515,7 @@ def run_plan(
             },
             lock_dir=plan.out / ".locks",
         )
-        for spec in plan.model_specs()
+        for spec in specs
     ]
     started = time.perf_counter()
     outcomes = run_tasks(

@@ -1,4 +1,8 @@
-"""Exception types. Every message names the file, row, column, authority or key at fault."""
+"""Exception types: every exception class of csc_bayes is defined here (a test checks it).
+
+Every message names the file, row, column, authority or key at fault. The command line maps
+them to exit statuses in ``csc_bayes.cli._common.exit_code_for``.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +61,39 @@ class UnknownAuthorityError(CscBayesError, KeyError):
 
 class DiagnosticsGateError(CscBayesError):
     """A fit failed the convergence gate and the caller did not accept that."""
+
+
+class UnknownBackendError(CscBayesError, ValueError):
+    """The requested sampling back end is not one of ``csc_bayes.spec.BACKENDS``."""
+
+
+class PlanError(CscBayesError, ValueError):
+    """A batch plan is invalid; the message names the plan file and the key at fault."""
+
+
+class OutputError(CscBayesError, OSError):
+    """An output file or folder cannot be written; the message names the path and the reason.
+
+    Also an ``OSError``, so code that catches failed writes as ``OSError`` still catches it.
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"cannot write {path}: {reason}")
+
+    def __str__(self) -> str:  # OSError would otherwise format its own arguments
+        return f"cannot write {self.path}: {self.reason}"
+
+    def __reduce__(self):  # picklable (Dask sends errors between processes)
+        return (type(self), (self.path, self.reason))
+
+
+class OutputFormatError(OutputError, ValueError):
+    """An output's format cannot be told from its name (e.g. a figure file ``x.bmp``)."""
+
+
+class TaskFailedError(CscBayesError, RuntimeError):
+    """Fits run as tasks (SBC replicates, K-fold refits) failed; the message names them."""
 
 
 class AnswerError(CscBayesError, ValueError):

@@ -19,11 +19,14 @@ schema version and the groups a fit must hold, and raises :class:`FitIntegrityEr
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +57,7 @@ POSTERIOR_FILE, SPEC_FILE, PANEL_FILE, METADATA_FILE = (
     "metadata.json",
 )
 _PARTIAL_PREFIX = ".partial-"
+_LOCK_SUFFIX = ".lock"
 
 
 @dataclass
@@ -167,6 +171,9 @@ def save_fit(fit: Fit, root: str | Path = "fits") -> Path:
 
     The run is written into ``root/<model>/.partial-<run-id>/`` and renamed into place at the
     end, so a crash at any point leaves earlier runs untouched and no half-written run visible.
+    While it writes, the save holds a lock on ``.partial-<run-id>.lock``; a save whose process
+    died (killed, power cut) leaves its partial folder unlocked, and the next save to the same
+    model folder removes it (:func:`remove_stale_partials`).
     """
     model_dir = Path(root) / fit.spec.name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -175,8 +182,13 @@ def save_fit(fit: Fit, root: str | Path = "fits") -> Path:
     final = model_dir / run_id
     if final.exists():
         raise FitIntegrityError(f"run folder {final} already exists; refusing to overwrite it")
-    partial.mkdir()
+    remove_stale_partials(model_dir)
+    lock = Path(f"{partial}{_LOCK_SUFFIX}")
+    lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    with contextlib.suppress(OSError):  # no flock (some network file systems): no lock
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
     try:
+        partial.mkdir()
         (partial / SPEC_FILE).write_text(fit.spec.to_toml(), encoding="utf-8")
         fit.panel.to_parquet(partial / PANEL_FILE, index=False)
         metadata = _json_safe({**fit.metadata, "run_id": run_id, "schema_version": SCHEMA_VERSION})
@@ -198,9 +210,50 @@ def save_fit(fit: Fit, root: str | Path = "fits") -> Path:
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(lock_fd)
     fit.metadata = metadata
     fit.path = final
     return final
+
+
+def remove_stale_partials(model_dir: str | Path) -> list[Path]:
+    """Remove the ``.partial-*`` folders (and lock files) of saves whose process died.
+
+    A save in progress holds the lock on its ``.partial-<run-id>.lock``; a partial folder whose
+    lock can be taken belongs to no live save. Where locks are unsupported nothing is removed.
+    Returns the folders removed.
+    """
+    removed = []
+    for entry in sorted(Path(model_dir).glob(f"{_PARTIAL_PREFIX}*")):
+        if entry.name.endswith(_LOCK_SUFFIX):
+            if Path(str(entry).removesuffix(_LOCK_SUFFIX)).exists():
+                continue  # handled with its folder
+            with contextlib.suppress(OSError):
+                if time.time() - entry.stat().st_mtime < 60:
+                    continue  # perhaps a save about to lock it and make its folder
+            folder, lock = None, entry
+        elif entry.is_dir():
+            folder, lock = entry, Path(f"{entry}{_LOCK_SUFFIX}")
+        else:
+            continue
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held by a live save, or locks unsupported
+                continue
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed
 
 
 # --------------------------------------------------------------------------- loading

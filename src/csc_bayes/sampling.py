@@ -43,13 +43,21 @@ Other statistics a back end reports are kept under their own names, except non-n
 
 Chains on CPU: JAX runs numpyro's chains ``"parallel"`` (one XLA host device per chain, pmap),
 ``"vectorized"`` (vmap: one program, every chain waits for the longest trajectory) or
-``"sequential"``. Parallel needs ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before JAX
-starts its backend, so importing the ``csc_bayes`` package sets it (N = max(8, CPU count)) unless
-``XLA_FLAGS`` already names a count. Import ``csc_bayes`` before anything else uses JAX.
+``"sequential"``. Parallel needs several host devices, which JAX fixes when it starts its backend
+(its first computation). Importing csc_bayes configures nothing; :func:`prepare_jax`, called when
+:func:`sample` starts, asks JAX for :data:`HOST_DEVICES` CPU devices (``jax_num_cpu_devices``)
+unless ``XLA_FLAGS`` already names a count (``--xla_force_host_platform_device_count``, as batch
+workers do) or ``jax_num_cpu_devices`` was set. If JAX's backend had already started with fewer
+devices than chains (your own JAX work ran first), the chains run ``"vectorized"`` instead and the
+fit records that (``settings["chain_method"]`` and the ``sample_stats`` attributes
+``chain_method`` / ``chain_method_reason``). Call :func:`prepare_jax` first to avoid that.
+(PyMC's own ``pymc.sampling.jax``, which ``pm.sample`` imports for numpyro and nutpie, rewrites
+``XLA_FLAGS`` when imported; csc_bayes itself modifies no environment variable.)
 
-Compile cache: importing this module points JAX's persistent compilation cache at
-``$CSC_BAYES_JAX_CACHE`` (default ``~/.cache/csc_bayes/jax``; ``off`` disables it), so a refit of
-an unchanged model skips most XLA compilation.
+Compile cache: :func:`prepare_jax` also points JAX's persistent compilation cache at
+``$CSC_BAYES_JAX_CACHE`` (default ``~/.cache/csc_bayes/jax``; ``off`` disables it) unless the
+JAX cache directory was configured already, so a refit of an unchanged model skips most XLA
+compilation. Like the device count, it takes effect only if JAX has compiled nothing yet.
 """
 
 from __future__ import annotations
@@ -66,19 +74,21 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from csc_bayes.errors import CscBayesError
+from csc_bayes.errors import CscBayesError, UnknownBackendError
 
 # one list of back ends and one default depth, validated in spec files too
 from csc_bayes.spec import BACKENDS, DEFAULT_MAX_TREEDEPTH
 
 __all__ = [
     "BACKENDS",
+    "HOST_DEVICES",
     "MAX_TREEDEPTH",
     "NORMALISED_STATS",
     "NUMPYRO_CHAIN_METHOD",
     "SampleResult",
     "UnknownBackendError",
     "enable_compilation_cache",
+    "prepare_jax",
     "sample",
 ]
 
@@ -92,11 +102,13 @@ NORMALISED_STATS = ("diverging", "tree_depth", "reached_max_treedepth", "energy"
 #: how numpyro and blackjax run chains when enough XLA host devices exist (else "vectorized")
 NUMPYRO_CHAIN_METHOD = "parallel"
 
+#: XLA host (CPU) devices asked for when sampling starts: one per chain for parallel chains
+HOST_DEVICES = max(8, os.cpu_count() or 1)
+
 _CACHE_ENV = "CSC_BAYES_JAX_CACHE"
-
-
-class UnknownBackendError(CscBayesError, ValueError):
-    """The requested sampling back end is not one of :data:`BACKENDS`."""
+_DEVICE_FLAG = "xla_force_host_platform_device_count"
+#: set by the first :func:`prepare_jax` call of the process
+_prepared: dict[str, object] = {}
 
 
 @dataclass
@@ -139,7 +151,37 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path | None:
     return cache
 
 
-enable_compilation_cache()
+def prepare_jax(chains: int = 1) -> dict[str, object]:
+    """Configure JAX for sampling: host devices for parallel chains, and the compilation cache.
+
+    Called by :func:`sample` before it runs anything on JAX; the first call of a process does the
+    work (see "Chains on CPU" and "Compile cache" above), later calls return its record. Nothing
+    is changed when the user configured it: ``XLA_FLAGS`` naming a device count, or
+    ``jax_num_cpu_devices`` / ``jax_compilation_cache_dir`` already set. Environment variables
+    are never modified.
+
+    Returns:
+        ``{"host_devices": int | None (None: left as configured), "backend_started": bool (JAX's
+        backend had started before, so the device count could not be set), "cache": Path |
+        None}``.
+    """
+    if _prepared:
+        return _prepared
+    record: dict[str, object] = {"host_devices": None, "backend_started": False}
+    user_count = _DEVICE_FLAG in os.environ.get("XLA_FLAGS", "")
+    if not user_count and jax.config.jax_num_cpu_devices < 0:
+        wanted = max(HOST_DEVICES, chains)
+        try:
+            jax.config.update("jax_num_cpu_devices", wanted)
+            record["host_devices"] = wanted
+        except RuntimeError:  # the backend has started: its device count is fixed
+            record["backend_started"] = True
+    if os.environ.get(_CACHE_ENV) is not None or jax.config.jax_compilation_cache_dir is None:
+        record["cache"] = enable_compilation_cache()
+    else:
+        record["cache"] = Path(jax.config.jax_compilation_cache_dir)
+    _prepared.update(record)
+    return _prepared
 
 
 def sample(
@@ -181,8 +223,17 @@ def sample(
         raise UnknownBackendError(
             f"unknown sampling back end {backend!r}; choose one of {', '.join(BACKENDS)}"
         )
+    prepared = prepare_jax(chains)
+    chain_reason = "requested"
     if chain_method is None:
-        chain_method = NUMPYRO_CHAIN_METHOD if jax.local_device_count() >= chains else "vectorized"
+        devices = jax.local_device_count()
+        if devices >= chains:
+            chain_method, chain_reason = NUMPYRO_CHAIN_METHOD, f"{devices} devices"
+        else:
+            chain_method = "vectorized"
+            chain_reason = f"{devices} JAX device(s) for {chains} chains" + (
+                " (JAX had started before sampling)" if prepared["backend_started"] else ""
+            )
     start = time.perf_counter()
     if backend == "blackjax":
         idata = _sample_blackjax(
@@ -213,6 +264,8 @@ def sample(
     # arithmetic with other fits behave the same for every back end
     idata["posterior"] = xr.DataTree(_to_numpy(idata["posterior"].dataset))
     stats = _normalise_stats(_to_numpy(idata["sample_stats"].dataset), backend, max_treedepth)
+    if backend in ("numpyro", "blackjax"):
+        stats.attrs.update(chain_method=chain_method, chain_method_reason=chain_reason)
     idata["sample_stats"] = xr.DataTree(stats)
     timings = {"sampling": time.perf_counter() - start}
 

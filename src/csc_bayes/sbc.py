@@ -40,7 +40,7 @@ from scipy import stats
 
 from csc_bayes.batch import Task, run_tasks
 from csc_bayes.compare import count_log_pmf, flat_draws
-from csc_bayes.errors import SpecError
+from csc_bayes.errors import SpecError, TaskFailedError
 
 #: default small SBC panel: authorities, reporting years, and reduced sampler settings
 SBC_AUTHORITIES = 30
@@ -523,5 +523,6 @@ def run_sbc(
         "priors": {k: p.as_dict() for k, p in generator.priors.items()},
     }
     if ranks.empty:
-        raise RuntimeError(f"no SBC replicate finished; first errors: {list(info['failed'])[:3]}")
+        first = list(info["failed"])[:3]
+        raise TaskFailedError(f"no SBC replicate finished; the first that failed: {first}")
     return SBCResult(ranks, uniformity_tests(ranks, n_ranks=n_ranks), n_ranks, info)

@@ -357,16 +357,19 @@ def load_spec(path: str | Path) -> ModelSpec:
 def models_dir() -> Path:
     """Folder of the shipped specifications.
 
-    Looked up in order: the environment variable ``CSC_BAYES_MODELS``; ``models/`` in the current
-    directory; ``models/`` at the repository root relative to this source file (editable install).
+    Looked up in order: the environment variable ``CSC_BAYES_MODELS``; ``csc_bayes/models/``
+    beside this module (an installed wheel: the build copies the top-level ``models/`` there);
+    ``models/`` at the repository root (a source checkout or an editable install). The current
+    directory is not searched: a spec of your own is loaded by its path.
     """
     env = os.environ.get("CSC_BAYES_MODELS")
     if env:
         return Path(env)
-    here = Path.cwd() / "models"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[2] / "models"
+    here = Path(__file__).resolve().parent
+    installed = here / "models"
+    if installed.is_dir():
+        return installed
+    return here.parents[1] / "models"
 
 
 def list_models() -> list[Path]:

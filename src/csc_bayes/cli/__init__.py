@@ -1,7 +1,8 @@
 """The ``csc-bayes`` command: a thin layer over the public Python API.
 
 Each feature lives in its own module here with a ``register(app)`` function; heavy libraries
-(PyMC, JAX) are imported inside the commands so that ``csc-bayes --help`` stays fast.
+(PyMC, JAX) are imported inside the commands so that ``csc-bayes --help`` stays fast. Errors and
+exit codes are decided in one place, :mod:`csc_bayes.cli._common` (its docstring has the table).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import importlib
 import typer
 
 from csc_bayes import __version__
+from csc_bayes.cli._common import CliGroup, example_epilog
 
 app = typer.Typer(
+    cls=CliGroup,
     name="csc-bayes",
     help=(
         "Bayesian multilevel models of children's social care demand across English local "
@@ -47,12 +50,19 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"csc_bayes.cli.{_name}").register(app)
 
 
-def main() -> None:
-    """Entry point of the ``csc-bayes`` console script; known errors exit 2 with their message."""
-    from csc_bayes.errors import CscBayesError
+def _add_examples(group: typer.Typer, prefix: tuple[str, ...] = ()) -> None:
+    """End every command's --help with its worked example (``_common.EXAMPLES``)."""
+    for info in group.registered_commands:
+        name = info.name or info.callback.__name__.replace("_", "-")
+        if info.epilog is None:
+            info.epilog = example_epilog(" ".join((*prefix, name)))
+    for sub in group.registered_groups:
+        _add_examples(sub.typer_instance, (*prefix, sub.name or sub.typer_instance.info.name))
 
-    try:
-        app()
-    except CscBayesError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from None
+
+_add_examples(app)
+
+
+def main() -> None:
+    """Entry point of the ``csc-bayes`` console script (exit codes: see ``cli._common``)."""
+    app()

@@ -6,23 +6,27 @@ FIT is a run folder (``fits/<model>/<run-id>``) or a model folder (its latest ru
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 from csc_bayes.cli._common import (
+    FORMAT_HELP,
+    OUT_HELP,
     OutputFormat,
-    emit_frame,
-    err_console,
+    check_table_output,
+    emit_table,
     frame_table,
+    note,
     print_wide,
+    refusing,
 )
 from csc_bayes.variance import DEFAULT_CI_PROB
 
 FIT_ARG = typer.Argument(..., help="A run folder, or a model folder (its latest run).")
 CI_OPT = typer.Option(DEFAULT_CI_PROB, "--ci-prob", help="Width of the credible intervals (0-1).")
-FORMAT_OPT = typer.Option(OutputFormat.table, "--format", help="table, csv or json.")
+FORMAT_OPT = typer.Option(OutputFormat.table, "--format", help=FORMAT_HELP)
+OUT_OPT = typer.Option(None, "--out", help=OUT_HELP)
 
 #: the columns a reader of the excess table sees first in the terminal
 _EXCESS_BRIEF = [
@@ -56,22 +60,23 @@ _PREDICT_BRIEF = [
 ]
 
 
-class PredictFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
 def _load(path: Path):
     from csc_bayes.fits import load_fit
 
     return load_fit(path)
 
 
-def _refuse(exc: ValueError) -> typer.Exit:
-    """A bad request (unfitted year, bad ci_prob, mismatched null fit): message, exit code 2."""
-    err_console.print(f"[red]error:[/] {exc}")
-    return typer.Exit(2)
+def parse_year(value: str | None) -> int | str | None:
+    """``--year`` of ``excess``: None (the last fitted year), ``"all"`` or a year."""
+    if value is None or value.strip().lower() == "all":
+        return None if value is None else "all"
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a year: give a fitted year such as 2024, or 'all'",
+            param_hint="--year",
+        ) from None
 
 
 def explain(
@@ -83,6 +88,7 @@ def explain(
         False, "--no-null", help="Skip the null model (and the between-LA share it gives)."
     ),
     fmt: OutputFormat = FORMAT_OPT,
+    out: Path | None = OUT_OPT,
     ci_prob: float = CI_OPT,
 ) -> None:
     """How much variation each source explains, and how much is left unexplained.
@@ -93,33 +99,31 @@ def explain(
     from csc_bayes.fitting import find_null_fit
     from csc_bayes.variance import explain_variance
 
+    check_table_output(fmt, out)
     fit = _load(fit_path)
     if null is not None:
         null_fit = _load(null)
     elif no_null:
         null_fit = None
     else:
-        err_console.print(
+        note(
             f"null model {fit.spec.null_spec().name}: loading the saved fit of the same data, "
             "or fitting it (use --null FIT or --no-null to choose otherwise)"
         )
         null_fit = find_null_fit(fit)
-    try:
+    with refusing():
         result = explain_variance(fit, null_fit=null_fit, ci_prob=ci_prob)
-    except ValueError as exc:
-        raise _refuse(exc) from None
-    if fmt == OutputFormat.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    elif fmt == OutputFormat.csv:
-        emit_frame(result.to_frame(), fmt)
-    else:
-        frame = result.to_frame()
+    frame = result.to_frame()
+    nested = json.dumps(result.to_dict(), indent=2)
+    if fmt == OutputFormat.table and out is None:
         for measure, rows in frame.groupby("measure", sort=False):
             print_wide(
                 frame_table(
                     rows.drop(columns="measure"), title=f"{measure} ({ci_prob:.0%} intervals)"
                 )
             )
+        return
+    emit_table(frame, fmt, out, title=f"Variance explained ({ci_prob:.0%})", json_text=nested)
 
 
 def excess_command(
@@ -131,34 +135,32 @@ def excess_command(
         False, "--region-as-need", help="Count region effects as need, not as excess."
     ),
     fmt: OutputFormat = FORMAT_OPT,
-    out: Path | None = typer.Option(
-        None, "--out", help="Also write the full table as spreadsheet-safe CSV."
-    ),
+    out: Path | None = OUT_OPT,
     sort: str = typer.Option(
         "excess_ratio_median", "--sort", help="Column to sort by (descending)."
     ),
     ci_prob: float = CI_OPT,
 ) -> None:
-    """Each authority's excess or shortfall relative to its expected need."""
-    from csc_bayes.excess import excess, to_safe_csv
+    """Each authority's excess or shortfall relative to its expected need.
 
+    The table on the terminal shows the main columns; csv, json, parquet and --out hold them all.
+    """
+    from csc_bayes.excess import excess
+
+    chosen = parse_year(year)
+    check_table_output(fmt, out)
     fit = _load(fit_path)
-    try:
-        chosen: int | str | None = year if year in (None, "all") else int(year)
+    with refusing():
         table = excess(fit, year=chosen, ci_prob=ci_prob, region_as_need=region_as_need)
-    except ValueError as exc:
-        raise _refuse(exc) from None
     if sort not in table.columns:
-        raise typer.BadParameter(f"unknown column {sort!r}; one of {list(table.columns)}")
+        raise typer.BadParameter(
+            f"unknown column {sort!r}; one of {', '.join(table.columns)}", param_hint="--sort"
+        )
     # descending within each year (one block per year when --year all)
     table = table.sort_values(["year", sort], ascending=[True, False], kind="stable")
     table = table.reset_index(drop=True)
-    if out is not None:
-        err_console.print(f"wrote {to_safe_csv(table, out)}")
-    if fmt == OutputFormat.table:
-        emit_frame(table[_EXCESS_BRIEF], fmt, title=f"Excess over expected need ({ci_prob:.0%})")
-    else:
-        emit_frame(table, fmt)
+    title = f"Excess over expected need ({ci_prob:.0%})"
+    emit_table(table, fmt, out, title=title, brief=_EXCESS_BRIEF)
 
 
 def predict_command(
@@ -170,15 +172,17 @@ def predict_command(
     population: float | None = typer.Option(
         None, "--population", help="Children aged 0-17 in forecast years, instead of the panel's."
     ),
-    fmt: PredictFormat = typer.Option(PredictFormat.table, "--format", help="table, json or csv."),
+    fmt: OutputFormat = FORMAT_OPT,
+    out: Path | None = OUT_OPT,
     ci_prob: float = CI_OPT,
     seed: int = typer.Option(0, "--seed", help="Seed of the predictive draws."),
 ) -> None:
     """Posterior predictions for a named authority (or all of them) and year."""
     from csc_bayes.predict import predict
 
+    check_table_output(fmt, out)
     fit = _load(fit_path)
-    try:
+    with refusing():
         table = predict(
             fit,
             authority=authority,
@@ -187,12 +191,7 @@ def predict_command(
             ci_prob=ci_prob,
             seed=seed,
         )
-    except ValueError as exc:
-        raise _refuse(exc) from None
-    if fmt == PredictFormat.table:
-        emit_frame(table[_PREDICT_BRIEF], OutputFormat.table, title=f"Predictions ({ci_prob:.0%})")
-    else:
-        emit_frame(table, OutputFormat(fmt.value))
+    emit_table(table, fmt, out, title=f"Predictions ({ci_prob:.0%})", brief=_PREDICT_BRIEF)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,20 @@ from pathlib import Path
 
 import typer
 
-from csc_bayes.cli._common import OutputFormat, console, emit_frame, frame_table, print_wide
+from csc_bayes.cli._common import (
+    ExitCode,
+    OutputFormat,
+    check_output,
+    check_table_output,
+    emit_table,
+    fail,
+    frame_table,
+    note,
+    print_wide,
+    refusing,
+    write_table,
+    writing,
+)
 
 SCHEDULER_HELP = "Address of a running Dask scheduler (tcp://host:8786); default: a local cluster."
 WORKERS_HELP = "Worker processes of the local cluster (default: one per core)."
@@ -17,16 +30,27 @@ def batch(
     scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
-    """Run every fit of a plan; re-running resumes (finished, matching fits are reused)."""
+    """Run every fit of a plan; re-running resumes (finished, matching fits are reused).
+
+    The plan is checked (keys, specs, sampler settings, years against the data) before any
+    worker starts. Exit 1 when a fit failed; each failure is named on standard error.
+    """
     from csc_bayes.batch import run_plan
 
     result = run_plan(plan, scheduler=scheduler, n_workers=workers, progress=True)
     table = result.table.drop(columns=["error"]).assign(run=result.table["run"].fillna(""))
     print_wide(frame_table(table, title=f"{plan}: {result.wall_seconds:.0f} s wall"))
-    for row in result.table[result.table["status"] == "failed"].itertuples():
-        console.print(f"[red]failed[/] {row.task}: {row.error}")
+    failed = result.table[result.table["status"] == "failed"]
+    for row in failed.itertuples():
+        note(f"failed {row.task}: {last_line(row.error)}")
     if not result.ok:
-        raise typer.Exit(1)
+        raise fail(f"{len(failed)} of {len(result.table)} fits failed", ExitCode.ERROR)
+
+
+def last_line(text: str | None) -> str:
+    """The last non-empty line of a worker's error text (the exception, not its traceback)."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def sbc(
@@ -46,9 +70,15 @@ def sbc(
     scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
-    """Simulation-based calibration: rank statistics and uniformity tests (docs/scale.md)."""
+    """Simulation-based calibration: rank statistics and uniformity tests (docs/scale.md).
+
+    Exit 5 when uniformity is rejected for any quantity (the model or the sampler is not
+    calibrated), 0 when it is not.
+    """
     from csc_bayes.sbc import run_sbc
 
+    if out is not None:
+        check_output(out, folder=True)
     result = run_sbc(
         spec,
         sims=sims,
@@ -60,10 +90,17 @@ def sbc(
         saved_only=saved_only,
     )
     print_wide(frame_table(result.tests, title=f"SBC of {result.info['fitted_spec']}"))
-    verdict = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
-    console.print(f"{result.info['sims_done']}/{sims} simulations; uniformity {verdict}")
+    verdict = "passed" if result.passed else "REJECTED"
+    note(f"{result.info['sims_done']}/{sims} simulations; uniformity {verdict}")
     if out is not None:
-        console.print(f"written to {result.save(out)}")
+        with writing(out):
+            note(f"wrote {result.save(out)}")
+    if not result.passed:
+        failed = result.tests.loc[~result.tests["passed"].astype(bool), "quantity"]
+        raise fail(
+            f"SBC rejected uniformity of the ranks of {', '.join(map(str, failed))}",
+            ExitCode.CHECK_FAILED,
+        )
 
 
 def compare(
@@ -72,9 +109,15 @@ def compare(
         None, "--kfold", min=2, help="Grouped K-fold CV leaving out whole authorities."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and new-group draws."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, csv or json."),
+    fmt: OutputFormat = typer.Option(
+        OutputFormat.table,
+        "--format",
+        help="table, csv or json on standard output; parquet: table.parquet in the --out folder.",
+    ),
     plot: Path | None = typer.Option(None, "--plot", help="Write the comparison figure here."),
-    out: Path | None = typer.Option(None, "--out", help="Folder for table/pareto_k/info files."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for table.csv/json, pareto_k.csv, info.json, compare.png."
+    ),
     fits_dir: Path = typer.Option(Path("fits/cv"), "--fits", help="Where the fold fits go."),
     scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
@@ -84,25 +127,46 @@ def compare(
 
     from csc_bayes.compare import compare_fits
     from csc_bayes.plots import save_figure
+    from csc_bayes.plots._style import figure_format
 
-    result = compare_fits(
-        list(fits),
-        kfold=kfold,
-        seed=seed,
-        fits_dir=fits_dir,
-        scheduler=scheduler,
-        n_workers=workers,
-        progress=fmt == OutputFormat.table,
-    )
-    emit_frame(result.table, fmt, title="Model comparison (elpd: higher is better)")
+    check_table_output(fmt, out, folder=True)
+    if plot is not None:
+        figure_format(plot)
+        check_output(plot)
+    try:
+        with refusing():
+            result = compare_fits(
+                list(fits),
+                kfold=kfold,
+                seed=seed,
+                fits_dir=fits_dir,
+                scheduler=scheduler,
+                n_workers=workers,
+                progress=fmt == OutputFormat.table,
+            )
+    except RuntimeError as exc:
+        if not str(exc).startswith("K-fold refits failed"):
+            raise
+        # the workers' tracebacks follow in the message: its first line and the last error
+        first = str(exc).splitlines()[0]
+        raise fail(f"{first} ... {last_line(str(exc))}", ExitCode.ERROR, exc) from None
+    if fmt != OutputFormat.parquet:
+        emit_table(result.table, fmt, title="Model comparison (elpd: higher is better)")
     if fmt == OutputFormat.table and len(result.pareto_k):
         print_wide(frame_table(result.pareto_k, title="Pareto k above threshold (PSIS-LOO)"))
     if plot is not None:
         fig = result.plot()
-        save_figure(fig, plot, dpi=110)
-        plt.close(fig)
+        try:
+            save_figure(fig, plot, dpi=110)
+        finally:
+            plt.close(fig)
+        note(f"wrote {plot}")
     if out is not None:
-        result.save(out)
+        with writing(out):
+            result.save(out)
+            if fmt == OutputFormat.parquet:
+                write_table(result.table, out / "table.parquet", "parquet")
+        note(f"wrote {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Literal
 
 import typer
 
-from csc_bayes.cli._common import console, err_console, frame_table, print_wide
+from csc_bayes.cli._common import ExitCode, check_output, frame_table, note, print_wide
 
 SPEC_ARG = typer.Argument(..., help="A shipped model name (see `csc-bayes models`) or a TOML file.")
 DATA_OPT = typer.Option(
@@ -37,17 +37,22 @@ def fit_command(
     ),
     progress: bool = typer.Option(True, help="Show the sampler's progress bar."),
 ) -> None:
-    """Fit a model and save it under OUT/<model>/<run-id>/; exit 3 if the convergence gate fails."""
+    """Fit a model and save it under OUT/<model>/<run-id>/; exit 3 if the convergence gate fails.
+
+    Standard output gets the convergence gate's table and the saved run's folder; progress and
+    notes go to standard error.
+    """
     import csc_bayes
-    from csc_bayes.diagnostics import GATE_FAILED_EXIT_CODE, GateResult
+    from csc_bayes.diagnostics import GateResult
 
     if refit not in ("on_change", "always", "never"):
         raise typer.BadParameter("use on_change, always or never", param_hint="--refit")
     policy: Literal["on_change", "always", "never"] = refit  # type: ignore[assignment]
     model = csc_bayes.find_spec(spec)
-    console.print(f"[bold]{model.name}[/]: {model.formula}")
+    check_output(out, folder=True)
+    note(f"{model.name}: {model.formula}")
     if data is None:
-        console.print("[yellow]No --data: fitting the SYNTHETIC panel (csc_bayes.simulate).[/]")
+        note("No --data: fitting the SYNTHETIC panel (csc_bayes.simulate).")
     result = csc_bayes.fit(
         model, data=data, out=out, backend=backend, draws=draws, tune=tune, chains=chains,
         seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, refit=policy,
@@ -55,7 +60,7 @@ def fit_command(
     )  # fmt: skip
     meta = result.metadata
     excluded = meta.get("excluded", {})
-    console.print(
+    note(
         f"Fitted {meta['n_obs']} authority-years ({meta['n_authorities']} authorities, "
         f"years {meta['years_fitted'][0]}-{meta['years_fitted'][-1]}); "
         f"{excluded.get('n_rows', 0)} rows of the spec's years not fitted (reasons in "
@@ -63,16 +68,16 @@ def fit_command(
     )
     timings = meta.get("timings", {})
     if "total" in timings:
-        console.print(f"Back end {meta['backend']}: {timings['total']:.1f} s sampling in total.")
+        note(f"Back end {meta['backend']}: {timings['total']:.1f} s sampling in total.")
     gate = GateResult.from_dict(meta["diagnostics"])
     print_wide(gate.to_rich_table())
-    console.print(f"Saved: {result.path}")
+    print(f"Saved: {result.path}")
     if not gate.passed:
-        err_console.print(
-            "[red]The fit failed the convergence gate[/]: its answers are not to be trusted "
+        note(
+            "The fit failed the convergence gate: its answers are not to be trusted "
             "(see docs/diagnostics.md for what to do)."
         )
-        raise typer.Exit(GATE_FAILED_EXIT_CODE)
+        raise typer.Exit(ExitCode.GATE_FAILED)
 
 
 def models_command() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from csc_bayes.cli._common import console, err_console
+from csc_bayes.cli._common import check_output, note, refusing, write_table
 from csc_bayes.variance import DEFAULT_CI_PROB
 
 
@@ -45,43 +45,53 @@ def plot(
         None, "--null-fit", help="variance: a null fit, for the between-LA share explained."
     ),
     data_out: Path | None = typer.Option(
-        None, "--data-out", help="Also write the table behind the figure as a CSV file."
+        None,
+        "--data-out",
+        help="Also write the table behind the figure (.csv, spreadsheet-safe; .json; .parquet).",
     ),
 ) -> None:
     """Draw a caterpillar, funnel, variance, trend or ppc figure from a saved fit."""
     import matplotlib.pyplot as plt
 
-    from csc_bayes.excess import to_safe_csv
+    from csc_bayes.cli._common import TABLE_SUFFIXES
     from csc_bayes.fits import load_fit
     from csc_bayes.plots import figure_from_fit, save_figure
+    from csc_bayes.plots._style import figure_format
 
     if data_out is not None and kind == PlotKind.ppc:
         raise typer.BadParameter("a ppc plot has no table to write", param_hint="--data-out")
+    figure_format(out)  # an unknown suffix fails before the figure is drawn
+    check_output(out)
+    if data_out is not None:
+        check_output(data_out)
     fit = load_fit(fit_path)
     if not fit.diagnostics_passed:
-        err_console.print(
-            "[bold red]warning[/]: this fit FAILED the convergence gate; its figures may "
-            "be wrong (see `csc-bayes report` for the reasons)."
+        note(
+            "warning: this fit FAILED the convergence gate; its figures may be wrong "
+            "(see `csc-bayes report` for the reasons)."
         )
-    fig, table = figure_from_fit(
-        kind.value,
-        fit,
-        year=year,
-        ci_prob=ci_prob,
-        value=value,
-        by_region=by_region,
-        region=region,
-        highlight=highlight,
-        show_prob=show_prob,
-        authority=authority,
-        null_fit=load_fit(null_fit) if null_fit is not None else None,
-    )
-    save_figure(fig, out)
-    plt.close(fig)
-    console.print(f"wrote {out}")
+    with refusing(KeyError):
+        fig, table = figure_from_fit(
+            kind.value,
+            fit,
+            year=year,
+            ci_prob=ci_prob,
+            value=value,
+            by_region=by_region,
+            region=region,
+            highlight=highlight,
+            show_prob=show_prob,
+            authority=authority,
+            null_fit=load_fit(null_fit) if null_fit is not None else None,
+        )
+    try:
+        save_figure(fig, out)
+    finally:
+        plt.close(fig)
+    note(f"wrote {out}")
     if data_out is not None:
-        to_safe_csv(table, data_out)
-        console.print(f"wrote {data_out}")
+        write_table(table, data_out, TABLE_SUFFIXES.get(data_out.suffix.lower(), "csv"))
+        note(f"wrote {data_out}")
 
 
 def register(app: typer.Typer) -> None:

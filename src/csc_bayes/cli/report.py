@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from csc_bayes.cli._common import console
+from csc_bayes.cli._common import check_output, note, refusing, writing
 from csc_bayes.variance import DEFAULT_CI_PROB
 
 
@@ -26,18 +26,24 @@ def report(
     from csc_bayes.fits import load_fit
     from csc_bayes.report import check_gate, report_answers, write_report, write_report_pdf
 
+    check_output(out)
+    pdf_path = out.with_suffix(".pdf") if pdf else None
+    if pdf_path is not None:
+        check_output(pdf_path)
     fit = load_fit(fit_path)
     null = load_fit(null_fit) if null_fit is not None else None
     check_gate(fit, force=force)  # refuse a failed fit before the answers are computed
-    answers = report_answers(fit, null_fit=null, ci_prob=ci_prob)  # once, for both formats
-    write_report(fit, out, force=force, null_fit=null, ci_prob=ci_prob, answers=answers)
-    console.print(f"wrote {out}")
-    if pdf:
-        pdf_path = out.with_suffix(".pdf")
-        write_report_pdf(
-            fit, pdf_path, force=force, null_fit=null, ci_prob=ci_prob, answers=answers
-        )
-        console.print(f"wrote {pdf_path}")
+    with refusing():
+        answers = report_answers(fit, null_fit=null, ci_prob=ci_prob)  # once, for both formats
+    with writing(out):
+        write_report(fit, out, force=force, null_fit=null, ci_prob=ci_prob, answers=answers)
+    note(f"wrote {out}")
+    if pdf_path is not None:
+        with writing(pdf_path):
+            write_report_pdf(
+                fit, pdf_path, force=force, null_fit=null, ci_prob=ci_prob, answers=answers
+            )
+        note(f"wrote {pdf_path}")
 
 
 def register(app: typer.Typer) -> None:

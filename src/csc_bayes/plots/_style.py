@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from csc_bayes.data.schema import REGIONS
+from csc_bayes.errors import OutputError, OutputFormatError
 
 #: Paul Tol's "muted" scheme: nine colours distinguishable under the common colour-vision
 #: deficiencies, one per region, fixed so that a region has the same colour in every figure.
@@ -145,21 +146,40 @@ def fit_years(fit: Any) -> list[int]:
 # ------------------------------------------------------------------------------ output
 
 
+def figure_format(path: str | Path) -> str:
+    """The file format :func:`save_figure` writes ``path`` in, from its suffix.
+
+    Raises:
+        OutputFormatError: the suffix is not one of :data:`FIGURE_FORMATS` (also a ValueError).
+    """
+    path = Path(path)
+    fmt = FIGURE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        suffix = repr(path.suffix) if path.suffix else "no suffix"
+        raise OutputFormatError(
+            path,
+            f"cannot tell the figure format from {suffix}; use one of {', '.join(FIGURE_FORMATS)}",
+        )
+    return fmt
+
+
 def save_figure(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
     """Write ``fig`` to ``path`` atomically; the suffix (.png, .svg, .pdf) picks the format.
 
     The figure is drawn into a temporary file in the same folder and moved into place with
     ``os.replace``, so an interrupted save never leaves a half-written figure at ``path``.
+
+    Raises:
+        OutputFormatError: unknown suffix (:func:`figure_format`).
+        OutputError: the file or its folder cannot be written (names the path and the reason).
     """
     path = Path(path)
-    fmt = FIGURE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"{path}: cannot tell the figure format from the suffix {path.suffix!r}; "
-            f"use one of {', '.join(FIGURE_FORMATS)}"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fmt = figure_format(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(path, exc.strerror or str(exc)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fig.savefig(fh, format=fmt, dpi=dpi)
@@ -167,7 +187,9 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 200) -> Path:
             os.fsync(fh.fileno())
         os.chmod(tmp, SHARED_FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(path, exc.strerror or str(exc)) from None
         raise
     return path
