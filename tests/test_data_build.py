@@ -220,7 +220,7 @@ def test_cli_names_missing_file(tmp_path):
     from csc_bayes.cli import app
 
     result = CliRunner().invoke(app, ["data", "build", "--raw", str(tmp_path)])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "b1_children_in_need_2013_to_2025.csv" in result.stderr
     assert "Traceback" not in result.output
 

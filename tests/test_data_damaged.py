@@ -40,7 +40,7 @@ def raw_copy(raw_dir: Path, tmp_path: Path, damaged: dict[str, bytes]) -> Path:
 def build(raw: Path, tmp_path: Path):
     out = tmp_path / "panel.parquet"
     result = CliRunner().invoke(app, ["data", "build", "--raw", str(raw), "--out", str(out)])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
     assert not out.exists()

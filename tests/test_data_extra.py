@@ -254,7 +254,7 @@ def test_cli_join_bad_table_exits_nonzero_with_the_message_and_no_traceback(
     out = tmp_path / "out.parquet"
     args = ["data", "join", str(saved_panel), "--extra", str(path), "--out", str(out)]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     assert result.stderr.startswith("error:")
     assert f"{case}.csv" in result.stderr
@@ -317,7 +317,7 @@ def test_cli_build_bad_extra_fails_before_reading_official_files(raw_dir, tmp_pa
     out = tmp_path / "p.parquet"
     args = ["data", "build", "--raw", str(raw_dir), "--out", str(out), "--extra", str(bad)]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert "bad.csv" in result.stderr and "row 3" in result.stderr and "'383'" in result.stderr
     assert not out.exists()

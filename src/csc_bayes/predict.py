@@ -134,7 +134,7 @@ def predict(
         ci_prob=ci_prob,
         region_as_need=region_as_need,
         rate_per=PER,
-        carried_forward=pred.carried_forward,
+        carried_forward=pred.carried_forward.to_dict(orient="records"),
     )
     return out
 

@@ -344,6 +344,7 @@ def emit_frame(df: pd.DataFrame, fmt: OutputFormat, *, title: str | None = None)
 EXAMPLES: dict[str, str] = {
     "demo": "csc-bayes demo --out demo-output",
     "data build": "csc-bayes data build --raw ../shared/data/raw --out panel.parquet",
+    "data join": "csc-bayes data join panel.parquet --extra my_fsm_share.csv --out panel2.parquet",
     "fit": "csc-bayes fit cpp_need --data panel.parquet --out fits",
     "models": "csc-bayes models",
     "priors": "csc-bayes priors cpp_need --data panel.parquet",

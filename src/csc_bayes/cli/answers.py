@@ -191,6 +191,14 @@ def predict_command(
             ci_prob=ci_prob,
             seed=seed,
         )
+    carried = table.attrs.get("carried_forward") or []
+    if carried:
+        covariates = sorted({c["covariate"] for c in carried})
+        years = sorted({c["year"] for c in carried})
+        note(
+            f"the panel has no {', '.join(covariates)} for {', '.join(map(str, years))}: the "
+            "latest earlier value of each authority is used (a forecast assumes it is unchanged)"
+        )
     emit_table(table, fmt, out, title=f"Predictions ({ci_prob:.0%})", brief=_PREDICT_BRIEF)
 
 

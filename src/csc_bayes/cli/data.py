@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import typer
-from rich.markup import escape
 
-from csc_bayes.cli._common import console, err_console, frame_table, print_wide
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    """Print a known error as one line on standard error; exit status 2 (as ``main`` does)."""
-    err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
-    return typer.Exit(2)
+from csc_bayes.cli._common import check_output, console, frame_table, print_wide, writing
 
 
 def build(
@@ -34,13 +27,11 @@ def build(
 ) -> None:
     """Build the LA x year panel from the official DfE / ONS files and write it as parquet."""
     from csc_bayes.data import build_panel_report, save_panel
-    from csc_bayes.errors import CscBayesError
 
-    try:
-        panel, report = build_panel_report(raw, extra=extra)
+    check_output(out)  # an unwritable --out fails before the build, not after it
+    panel, report = build_panel_report(raw, extra=extra)
+    with writing(out):
         path = save_panel(panel, out)
-    except CscBayesError as exc:
-        raise _fail(exc) from None
     console.print(
         f"[bold]panel[/]: {len(panel)} rows, {panel['la_code'].nunique()} authorities, "
         f"years {panel['year'].min()}-{panel['year'].max()} -> {path}"
@@ -71,13 +62,11 @@ def join(
     """Join your own tables to a saved panel as new columns (same rules as `data build --extra`)."""
     from csc_bayes.data import load_panel, save_panel
     from csc_bayes.data.extra import join_extra
-    from csc_bayes.errors import CscBayesError
 
-    try:
-        panel = join_extra(load_panel(panel_path), extra)
+    check_output(out)
+    panel = join_extra(load_panel(panel_path), extra)
+    with writing(out):
         path = save_panel(panel, out)
-    except CscBayesError as exc:
-        raise _fail(exc) from None
     console.print(f"[bold]panel[/]: {len(panel)} rows -> {path}")
     _print_extra(panel)
 

@@ -9,15 +9,37 @@ import typer
 
 from csc_bayes.cli._common import ExitCode, check_output, frame_table, note, print_wide
 
-SPEC_ARG = typer.Argument(..., help="A shipped model name (see `csc-bayes models`) or a TOML file.")
+SPEC_ARG = typer.Argument(
+    None,
+    help="A shipped model name (see `csc-bayes models`) or a TOML file; or give --formula.",
+)
 DATA_OPT = typer.Option(
     None, "--data", help="Panel parquet from `csc-bayes data build`; default: the synthetic panel."
 )
 
 
 def fit_command(
-    spec: str = SPEC_ARG,
+    spec: str | None = SPEC_ARG,
     data: Path | None = DATA_OPT,
+    formula: str | None = typer.Option(
+        None,
+        "--formula",
+        help="The model as a formula instead of SPEC, e.g. 'cpp ~ idaci + "
+        "offset(log(population)) + (1|la) + (1|region) + rw1(year)' (docs/model.md).",
+    ),
+    family: str | None = typer.Option(
+        None, help="negative_binomial (a formula's default) or poisson; overrides the spec."
+    ),
+    years: tuple[int, int] | None = typer.Option(
+        None, help="First and last year to fit (a formula's default: 2013 2024)."
+    ),
+    name: str | None = typer.Option(None, help="Model name (a formula's: <outcome>_formula)."),
+    prior: list[str] = typer.Option(
+        [],
+        "--prior",
+        help="A prior by parameter name, as a line of the TOML [priors] table, e.g. "
+        "'sigma_la = { sigma = 0.5 }'; repeat for several.",
+    ),
     out: Path = typer.Option(Path("fits"), "--out", help="Root folder for saved fits."),
     backend: str | None = typer.Option(
         None, help="numpyro (default), blackjax, nutpie or pymc; overrides the spec."
@@ -44,11 +66,16 @@ def fit_command(
     """
     import csc_bayes
     from csc_bayes.diagnostics import GateResult
+    from csc_bayes.fitting import as_spec
 
     if refit not in ("on_change", "always", "never"):
         raise typer.BadParameter("use on_change, always or never", param_hint="--refit")
     policy: Literal["on_change", "always", "never"] = refit  # type: ignore[assignment]
-    model = csc_bayes.find_spec(spec)
+    if (spec is None) == (formula is None):
+        raise typer.BadParameter("give a model name, a TOML file or --formula (one of them)")
+    model = as_spec(formula or spec, family=family, years=years, name=name)
+    if prior:
+        model = model.with_priors(_priors(prior))
     check_output(out, folder=True)
     note(f"{model.name}: {model.formula}")
     if data is None:
@@ -78,6 +105,25 @@ def fit_command(
             "(see docs/diagnostics.md for what to do)."
         )
         raise typer.Exit(ExitCode.GATE_FAILED)
+
+
+def _priors(lines: list[str]) -> dict:
+    """``--prior`` lines (``name = { ... }``) as a ``[priors]`` table."""
+    import tomllib
+
+    from csc_bayes.errors import SpecError
+
+    table: dict = {}
+    for line in lines:
+        try:
+            parsed = tomllib.loads(line)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(
+                f"--prior {line!r} is not a TOML line such as 'sigma_la = {{ sigma = 0.5 }}': "
+                f"{exc}"
+            ) from None
+        table.update(parsed)
+    return table
 
 
 def models_command() -> None:
