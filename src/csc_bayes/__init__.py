@@ -4,6 +4,7 @@ The public API, in data-flow order (files -> panel -> model -> fit -> answers ->
 
     panel = csc_bayes.build_panel("../shared/data/raw")      # or csc_bayes.simulate_panel().panel
     fit = csc_bayes.fit("cpp_need", data=panel)                # saved under fits/cpp_need/<run>/
+    fit = csc_bayes.fit("cpp ~ idaci + (1|la) + rw1(year)", data=panel)   # or a formula
     fit = csc_bayes.load_fit("fits/cpp_need")                  # latest run
     csc_bayes.explain_variance(fit)                            # variation explained, by source
     csc_bayes.excess(fit, year=2024)                           # excess over expected need
@@ -29,6 +30,7 @@ _EXPORTS = {
     "build_panel": "csc_bayes.data",
     "load_panel": "csc_bayes.data",
     "save_panel": "csc_bayes.data",
+    "join_extra": "csc_bayes.data.extra",
     "simulate_panel": "csc_bayes.simulate",
     "load_spec": "csc_bayes.spec",
     "find_spec": "csc_bayes.spec",

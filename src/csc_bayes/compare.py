@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import special
 
 from csc_bayes.batch import Task, run_tasks
+from csc_bayes.errors import AnswerError, TaskFailedError
 from csc_bayes.fits import Fit, load_fit
 from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.posterior import reader
@@ -134,7 +135,7 @@ def _common_rows(fits: dict[str, Fit]) -> pd.MultiIndex:
     for s in sets[1:]:
         common = common.intersection(s)
     if common.empty:
-        raise ValueError("the fits share no authority-year: they cannot be compared")
+        raise AnswerError("the fits share no authority-year: they cannot be compared")
     return common.sort_values()
 
 
@@ -179,7 +180,9 @@ def loo_pointwise(fit: Fit, name: str) -> tuple[pd.DataFrame, float]:
 def authority_folds(la_codes: list[str], k: int, *, seed: int) -> dict[str, int]:
     """Assign authorities to k folds of (nearly) equal size, at random but fixed by ``seed``."""
     if not 2 <= k <= len(la_codes):
-        raise ValueError(f"kfold must be between 2 and the number of authorities ({len(la_codes)})")
+        raise AnswerError(
+            f"kfold must be between 2 and the number of authorities ({len(la_codes)}), got {k}"
+        )
     order = np.random.default_rng(seed).permutation(sorted(la_codes))
     return {str(code): i % k for i, code in enumerate(order)}
 
@@ -271,7 +274,7 @@ def compare_fits(
     """
     loaded = [f if isinstance(f, Fit) else load_fit(f) for f in fits]
     if len(loaded) < 1:
-        raise ValueError("give at least one fit")
+        raise AnswerError("give at least one fit")
     named: dict[str, Fit] = {}
     for f in loaded:
         name = f.spec.name
@@ -280,7 +283,7 @@ def compare_fits(
         named[name] = f
     outcomes = {f.spec.outcome for f in named.values()}
     if len(outcomes) > 1:
-        raise ValueError(
+        raise AnswerError(
             f"fits predict different outcomes {sorted(outcomes)}; compare like with like"
         )
     common = _common_rows(named)
@@ -375,7 +378,10 @@ def _kfold(
     outcomes = run_tasks(tasks, description="CV fits", **where)
     failed = [f"{o.key}: {o.error}" for o in outcomes if o.status == "failed"]
     if failed:
-        raise RuntimeError("K-fold refits failed:\n" + "\n".join(failed))
+        raise TaskFailedError(
+            f"{len(failed)} of {len(outcomes)} K-fold refits failed: "
+            + "; ".join(f.splitlines()[0] for f in failed)
+        )
     out: dict[str, pd.Series] = {}
     for name in named:
         values: dict[str, float] = {}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import xarray as xr
 
 from csc_bayes import __version__
 from csc_bayes.errors import FitIntegrityError
@@ -114,6 +115,7 @@ def fit(
     """
     from csc_bayes.diagnostics import check_convergence
     from csc_bayes.model import MODEL_VERSION, attach_coords, build_model
+    from csc_bayes.pointwise import pointwise_groups
     from csc_bayes.sampling import sample
 
     spec = as_spec(spec, family=family, years=years, name=name)
@@ -166,9 +168,19 @@ def fit(
         target_accept=s.target_accept,
         max_treedepth=s.max_treedepth,
         progress=progress,
+        log_likelihood=False,  # both from the one linear predictor, below: a few numpy passes
+        posterior_predictive=False,
     )
     idata = attach_coords(result.idata, built)
     gate = check_convergence(idata)
+    tic = time.perf_counter()
+    panel_kept = _panel_to_keep(panel, spec)
+    log_lik, replicated = pointwise_groups(
+        Fit(idata=idata, spec=spec, panel=panel_kept), seed=[s.seed, 1]
+    )
+    idata["log_likelihood"] = xr.DataTree(log_lik)
+    idata["posterior_predictive"] = xr.DataTree(replicated)
+    post_sampling = time.perf_counter() - tic
 
     excluded = built.excluded
     metadata: dict[str, Any] = {
@@ -188,7 +200,11 @@ def fit(
             "max_treedepth": s.max_treedepth,
         },
         "versions": package_versions(),
-        "timings": {"build_model": build_seconds, **result.timings},
+        "timings": {
+            "build_model": build_seconds,
+            **result.timings,
+            "pointwise": post_sampling,  # log-likelihood and predictive draws, in numpy
+        },
         "diagnostics": gate.to_dict(),
         "n_obs": len(built.data),
         "n_authorities": int(built.data["la_code"].nunique()),
@@ -199,7 +215,7 @@ def fit(
             "rows": excluded.astype(str).to_dict(orient="records"),
         },
     }
-    result_fit = Fit(idata=idata, spec=spec, panel=_panel_to_keep(panel, spec), metadata=metadata)
+    result_fit = Fit(idata=idata, spec=spec, panel=panel_kept, metadata=metadata)
     if out is not None:
         save_fit(result_fit, out)
     return result_fit

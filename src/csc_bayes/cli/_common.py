@@ -143,8 +143,8 @@ def refusing(*kinds: type[BaseException]) -> Iterator[None]:
     """
     try:
         yield
-    except CscBayesError:
-        raise
+    except CscBayesError as exc:  # here too, so that a command works outside the csc-bayes group
+        raise fail(message_for(exc), exit_code_for(exc) or ExitCode.ERROR, exc) from None
     except (ValueError, *kinds) as exc:
         raise fail(message_for(exc), ExitCode.ERROR, exc) from None
 
