@@ -119,8 +119,7 @@ def _priors(lines: list[str]) -> dict:
             parsed = tomllib.loads(line)
         except tomllib.TOMLDecodeError as exc:
             raise SpecError(
-                f"--prior {line!r} is not a TOML line such as 'sigma_la = {{ sigma = 0.5 }}': "
-                f"{exc}"
+                f"--prior {line!r} is not a TOML line such as 'sigma_la = {{ sigma = 0.5 }}': {exc}"
             ) from None
         table.update(parsed)
     return table

@@ -53,6 +53,7 @@ class LaYearAR1(Term):
                 f"{list(LA_YEAR_TERMS)}"
             )
         return value
+
     #: it centres its per-year levels on the LA level, which is then sampled non-centred
     centres_la_level = True
 
