@@ -120,11 +120,35 @@ def test_unknown_codes(ref):
         resolve_authority("Atlantis", ref)
 
 
-def test_former_code_needs_former_codes_column(ref):
+def test_former_code_resolves_without_a_former_codes_column(ref):
+    # a fit's authorities and an excess table have la_code / ons_code / la_name only: former
+    # codes come from the reference list by DfE number
     fitted = ref[["la_code", "ons_code", "la_name"]]
     assert resolve_authority("E06000060", fitted)["la_code"] == "825"
-    with pytest.raises(UnknownAuthorityError):
-        resolve_authority("E10000002", fitted)
+    assert resolve_authority("E10000002", fitted)["la_code"] == "825"
+    assert resolve_authority("e06000048", fitted)["la_code"] == "929"
+
+
+def test_made_up_codes_do_not_borrow_the_reference_codes():
+    # DfE number 825 with an ONS code that is not Buckinghamshire's: no former codes added
+    table = pd.DataFrame({"la_code": ["825"], "ons_code": ["E06999999"], "la_name": ["Test"]})
+    with pytest.raises(UnknownAuthorityError, match="ONS code E10000002"):
+        resolve_authority("E10000002", table)
+
+
+@pytest.mark.parametrize(("query", "code"), [("BCP", "839"), ("B&NES", "800"), ("BaNES", "800")])
+def test_short_names_in_common_use(ref, query, code):
+    assert resolve_authority(query, authorities_in_year(2024))["la_code"] == code
+
+
+def test_authority_known_but_not_among_the_candidates_is_said_so():
+    current = authorities_in_year(2024)[["la_code", "ons_code", "la_name", "region"]]
+    # Dorset's county code before 2019-20: its area is now Dorset and BCP
+    with pytest.raises(UnknownAuthorityError, match=r"835 Dorset.*until 2019.*838 Dorset.*839"):
+        resolve_authority("E10000009", current)
+    two = current[current["la_code"].isin(["383", "380"])]
+    with pytest.raises(UnknownAuthorityError, match=r"810 Kingston upon Hull.*not among the 2"):
+        resolve_authority("Hull", two)
 
 
 def test_resolve_among_a_fits_authorities_only():

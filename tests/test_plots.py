@@ -24,6 +24,7 @@ from csc_bayes.plots import (
     trend,
     variance,
 )
+from csc_bayes.plots._labels import LABEL_GID
 from plots_helpers import excess_like_table, make_fit
 
 
@@ -174,7 +175,7 @@ def test_funnel_figure_draws_limits_and_labels_outliers(fit):
     width = upper.get_ydata() - lower.get_ydata()
     assert np.all(np.diff(width) <= 1e-9)  # x grows along the line: the funnel narrows
     assert np.all(lower.get_ydata() <= lines["limit_lower_0.95"].get_ydata())
-    labelled = {t.get_text() for t in ax.texts}
+    labelled = {t.get_text() for t in ax.texts if t.get_gid() == LABEL_GID}
     assert labelled <= set(table["la_name"])
     assert "negative binomial (posterior phi) limits" in ax.get_title(loc="left")
     fig, ax = plt.subplots()

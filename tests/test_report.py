@@ -18,7 +18,18 @@ from csc_bayes.report import render_report, write_report, write_report_pdf
 from plots_helpers import make_fit
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("model", "data", "diagnostics", "variance", "excess", "ppc", "methods")
+SECTIONS = (
+    "model",
+    "data",
+    "provenance",
+    "priors",
+    "diagnostics",
+    "parameters",
+    "variance",
+    "excess",
+    "ppc",
+    "methods",
+)
 BANNER = 'class="gate-banner"'
 
 
@@ -215,3 +226,239 @@ def test_methods_section_describes_the_fitted_models_terms():
 
     trend = methods_html(find_spec("cla_need_trend"))
     assert "a linear trend per authority" in trend and "its trend" in trend
+
+
+# ------------------------------------------------------------------------------ a report that
+# stands alone: parameters, priors, provenance, the definitions themselves, figure captions
+
+
+def _section(text: str, key: str) -> str:
+    start = text.index(f'<section id="{key}">')
+    return text[start : text.index("</section>", start)]
+
+
+def _rows(part: str) -> list[list[str]]:
+    """The cells of every body row of the tables in ``part``, tags stripped."""
+    bodies = re.findall(r"<tbody>(.*?)</tbody>", part, re.S)
+    return [
+        [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for body in bodies
+        for row in re.findall(r"<tr>(.*?)</tr>", body)
+    ]
+
+
+def _with_posterior(fit, posterior):
+    from dataclasses import replace
+
+    import xarray as xr
+
+    groups = {name: fit.idata[name].to_dataset() for name in fit.idata.children}
+    groups["posterior"] = posterior
+    return replace(fit, idata=xr.DataTree.from_dict(groups))
+
+
+def test_parameter_table_values_are_the_draws_summaries(good_fit):
+    import arviz_stats as azs
+    import numpy as np
+
+    from csc_bayes.report import parameter_table
+
+    table = parameter_table(good_fit, ci_prob=0.9).set_index("parameter")
+    covariates = list(good_fit.spec.covariates)
+    expected = [
+        "intercept",
+        *(f"beta[{c}]" for c in covariates),
+        *(f"beta_per_unit[{c}]" for c in covariates),
+        "sigma_la",
+        "sigma_region",
+        "sigma_year",
+        "phi",
+    ]
+    assert table.index.tolist() == expected
+    post = good_fit.idata["posterior"]
+    phi = post["phi"].values.ravel()
+    assert table.loc["phi", "median"] == pytest.approx(np.median(phi))
+    assert table.loc["phi", "lower"] == pytest.approx(np.quantile(phi, 0.05))
+    assert table.loc["phi", "upper"] == pytest.approx(np.quantile(phi, 0.95))
+    beta = post["beta"].sel(covariate=covariates[1])
+    assert table.loc[f"beta[{covariates[1]}]", "median"] == pytest.approx(np.median(beta.values))
+    assert table.loc["sigma_la", "r_hat"] == pytest.approx(
+        float(azs.rhat(post["sigma_la"].to_dataset(), method="rank")["sigma_la"])
+    )
+    assert table.loc["intercept", "ess_tail"] == pytest.approx(
+        float(azs.ess(post["intercept"].to_dataset(), method="tail")["intercept"])
+    )
+    assert table.loc["intercept", "mcse_median"] == pytest.approx(
+        float(azs.mcse(post["intercept"].to_dataset(), method="median")["intercept"])
+    )
+    assert (table["mcse_median"] > 0).all() and (table["ess_bulk"] > 0).all()
+    assert (table["lower"] < table["median"]).all() and (table["median"] < table["upper"]).all()
+
+
+def test_parameter_section_lists_every_parameter_with_its_numbers(report_html, good_fit):
+    from csc_bayes.report import parameter_table
+
+    part = _section(report_html.read_text(), "parameters")
+    for header in ("median", "90% interval (5% to 95%)", "R-hat", "ESS bulk", "ESS tail"):
+        assert f">{header}</th>" in part
+    assert ">MCSE (median)</th>" in part
+    rows = {cells[0]: cells for cells in _rows(part)}
+    table = parameter_table(good_fit)
+    assert list(rows) == table["parameter"].tolist()
+    for row in table.itertuples():
+        cells = rows[row.parameter]
+        assert cells[2] == f"{row.median:.3g}"
+        assert cells[3] == f"{row.lower:.3g} to {row.upper:.3g}"
+        assert cells[4] == f"{row.r_hat:.3f}"
+        assert cells[5] == f"{row.ess_bulk:.0f}" and cells[6] == f"{row.ess_tail:.0f}"
+    assert "SD of the authorities" in rows["sigma_la"][1]
+
+
+def test_parameter_table_of_an_ar1_model_without_region_and_of_a_poisson_one(good_fit):
+    import numpy as np
+
+    from csc_bayes.report import parameter_table, render_report
+
+    posterior = good_fit.idata["posterior"].to_dataset()
+    shape = posterior["sigma_la"].shape
+    rng = np.random.default_rng(1)
+    posterior["sigma_region"] = (("chain", "draw"), np.zeros(shape))
+    posterior["sigma_la_year"] = (("chain", "draw"), np.abs(rng.normal(0.1, 0.01, shape)))
+    posterior["rho_la_year"] = (("chain", "draw"), rng.uniform(0.6, 0.9, shape))
+    fit = _with_posterior(good_fit, posterior)
+    table = parameter_table(fit)
+    names = table["parameter"].tolist()
+    assert names[-3:] == ["sigma_la_year", "rho_la_year", "phi"]
+    assert "sigma_region" not in names
+    assert table.attrs["fixed"] == [("sigma_region", 0.0)]
+    part = _section(render_report(fit), "parameters")
+    assert "Fixed in this model" in part and "<code>sigma_region</code> = 0" in part
+    assert "consecutive years" in part  # rho's meaning
+    poisson = _with_posterior(good_fit, posterior.drop_vars("phi"))
+    assert "phi" not in parameter_table(poisson)["parameter"].tolist()
+
+
+def test_priors_section_lists_every_prior_as_used(good_fit):
+    from dataclasses import replace
+
+    from csc_bayes.report import render_report
+    from csc_bayes.spec import default_priors
+
+    spec = good_fit.spec.with_priors({"sigma_la": {"sigma": 0.25}})
+    fit = replace(good_fit, spec=spec)
+    rows = {cells[0]: cells for cells in _rows(_section(render_report(fit), "priors"))}
+    expected = default_priors(spec, fit.panel)
+    assert list(rows) == expected["parameter"].tolist()
+    for row in expected.itertuples():
+        assert rows[row.parameter][1:] == [row.dist, row.params, row.source]
+    assert rows["sigma_la"][1:] == ["halfnormal", "sigma=0.25", "user"]
+    assert rows["intercept"][3] == "default"
+
+
+def test_provenance_of_a_saved_fit_survives_saving(tmp_path):
+    from csc_bayes.fits import load_fit
+    from csc_bayes.report import render_report
+
+    fit = make_fit(n_la=12, n_draws=40, synthetic=False)
+    raw = {"dfe/b1_children_in_need.csv": "a" * 64, "ons/population.xlsx": "b" * 64}
+    extra = [
+        {
+            "file": "my_table.csv",
+            "sha256": "c" * 64,
+            "key": "la_code",
+            "yearly": True,
+            "columns": ["foster_carers"],
+            "rows": 12,
+            "unused_rows": 0,
+        }
+    ]
+    fit.panel.attrs.update(raw_files=raw, extra_files=extra)
+    fit.metadata["versions"] = {"csc_bayes": "0.1.0", "pymc": "6.4.0", "arviz-stats": "1.3.3"}
+    fit.metadata["sampler"]["chain_method"] = "parallel"
+    fit.metadata["timings"] = {"sampling": 12.34}
+    run = save_fit(fit, tmp_path / "fits")
+    loaded = load_fit(run)
+    assert loaded.panel.attrs["raw_files"] == raw  # panel.parquet keeps the checksums
+    assert loaded.panel.attrs["extra_files"][0]["sha256"] == "c" * 64
+    part = _section(render_report(loaded), "provenance")
+    for text in (
+        run.name,
+        str(run),
+        loaded.metadata["data_hash"],
+        loaded.metadata["spec_hash"],
+        loaded.metadata["files"]["posterior.nc"],
+        "dfe/b1_children_in_need.csv",
+        "a" * 64,
+        "ons/population.xlsx",
+        "my_table.csv",
+        "c" * 64,
+        "foster_carers",
+        "arviz-stats",
+        "6.4.0",
+        "parallel",
+        "12.3",
+    ):
+        assert text in part, text
+    rows = {cells[0]: cells[1] for cells in _rows(part)}
+    assert rows["chain method"] == "parallel" and rows["run id"] == run.name
+
+
+def test_provenance_says_what_is_not_recorded(report_html):
+    part = _section(report_html.read_text(), "provenance")
+    assert "This fit has not been saved." in part
+    assert "The panel records no official files (synthetic panel)." in part
+    rows = {cells[0]: cells[1] for cells in _rows(part)}
+    assert rows["chain method"] == "not recorded"
+
+
+def test_methods_are_included_with_formulas_not_pointed_to(report_html):
+    text = report_html.read_text()
+    part = _section(text, "methods")
+    for header in (
+        "The model",
+        "Expected need, excess and rank",
+        "Variance shares",
+        "Funnel plot",
+        "Convergence checks",
+        "References",
+    ):
+        assert f"<h3>{header}</h3>" in part
+    for formula in (
+        "eta_expected_i = log(population_i) + intercept + sum_(k in need) X_ik beta_k",
+        "excess ratio_i = exp(eta_i - eta_expected_i)",
+        "value_c = Cov_i(f_c, sum_d f_d)",
+        "share_c = value_c / (Var_i(sum_d f_d) + residual)",
+        "y_j = (O_j / E_j) x R",
+        "y_i ~ NegativeBinomial(mean mu_i = exp(eta_i), concentration phi)",
+    ):
+        assert html_escape(formula) in part, formula
+    assert "Need covariates: <code>idaci</code>, <code>ethnic_minority_share</code>" in part
+    # nothing sends the reader to a file of the repository
+    words = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
+    for pointer in ("docs/", ".md", "repository", "README", "ARCHITECTURE", "github", ".py"):
+        assert pointer not in words, pointer
+
+
+def test_every_figure_has_a_caption_that_says_what_it_shows(report_html):
+    from csc_bayes.report import FIGURES
+
+    text = report_html.read_text()
+    captions = dict(
+        re.findall(r'<figure id="figure-(\w+)">.*?<figcaption>(.*?)</figcaption>', text, re.S)
+    )
+    assert set(captions) == set(FIGURES)
+    titles = set(re.findall(r"<h2>(.*?)</h2>", text)) | set(FIGURES.values())
+    for key, caption in captions.items():
+        assert caption not in titles and len(caption) > 100, key
+    assert "excess ratio in 2023 (latent rate / expected need)" in captions["caterpillar"]
+    assert "above 1 = more children than expected" in captions["caterpillar"]
+    assert "99.8% negative binomial limits" in captions["funnel"]
+    assert "at most 5 on each side" in captions["funnel"]
+    assert "shares sum to 1" in captions["variance"]
+    assert "replicated data sets" in captions["ppc"]
+
+
+def html_escape(text: str) -> str:
+    import html
+
+    return html.escape(text)

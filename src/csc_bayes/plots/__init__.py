@@ -20,6 +20,7 @@ from csc_bayes.plots.funnel import funnel, funnel_limits
 from csc_bayes.plots.ppc import ppc
 from csc_bayes.plots.trend import trend
 from csc_bayes.plots.variance import variance, variance_rows
+from csc_bayes.posterior import reader
 from csc_bayes.variance import DEFAULT_CI_PROB
 
 __all__ = [
@@ -44,10 +45,8 @@ KINDS = ("caterpillar", "funnel", "variance", "trend", "ppc")
 
 def phi_draws(fit: Any) -> np.ndarray | None:
     """Posterior draws of the NB concentration ``phi``, or None for a Poisson fit."""
-    post = fit.idata["posterior"]
-    if "phi" not in post.data_vars:
-        return None
-    return np.asarray(post["phi"].values, dtype=float).ravel()
+    post = reader(fit)
+    return post.draws("phi").ravel() if post.has("phi") else None
 
 
 def figure_from_fit(
@@ -68,7 +67,9 @@ def figure_from_fit(
 ) -> tuple[Figure, pd.DataFrame | None]:
     """Compute the answer a plot needs from ``fit``, draw it, and return (figure, table drawn).
 
-    ``year`` applies to caterpillar and funnel (default: the last fitted year); ``authority``
+    ``year`` applies to caterpillar and funnel (default: the last fitted year), and so does
+    ``highlight`` (authorities drawn distinctly and named, resolved by
+    :func:`csc_bayes.authorities.resolve_authority`); ``authority``
     is required for trend; ``null_fit`` adds the between-LA rows to the variance table. The
     table is None for ppc, whose data are the fit's draws. ``excess_table`` (an ``excess(fit,
     year=..., ci_prob=...)`` table) and ``variance_result`` (an ``explain_variance`` result)
@@ -81,10 +82,16 @@ def figure_from_fit(
         table = excess(fit, year=year, ci_prob=ci_prob) if excess_table is None else excess_table
         if kind == "funnel":
             label = None
-            if fit.spec.la_year is not None and phi_draws(fit) is None:
+            if reader(fit).term("la_year") is not None and phi_draws(fit) is None:
                 # the extra-Poisson variation is the AR(1) LA-year term, part of the excess
                 label = "Poisson (AR(1) LA-year deviations count as the authority's own)"
-            fig = funnel(table, phi=phi_draws(fit), limits_label=label, synthetic=synthetic)
+            fig = funnel(
+                table,
+                phi=phi_draws(fit),
+                limits_label=label,
+                highlight=highlight,
+                synthetic=synthetic,
+            )
             return fig, table
         fig = caterpillar(
             table,

@@ -9,7 +9,6 @@ when present, the 50% interval (``value_lower50``, ``value_upper50``): the colum
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -22,6 +21,7 @@ from matplotlib.ticker import NullFormatter
 
 from csc_bayes.errors import UnknownAuthorityError
 from csc_bayes.plots import _style
+from csc_bayes.plots._labels import highlighted_codes
 
 #: readable names of the quantities the answers layer reports, for axis labels and titles
 LABELS = {
@@ -58,28 +58,20 @@ def interval_columns(table: pd.DataFrame, value: str) -> dict[str, str | None]:
     return names
 
 
-def _match_highlight(table: pd.DataFrame, highlight: Sequence[str]) -> np.ndarray:
-    """Boolean mask of rows named in ``highlight`` (by la_name, la_code or ons_code)."""
-    keys = {
-        col: table[col].astype(str).str.casefold().to_numpy()
-        for col in ("la_name", "la_code", "ons_code")
-        if col in table.columns
-    }
-    mask = np.zeros(len(table), dtype=bool)
-    for name in highlight:
-        wanted = str(name).strip().casefold()
-        hit = np.zeros(len(table), dtype=bool)
-        for values in keys.values():
-            hit |= values == wanted
-        if not hit.any():
-            names = list(table["la_name"].astype(str))
-            close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownAuthorityError(
-                f"highlight {name!r} matches no authority in the table{hint}"
-            )
-        mask |= hit
-    return mask
+def _match_highlight(
+    rows: pd.DataFrame, table: pd.DataFrame, highlight: Sequence[str | int], region: str | None
+) -> np.ndarray:
+    """Boolean mask of ``rows`` (``table``, or its rows of ``region``) named in ``highlight``."""
+    codes = highlighted_codes(table, highlight)
+    outside = codes - set(rows["la_code"].astype(str))
+    if outside:
+        who = table[table["la_code"].astype(str).isin(outside)].drop_duplicates("la_code")
+        listed = ", ".join(f"{n} ({r})" for n, r in zip(who["la_name"], who["region"], strict=True))
+        raise UnknownAuthorityError(
+            f"highlight: {listed} not in the region shown ({region}); drop the highlight or "
+            "show all regions"
+        )
+    return rows["la_code"].astype(str).isin(codes).to_numpy()
 
 
 def caterpillar_table(
@@ -101,7 +93,7 @@ def caterpillar_table(
         if region not in regions:
             raise ValueError(f"region {region!r} is not in the table; it has {regions}")
         rows = table[table["region"].astype(str) == region]
-    rows = rows.assign(highlighted=_match_highlight(rows, highlight))
+    rows = rows.assign(highlighted=_match_highlight(rows, table, highlight, region))
     rows = rows.sort_values([cols["point"], "la_name"], ascending=[False, True], kind="stable")
     ident = [c for c in ("la_code", "ons_code", "la_name", "region", "year") if c in rows.columns]
     keep = ident + [c for c in cols.values() if c is not None]
@@ -186,7 +178,8 @@ def caterpillar(
         value: the quantity to rank and plot, e.g. ``"excess_ratio"``.
         by_region: one panel per region (needs a new figure, so no ``ax``).
         region: show one region only.
-        highlight: authorities (names, DfE or ONS codes) drawn in black with bold labels.
+        highlight: authorities drawn in black with bold labels: names, short names, DfE
+            numbers or ONS codes, as :func:`csc_bayes.authorities.resolve_authority` reads them.
         prob: a probability column printed at the right of each row, e.g. ``"p_excess"``
             (P(excess > 0)).
         log_scale: log x axis; default True for ratios (``value`` ending in ``ratio``).
