@@ -198,7 +198,9 @@ def fit(
             "seed": s.seed,
             "target_accept": s.target_accept,
             "max_treedepth": s.max_treedepth,
+            "chain_method": result.settings.get("chain_method"),
         },
+        "priors": {name: p.as_dict() for name, p in built.priors.items()},
         "versions": package_versions(),
         "timings": {
             "build_model": build_seconds,

@@ -33,7 +33,10 @@ def plot(
     by_region: bool = typer.Option(False, "--by-region", help="caterpillar: a panel per region."),
     region: str | None = typer.Option(None, help="caterpillar: one region only."),
     highlight: list[str] = typer.Option(
-        [], "--highlight", help="caterpillar: authority to draw distinctly (repeatable)."
+        [],
+        "--highlight",
+        help="caterpillar and funnel: an authority (name, ONS code or DfE number) to draw "
+        "distinctly (repeatable).",
     ),
     show_prob: bool = typer.Option(
         False, "--show-prob", help="caterpillar: print P(excess ratio > 1) beside each authority."

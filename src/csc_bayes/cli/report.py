@@ -21,6 +21,12 @@ def report(
         None, "--null-fit", help="A null fit, for the between-LA variance the covariates explain."
     ),
     ci_prob: float = typer.Option(DEFAULT_CI_PROB, help="Width of the credible intervals."),
+    highlight: list[str] = typer.Option(
+        [],
+        "--highlight",
+        help="An authority (name, ONS code or DfE number) to draw distinctly in the caterpillar "
+        "and funnel figures; repeatable.",
+    ),
 ) -> None:
     """Write one self-contained HTML report (no network needed to open it)."""
     from csc_bayes.fits import load_fit
@@ -36,12 +42,26 @@ def report(
     with refusing():
         answers = report_answers(fit, null_fit=null, ci_prob=ci_prob)  # once, for both formats
     with writing(out):
-        write_report(fit, out, force=force, null_fit=null, ci_prob=ci_prob, answers=answers)
+        write_report(
+            fit,
+            out,
+            force=force,
+            null_fit=null,
+            ci_prob=ci_prob,
+            answers=answers,
+            highlight=highlight,
+        )
     note(f"wrote {out}")
     if pdf_path is not None:
         with writing(pdf_path):
             write_report_pdf(
-                fit, pdf_path, force=force, null_fit=null, ci_prob=ci_prob, answers=answers
+                fit,
+                pdf_path,
+                force=force,
+                null_fit=null,
+                ci_prob=ci_prob,
+                answers=answers,
+                highlight=highlight,
             )
         note(f"wrote {pdf_path}")
 
