@@ -146,3 +146,25 @@ def test_predict_command_returns_the_same_rows_as_the_api(monkeypatch, world):
     api = predict(world.fit, authority="342", year=2024).iloc[0]
     assert row["la_name"] == "St. Helens" and row["kind"] == "forecast"
     assert row["predicted_median"] == api["predicted_median"]
+
+
+def test_a_long_horizon_says_how_its_interval_was_made():
+    """Five years past the last fitted year: a note (and a warning) with the horizon and how
+    each term made the forecast; within three years, none."""
+    world = make_world(0)
+    last = max(world.fit.spec.years)
+    with pytest.warns(UserWarning, match=f"{last + 5} is 5 years after the last fitted year"):
+        far = predict(world.fit, authority="Leeds", year=last + 5)
+    (text,) = far.attrs["notes"]
+    assert "fresh draw N(0, sigma_year^2)" in text and "carried forward" in text
+    near = predict(world.fit, authority="Leeds", year=last + 1)
+    assert near.attrs["notes"] == []
+
+
+@pytest.mark.parametrize("year", [2023.5, "banana", True])
+def test_a_year_that_is_not_a_whole_number_is_refused(year):
+    from csc_bayes.errors import AnswerError
+
+    world = make_world(0)
+    with pytest.raises(AnswerError, match="whole number"):
+        predict(world.fit, authority="Leeds", year=year)

@@ -34,6 +34,7 @@ correlation between those years.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,6 +54,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from csc_bayes.fits import Fit
 
 KIND_OBSERVED, KIND_FORECAST, KIND_NEW_GROUP = "observed", "forecast", "new_group"
+#: forecasts more than this many years after the last fitted year come with a note saying how
+#: their interval was made (the model has no information about those years beyond its laws)
+LONG_HORIZON = 3
 _IDENTITY = ["la_code", "ons_code", "la_name", "region"]
 
 
@@ -81,7 +85,8 @@ class PredictiveDraws:
     ``eta``: the latent log mean; ``expected``: the log expected count (expected need).
     ``carried_forward``: la_code, year, covariate, from_year for each covariate value of an
     unfitted row that the panel does not hold for that year and was carried forward from the
-    latest earlier year (a forecast assumes it has not changed).
+    latest earlier year (a forecast assumes it has not changed). ``notes``: what a user should
+    know about these forecasts (a long horizon and how its interval was made).
     """
 
     rows: pd.DataFrame
@@ -89,6 +94,7 @@ class PredictiveDraws:
     eta: np.ndarray
     expected: np.ndarray
     carried_forward: pd.DataFrame | None = None
+    notes: tuple[str, ...] = ()
 
 
 def predict(
@@ -135,6 +141,7 @@ def predict(
         region_as_need=region_as_need,
         rate_per=PER,
         carried_forward=pred.carried_forward.to_dict(orient="records"),
+        notes=list(pred.notes),
     )
     return out
 
@@ -161,10 +168,10 @@ def predict_draws(
     everyone = isinstance(authority, str) and authority.strip().lower() == "all"
     if year is None:
         years = _default_years(post, everyone)
-    elif isinstance(year, (int, np.integer, str)):
-        years = [_as_year(year)]
-    else:
+    elif isinstance(year, (list, tuple, np.ndarray, pd.Series)):
         years = [_as_year(y) for y in year]
+    else:
+        years = [_as_year(year)]
     first_fitted = min(post.years)
     too_early = [y for y in years if y < first_fitted]
     if too_early:
@@ -194,7 +201,27 @@ def predict_draws(
         eta=eta,
         expected=lp.expected(region_as_need=region_as_need),
         carried_forward=carried,
+        notes=_horizon_notes(post, years),
     )
+
+
+def _horizon_notes(post: Posterior, years: list[int]) -> tuple[str, ...]:
+    """A note when a year lies more than :data:`LONG_HORIZON` years after the last fitted one:
+    the horizon and how each term made the interval (``Term.describe_forecast``)."""
+    last = max(post.years)
+    horizon = max(years) - last
+    if horizon <= LONG_HORIZON:
+        return ()
+    how = [t.describe_forecast(horizon) for t in post.terms]
+    how = [h for h in how if h] or ["the model's terms carry no change beyond the last year"]
+    note = (
+        f"{max(years)} is {horizon} years after the last fitted year {last}: the forecast rests "
+        f"on the model's laws alone ({'; '.join(how)}), with covariates carried forward where "
+        "the panel lacks them; its interval widens accordingly, but does not allow for changes "
+        "the model does not describe"
+    )
+    warnings.warn(note, UserWarning, stacklevel=3)
+    return (note,)
 
 
 def _rows(

@@ -6,6 +6,7 @@ FIT is a run folder (``fits/<model>/<run-id>``) or a model folder (its latest ru
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import typer
@@ -182,7 +183,8 @@ def predict_command(
 
     check_table_output(fmt, out)
     fit = _load(fit_path)
-    with refusing():
+    with refusing(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # its notes are printed below, once
         table = predict(
             fit,
             authority=authority,
@@ -191,6 +193,8 @@ def predict_command(
             ci_prob=ci_prob,
             seed=seed,
         )
+    for text in table.attrs.get("notes") or []:
+        note(f"note: {text}")
     carried = table.attrs.get("carried_forward") or []
     if carried:
         covariates = sorted({c["covariate"] for c in carried})

@@ -228,3 +228,8 @@ class Term:
     def describe(self) -> tuple[str | None, str | None]:
         """(phrase for the model's terms, phrase for what expected need sets to zero)."""
         return None, None
+
+    def describe_forecast(self, horizon: int) -> str | None:
+        """How the term makes a forecast ``horizon`` years after the last fitted year, in words
+        (``predict`` says it when the horizon is long)."""
+        return None

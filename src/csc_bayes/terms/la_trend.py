@@ -85,6 +85,9 @@ class LaTrend(Term):
     def describe(self) -> tuple[str | None, str | None]:
         return "a linear trend per authority", "its trend"
 
+    def describe_forecast(self, horizon: int) -> str | None:
+        return f"each authority's own linear trend is extrapolated {horizon} year(s)"
+
 
 def year_c(post: Any, years: np.ndarray) -> np.ndarray:
     """``(year - year_centre) / 10``: decades from the mean fitted year."""

@@ -148,6 +148,12 @@ class LaYearAR1(Term):
             mean_k += count * ar1_correlation(rho, year_set).mean(axis=(1, 2))
         return post.draws("sigma_la_year") ** 2 * mean_k / len(year_sets)
 
+    def describe_forecast(self, horizon: int) -> str | None:
+        return (
+            f"each authority's latest deviation decays towards its own level by rho^{horizon}, "
+            f"with variance sigma_la_year^2 (1 - rho^{2 * horizon})"
+        )
+
     def describe(self) -> tuple[str | None, str | None]:
         return (
             "an AR(1) deviation of each authority from its own level by year (year-to-year "

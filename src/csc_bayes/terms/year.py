@@ -125,6 +125,16 @@ class YearEffects(Term):
     def describe(self) -> tuple[str | None, str | None]:
         return ("year effects that follow a random walk" if self.random_walk else None), None
 
+    def describe_forecast(self, horizon: int) -> str | None:
+        if not self.present:
+            return None
+        if self.random_walk:
+            return (
+                f"the national level continues the random walk of the year effects {horizon} "
+                f"step(s) from the last fitted year (its variance grows as {horizon} sigma_year^2)"
+            )
+        return "the national level of each unfitted year is a fresh draw N(0, sigma_year^2)"
+
 
 def walk_conditional(
     year: int, known: dict[int, np.ndarray], sigma: np.ndarray
