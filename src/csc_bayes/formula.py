@@ -42,9 +42,10 @@ Meaning (spec keys), with the lme4 / brms / R-INLA equivalent where there is one
 - ``(1 + idaci || la)``: ``random_slope = "idaci"``; ``(1 + year_c || la)``: ``la_trend =
   true``; ``(1 + idaci + year_c || la)``: both. lme4 and brms alike (``||``: the LA intercept,
   slope and trend are independent), with ``year_c = (year - centre) / 10`` as a column.
-- ``ar1(year | la)``: ``la_year = "ar1"``. brms ``ar(time = year, gr = la, p = 1)``, R-INLA
-  ``f(year, model = "ar1", replicate = la)``, both without this package's centring over the
-  authorities in each year (``docs/model.md``).
+- ``ar1(year | la)``: ``la_year = "ar1"``; ``ar1_t(year | la)``: ``la_year = "ar1_t"``,
+  the same with Student-t year-to-year changes (``terms/la_year_t.py``). brms
+  ``ar(time = year, gr = la, p = 1)``, R-INLA ``f(year, model = "ar1", replicate = la)``, both
+  without this package's centring over the authorities in each year (``docs/model.md``).
 
 Default components of a plain covariate (:data:`DEFAULT_GROUPS`): ``idaci`` and ``imd`` ->
 ``need``/``deprivation``; ``ethnic_minority_share`` -> ``need``/``ethnicity``;
@@ -100,7 +101,9 @@ _TOKEN = re.compile(
 )
 #: how an error names each random-effect term
 _EFFECT_KEYS = {"la": "the LA intercept", "region": "the region effect", "year": "the year effect"}
-_FUNCTIONS = ("offset", "lag", *BLOCKS, "rw1", "ar1")
+#: LA-year terms written as ``<value>(year | la)``: ``la_year = "<value>"``
+_LA_YEAR_FUNCTIONS = ("ar1", "ar1_t")
+_FUNCTIONS = ("offset", "lag", *BLOCKS, "rw1", *_LA_YEAR_FUNCTIONS)
 _EXAMPLE = "e.g. 'cpp ~ idaci + ethnic_minority_share + (1|la) + (1|region) + (1|year)'"
 
 
@@ -152,8 +155,8 @@ def format_formula(spec: ModelSpec) -> str:
             terms.append("rw1(year)")
         else:
             terms.append(f"(1|{g})")
-    if spec.la_year == "ar1":
-        terms.append("ar1(year | la)")
+    if spec.la_year is not None:  # "ar1" or "ar1_t": the function has the value's name
+        terms.append(f"{spec.la_year}(year | la)")
     return f"{spec.outcome} ~ " + " + ".join(terms)
 
 
@@ -339,12 +342,12 @@ def _parse_term(toks: list[_Tok], text: str, source: str) -> _Term:
         cur.take(")", want)
         cur.done(want)
         return _Term("offset", cur.term, names=(col,))
-    if first.text in ("rw1", "ar1"):
-        want = "rw1(year)" if first.text == "rw1" else "ar1(year | la)"
+    if first.text in ("rw1", *_LA_YEAR_FUNCTIONS):
+        want = "rw1(year)" if first.text == "rw1" else f"{first.text}(year | la)"
         parts = (
             [first.text, "(", "year", ")"]
             if first.text == "rw1"
-            else ["ar1", "(", "year", "|", "la", ")"]
+            else [first.text, "(", "year", "|", "la", ")"]
         )
         for part in parts:
             cur.take(part, want)
@@ -517,6 +520,7 @@ def _assemble(outcome: str, terms: list[_Term], source: str) -> dict[str, Any]:
             "offset": "the offset",
             "rw1": _EFFECT_KEYS["year"],
             "ar1": "the AR(1) LA-year term",
+            "ar1_t": "the AR(1) LA-year term",
             "re": _EFFECT_KEYS.get(term.group, ""),
         }[term.kind]
         if key in seen:
@@ -546,7 +550,7 @@ def _assemble(outcome: str, terms: list[_Term], source: str) -> dict[str, Any]:
     if la_term.trend:
         result["la_trend"] = True
     if "the AR(1) LA-year term" in seen:
-        result["la_year"] = "ar1"
+        result["la_year"] = seen["the AR(1) LA-year term"].kind
     year = seen.get(_EFFECT_KEYS["year"])
     if year is not None and year.kind == "rw1":
         result["year_effect"] = "rw1"

@@ -28,7 +28,7 @@ from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
 from csc_bayes.errors import SpecError
 from csc_bayes.priors import DISTRIBUTIONS, POSITIVE_PARAMS, SUPPORTS, Prior, prior, support_of
-from csc_bayes.terms import OPTION_KEYS, DataScale, kind_of, terms_of
+from csc_bayes.terms import OPTION_KEYS, DataScale, key_values, kind_of, terms_of
 from csc_bayes.terms.family import FAMILIES
 from csc_bayes.terms.la_year import LA_YEAR_TERMS  # noqa: F401  (public here since 0.1)
 from csc_bayes.terms.year import YEAR_EFFECT_LAWS  # noqa: F401  (public here since 0.1)
@@ -585,8 +585,14 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
     options = {}
     model = {"covariates": covariates, "random_effects": effects}
     for key in OPTION_KEYS:  # each term validates its own key
-        kind = kind_of(key)
-        value = kind.parse_key(d.get(key, kind.default), source=source, model=model)
+        value = d.get(key, kind_of(key).default)
+        allowed = key_values(key)
+        if allowed is not None and value != kind_of(key).default and value not in allowed:
+            raise SpecError(
+                f"{source}: key {key!r}: unknown value {value!r}; expected one of {list(allowed)}"
+            )
+        kind = kind_of(key, value)
+        value = kind.parse_key(value, source=source, model=model)
         if value != kind.default:
             options[key] = value
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels, Rows, Term
 from csc_bayes.terms.covariates import Covariates
@@ -18,6 +18,7 @@ from csc_bayes.terms.la import LaIntercept
 from csc_bayes.terms.la_slope import LaSlope
 from csc_bayes.terms.la_trend import LaTrend
 from csc_bayes.terms.la_year import LaYearAR1
+from csc_bayes.terms.la_year_t import LaYearAR1StudentT
 from csc_bayes.terms.region import RegionIntercept
 from csc_bayes.terms.year import YearEffects
 
@@ -33,6 +34,7 @@ __all__ = [
     "NewLevels",
     "Rows",
     "Term",
+    "key_values",
     "kind_of",
     "terms_of",
 ]
@@ -64,16 +66,28 @@ TERM_KINDS: tuple[type[Term], ...] = (
     LaSlope,
     LaTrend,
     LaYearAR1,
+    LaYearAR1StudentT,
     Family,
 )
 #: the spec keys the terms own, in the order a spec file writes them
 OPTION_KEYS: tuple[str, ...] = ("random_slope", "la_trend", "la_year", "year_effect")
-assert set(OPTION_KEYS) == {kind.key for kind in TERM_KINDS if kind.key}
+if set(OPTION_KEYS) != {kind.key for kind in TERM_KINDS if kind.key}:  # pragma: no cover
+    raise ImportError("terms: OPTION_KEYS must list every key a kind of term owns")
 
 
-def kind_of(key: str) -> type[Term]:
-    """The kind of term that owns spec key ``key``."""
-    return next(kind for kind in TERM_KINDS if kind.key == key)
+def kind_of(key: str, value: Any = None) -> type[Term]:
+    """The kind of term that owns spec key ``key`` (with ``value``, when several kinds share
+    the key: the one whose :attr:`~csc_bayes.terms.base.Term.values` hold it)."""
+    kinds = [kind for kind in TERM_KINDS if kind.key == key]
+    return next((k for k in kinds if k.values is not None and value in k.values), kinds[0])
+
+
+def key_values(key: str) -> tuple[Any, ...] | None:
+    """The values ``key`` may take when kinds list them (e.g. ``la_year``), else None."""
+    kinds = [kind for kind in TERM_KINDS if kind.key == key]
+    if all(kind.values is None for kind in kinds):
+        return None
+    return tuple(v for kind in kinds for v in (kind.values or ()))
 
 
 def terms_of(spec: ModelSpec) -> list[Term]:

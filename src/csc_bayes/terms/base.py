@@ -157,6 +157,10 @@ class Term:
     #: the value of :attr:`key` when a spec does not set it (then it is left out of the spec's
     #: hash and TOML, so older specs keep theirs)
     default: ClassVar[Any] = None
+    #: the values of :attr:`key` that ask for this kind, when several kinds share one key (the
+    #: AR(1) LA-year term ``"ar1"``, its Student-t variant ``"ar1_t"``); None: any value other
+    #: than the default, validated by :meth:`parse_key`
+    values: ClassVar[tuple[Any, ...] | None] = None
     #: kept by the null model (random effects only) of a spec that has it
     in_null_model: ClassVar[bool] = True
 
@@ -165,8 +169,12 @@ class Term:
 
     @classmethod
     def wanted(cls, spec: ModelSpec) -> bool:
-        """Whether ``spec`` has this term: always, or when its key is set."""
-        return cls.key is None or spec.options.get(cls.key, cls.default) != cls.default
+        """Whether ``spec`` has this term: always, when its key is set, or when its key has one
+        of :attr:`values`."""
+        if cls.key is None:
+            return True
+        value = spec.options.get(cls.key, cls.default)
+        return value in cls.values if cls.values is not None else value != cls.default
 
     @classmethod
     def parse_key(cls, value: Any, *, source: str, model: dict[str, Any]) -> Any:

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from csc_bayes.errors import SpecError
 from csc_bayes.priors import Prior, prior, prior_rv
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels, Rows, Term
 
-#: LA-year terms a specification may add (``la_year = "ar1"``)
+#: the ``la_year`` value of this term (the Student-t variant, ``terms/la_year_t.py``, has its own)
 LA_YEAR_TERMS = ("ar1",)
 #: default rho_la_year prior: Beta(2, 2); it keeps rho off 1, where the AR(1) covariance matrix
 #: is singular, and off 0, where the term is iid noise beside the negative binomial
@@ -44,15 +43,7 @@ class LaYearAR1(Term):
     not_gated = ("la_level",)
     order = 45
     key = "la_year"
-
-    @classmethod
-    def parse_key(cls, value: Any, *, source: str, model: dict[str, Any]) -> Any:
-        if value is not None and value not in LA_YEAR_TERMS:
-            raise SpecError(
-                f"{source}: key 'la_year': unknown LA-year term {value!r}; expected one of "
-                f"{list(LA_YEAR_TERMS)}"
-            )
-        return value
+    values = LA_YEAR_TERMS
 
     #: it centres its per-year levels on the LA level, which is then sampled non-centred
     centres_la_level = True
