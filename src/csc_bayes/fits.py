@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from csc_bayes.data.sources import sha256_file
 from csc_bayes.errors import FitIntegrityError
 
 #: version of the saved-fit layout and of the posterior names in ARCHITECTURE.md
@@ -111,15 +112,6 @@ class Fit:
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def data_hash(panel: pd.DataFrame) -> str:

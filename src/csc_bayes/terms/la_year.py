@@ -59,36 +59,58 @@ class LaYearAR1(Term):
 
     def build(self, ctx: BuildContext) -> None:
         import pymc as pm
+        import pytensor.tensor as pt
 
-        sigma = prior_rv("sigma_la_year", ctx.priors["sigma_la_year"])
-        rho = prior_rv("rho_la_year", ctx.priors["rho_la_year"])
+        params = self.parameter_rvs(ctx)
         years = np.asarray(ctx.years, dtype=float)
         if ctx.hierarchical:
-            import pytensor.tensor as pt
-
             la_theta = ctx.tensors["la_theta"]
             mu = pt.broadcast_to(la_theta[:, None], (la_theta.shape[0], len(years)))
             level = pm.CustomDist(
                 "la_level",
                 mu,
-                sigma,
-                rho,
-                logp=lambda value, mu, sigma, rho: ar1_logp(value - mu, sigma, rho, years),
-                random=lambda mu, sigma, rho, rng=None, size=None: (
-                    mu + rng.standard_normal(np.shape(mu)) @ ar1_cholesky(sigma, rho, years).T
+                *params,
+                logp=lambda value, mu, *p: self.path_logp(value - mu, *p, years),
+                random=lambda mu, *p, rng=None, size=None: (
+                    mu + self.simulate_paths(*p, years, np.shape(mu), rng)
                 ),
-                support_point=lambda rv, size, mu, sigma, rho: mu,
-                signature="(n),(),()->(n)",
+                support_point=lambda rv, size, mu, *p: mu,
+                signature="(n)" + ",()" * len(params) + "->(n)",
                 dims=("la", "year"),
             )
             deviation = level - la_theta[:, None]
         else:
-            z = pm.Normal("la_year_z", 0.0, 1.0, dims=("la", "year"))
-            import pytensor.tensor as pt
-
-            deviation = pt.dot(z, ar1_cholesky(sigma, rho, years).T)
+            deviation = self.textbook_deviation(*params, years)
         la_year = pm.Deterministic("la_year", centre_over_las(deviation), dims=("la", "year"))
         ctx.eta["la_year"] = la_year[ctx.tensors["la_idx"], ctx.tensors["year_idx"]]
+
+    # the law of one authority's path (a subclass with another law overrides these four)
+    def parameter_rvs(self, ctx: BuildContext) -> tuple[Any, ...]:
+        """The law's parameters as PyMC variables: (sigma_la_year, rho_la_year)."""
+        return (
+            prior_rv("sigma_la_year", ctx.priors["sigma_la_year"]),
+            prior_rv("rho_la_year", ctx.priors["rho_la_year"]),
+        )
+
+    @staticmethod
+    def path_logp(x: Any, sigma: Any, rho: Any, years: np.ndarray) -> Any:
+        """log density of each path (rows of ``x``): :func:`ar1_logp`."""
+        return ar1_logp(x, sigma, rho, years)
+
+    @staticmethod
+    def simulate_paths(
+        sigma: Any, rho: Any, years: np.ndarray, shape: tuple[int, ...], rng: Any
+    ) -> np.ndarray:
+        """Paths of the law (numpy): iid normals times the AR(1) Cholesky factor."""
+        return rng.standard_normal(shape) @ ar1_cholesky(sigma, rho, years).T
+
+    def textbook_deviation(self, sigma: Any, rho: Any, years: np.ndarray) -> Any:
+        """The textbook parameterisation: ``la_year_z @ L.T`` with iid normal ``la_year_z``."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        z = pm.Normal("la_year_z", 0.0, 1.0, dims=("la", "year"))
+        return pt.dot(z, ar1_cholesky(sigma, rho, years).T)
 
     def contribution(self, post: Any, rows: Rows, new: NewLevels) -> dict[str, np.ndarray]:
         path = post.draws("la_year")  # (S, la, year)

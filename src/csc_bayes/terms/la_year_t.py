@@ -36,7 +36,7 @@ import numpy as np
 from csc_bayes.errors import SpecError
 from csc_bayes.priors import Prior, prior, prior_rv
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels
-from csc_bayes.terms.la_year import LaYearAR1, centre_over_las
+from csc_bayes.terms.la_year import LaYearAR1
 
 #: default prior of nu_la_year - 2 (Juárez & Steel 2010, shifted so that nu > 2)
 NU_LA_YEAR_PRIOR = {"alpha": 2.0, "beta": 0.1}
@@ -53,40 +53,28 @@ class LaYearAR1StudentT(LaYearAR1):
     def default_priors(self, scale: DataScale) -> dict[str, Prior]:
         return {**super().default_priors(scale), "nu_la_year": prior("gamma", **NU_LA_YEAR_PRIOR)}
 
-    def build(self, ctx: BuildContext) -> None:
+    def parameter_rvs(self, ctx: BuildContext) -> tuple[Any, ...]:
+        """(sigma_la_year, rho_la_year, nu_la_year); nu is sampled as nu - 2."""
         import pymc as pm
-        import pytensor.tensor as pt
 
-        if not ctx.hierarchical:
-            raise SpecError(
-                f"{self.spec.source}: la_year = 'ar1_t' is built only in the hierarchical "
-                "parameterisation (the default)"
-            )
-        sigma = prior_rv("sigma_la_year", ctx.priors["sigma_la_year"])
-        rho = prior_rv("rho_la_year", ctx.priors["rho_la_year"])
-        nu = pm.Deterministic(
-            "nu_la_year", 2.0 + prior_rv("nu_la_year_excess", ctx.priors["nu_la_year"])
+        excess = prior_rv("nu_la_year_excess", ctx.priors["nu_la_year"])
+        return (*super().parameter_rvs(ctx), pm.Deterministic("nu_la_year", 2.0 + excess))
+
+    @staticmethod
+    def path_logp(x: Any, sigma: Any, rho: Any, nu: Any, years: np.ndarray) -> Any:
+        return ar1_t_logp(x, sigma, rho, nu, years)
+
+    @staticmethod
+    def simulate_paths(
+        sigma: Any, rho: Any, nu: Any, years: np.ndarray, shape: tuple[int, ...], rng: Any
+    ) -> np.ndarray:
+        return simulate_ar1_t(sigma, rho, nu, years, shape, rng)
+
+    def textbook_deviation(self, *params: Any) -> Any:
+        raise SpecError(
+            f"{self.spec.source}: la_year = 'ar1_t' is built only in the hierarchical "
+            "parameterisation (the default)"
         )
-        years = np.asarray(ctx.years, dtype=float)
-        la_theta = ctx.tensors["la_theta"]
-        mu = pt.broadcast_to(la_theta[:, None], (la_theta.shape[0], len(years)))
-        level = pm.CustomDist(
-            "la_level",
-            mu,
-            sigma,
-            rho,
-            nu,
-            logp=lambda value, mu, sigma, rho, nu: ar1_t_logp(value - mu, sigma, rho, nu, years),
-            random=lambda mu, sigma, rho, nu, rng=None, size=None: (
-                mu + simulate_ar1_t(sigma, rho, nu, years, np.shape(mu), rng)
-            ),
-            support_point=lambda rv, size, mu, sigma, rho, nu: mu,
-            signature="(n),(),(),()->(n)",
-            dims=("la", "year"),
-        )
-        deviation = level - la_theta[:, None]
-        la_year = pm.Deterministic("la_year", centre_over_las(deviation), dims=("la", "year"))
-        ctx.eta["la_year"] = la_year[ctx.tensors["la_idx"], ctx.tensors["year_idx"]]
 
     def _new(self, post: Any, code: str, year: int, new: NewLevels) -> np.ndarray:
         known: dict[int, np.ndarray] = {}
