@@ -32,3 +32,11 @@ def raw_dir() -> Path:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def real_build(raw_dir):
+    """``build_panel_report(raw_dir)`` on the official files, built once per test session."""
+    from csc_bayes.data import build_panel_report
+
+    return build_panel_report(raw_dir)

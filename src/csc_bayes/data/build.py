@@ -24,7 +24,7 @@ from csc_bayes.data.cla_history import read_cla
 from csc_bayes.data.identity import ANCHORS, EXCLUDED, fill_ons_codes, reference_authorities, units
 from csc_bayes.data.outcomes import EES_OUTCOMES, Measure, read_outcome
 from csc_bayes.data.population import read_population
-from csc_bayes.data.reconcile import reconcile
+from csc_bayes.data.reconcile import check_reconciliation, reconcile
 from csc_bayes.data.schema import (
     COVARIATES,
     EXPOSURE,
@@ -152,6 +152,7 @@ def build_outcome_panel(raw_dir: Path) -> tuple[pd.DataFrame, BuildReport]:
         [reconcile(m) for name in (*OUTCOMES, EXPOSURE) for m in sources[name]],
         ignore_index=True,
     )
+    check_reconciliation(recon)  # a year that no longer reconciles is a changed or damaged file
     ref = reference_authorities()
     excluded = pd.DataFrame(
         {
