@@ -67,6 +67,16 @@ def _load(path: Path):
     return load_fit(path)
 
 
+def _whole_year(value: str) -> int:
+    """One ``--year`` of ``predict``: a whole number, else a usage error naming the value."""
+    try:
+        return int(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a year: give a whole number such as 2025", param_hint="--year"
+        ) from None
+
+
 def parse_year(value: str | None) -> int | str | None:
     """``--year`` of ``excess``: None (the last fitted year), ``"all"`` or a year."""
     if value is None or value.strip().lower() == "all":
@@ -169,7 +179,7 @@ def predict_command(
     authority: str = typer.Option(
         ..., "--authority", help="Name, ONS code or DfE number, or 'all'."
     ),
-    year: list[int] | None = typer.Option(None, "--year", help="Year(s); repeat for several."),
+    year: list[str] | None = typer.Option(None, "--year", help="Year(s); repeat for several."),
     population: float | None = typer.Option(
         None, "--population", help="Children aged 0-17 in forecast years, instead of the panel's."
     ),
@@ -188,7 +198,7 @@ def predict_command(
         table = predict(
             fit,
             authority=authority,
-            year=year or None,
+            year=[_whole_year(y) for y in year] if year else None,
             population=population,
             ci_prob=ci_prob,
             seed=seed,

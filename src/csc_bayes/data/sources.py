@@ -142,6 +142,8 @@ def decode_text(data: bytes, *, file: str) -> tuple[str, str]:
             raise DataFileError(
                 f"file starts with a UTF-8 byte-order mark but is not UTF-8: {exc}", file=file
             ) from None
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):  # before UTF-16: a prefix
+        raise DataFileError("file is UTF-32 (byte-order mark); save it as a UTF-8 CSV", file=file)
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16"), "UTF-16"
