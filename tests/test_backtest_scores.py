@@ -48,7 +48,7 @@ def test_crps_of_a_point_mass_is_the_absolute_error():
 
 def test_crps_of_normal_draws_approaches_the_closed_form():
     """CRPS(N(mu, sigma^2), y) = sigma [z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi)],
-    z = (y - mu) / sigma (Gneiting & Raftery 2007, eq. 21)."""
+    z = (y - mu) / sigma (Gneiting, Raftery, Westveld & Goldman 2005)."""
     mu, sigma = 100.0, 15.0
     y = np.array([100.0, 110.0, 70.0, 160.0])
     # evenly spaced quantiles: a deterministic sample of the normal, error O(1/S)

@@ -455,16 +455,18 @@ def pool(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def markdown_table(table: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
-    """Lines of a markdown table of ``columns`` (a missing or NaN value is blank; floats are
-    rounded to 4 significant digits)."""
+def markdown_table(
+    table: pd.DataFrame, columns: Sequence[str] | None = None, *, rounded: bool = True
+) -> list[str]:
+    """Lines of a markdown table of ``columns``: a missing or NaN value is blank; with
+    ``rounded`` a float shows 4 significant digits (whole numbers from 10,000), else as it is."""
     columns = list(table.columns if columns is None else columns)
 
     def cell(value: Any) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return ""
-        if isinstance(value, (float, np.floating)):
-            return f"{float(value):.4g}"
+        if rounded and isinstance(value, (float, np.floating)):
+            return f"{float(value):.4g}" if abs(value) < 10_000 else f"{float(value):.0f}"
         return str(value)
 
     return [
