@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import typer
 from typer.core import TyperCommand
 
@@ -64,7 +63,7 @@ def spread_values(args: list[str], options: tuple[str, ...] = MANY_VALUES) -> li
 class ManyValuesCommand(TyperCommand):
     """A command whose :data:`MANY_VALUES` options take their values after one flag."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, spread_values(list(args)))
 
 
