@@ -10,6 +10,11 @@ The last form is a rolling-origin backtest: for each test year t the spec is ref
 years up to t - 1 and scored on t, with the naive baseline recalibrated on the same years;
 ``pooled.md`` there averages the per-year scores.
 
+This script is a thin caller of ``csc_bayes.backtest`` (``csc-bayes backtest``), which refits,
+forecasts and scores; the script adds its training windows (``--windows``), the naive Poisson
+rows and its own table layout (``results/out_of_sample/``). For new work use the command:
+``csc-bayes backtest cpp_need_ar --data panel.parquet --origins 2021 2024 --horizon 1 2 3``.
+
 For each model and training window the spec is refitted on the panel rows with year <= 2023
 (the 2024 outcomes are never seen: ``years`` ends at 2023), then every authority's 2024 count
 is forecast with its own predictive distribution. Per authority j with observed y_j:
@@ -23,7 +28,8 @@ is forecast with its own predictive distribution. Per authority j with observed 
   it is in children, so the mean over authorities is dominated by large authorities, and the
   table also gives the mean of CRPS_j / y_j (scaled) so small authorities count too.
 
-Model draws are ``csc_bayes.predict.predict_draws(fit, authority="all", year=2024)``: the
+Model draws are ``csc_bayes.predict.predict_draws(fit, authority="all", year=2024)`` on a refit
+that never sees an outcome after 2023 (``csc_bayes.backtest.masked_panel``): the
 package's own forecast for a year the model was not fitted to (docs/methods.md): per draw s, a
 new common year effect d_s ~ N(0, sigma_year_s) (exchangeable years) or
 d_s ~ N(year_effect_2023,s, sigma_year_s^2) (random-walk years, ``year_effect = "rw1"``),
@@ -42,21 +48,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
 import csc_bayes
-from csc_bayes.predict import predict_draws
+from csc_bayes.backtest import BacktestResult, backtest, markdown_table, paired_difference, pool
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_YEAR = 2024  # the issue's check: fit up to 2023, forecast 2024
 WINDOWS = ("full", "last4", "recent")
-LEVELS = (0.5, 0.9)
 #: where the short-window spec variants live (see docs/real_data_results.md)
 RECENT_SPECS = REPO / "results" / "out_of_sample"
 
@@ -98,140 +101,87 @@ def variants(
     return out
 
 
-def crps_from_draws(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """CRPS per column: ``samples`` is (S, n) predictive draws, ``y`` (n,) observed."""
-    s = np.sort(samples, axis=0)
-    n_draws = s.shape[0]
-    first = np.abs(s - y[None, :]).mean(axis=0)
-    weights = 2 * np.arange(1, n_draws + 1) - n_draws - 1
-    spread = (weights[:, None] * s).sum(axis=0) / n_draws**2  # = 0.5 E|Y - Y'|
-    return first - spread
+def window_of(v: Variant) -> int | None:
+    """The backtest's training window: None (from the spec's first year) or its length."""
+    return None if v.window == "full" else v.test_year - v.first
 
 
-def central(samples: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
-    """Whether y lies in the central ``level`` interval of each column's draws."""
-    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return (y >= lo) & (y <= hi)
+def score(name: str, rows: pd.DataFrame, extra: dict[str, Any]) -> dict[str, Any]:
+    """One summary row from per-authority scores (``BacktestResult.scores`` rows of one
+    method): coverage, mean CRPS, mean CRPS / y, mean absolute error of the median."""
+    return {
+        "forecast": name,
+        **extra,
+        "n_authorities": len(rows),
+        "coverage_50": round(float(rows["covered_50"].mean()), 3),
+        "coverage_90": round(float(rows["covered_90"].mean()), 3),
+        "mean_crps": round(float(rows["crps"].mean()), 2),
+        "mean_crps_over_y": round(float(rows["crps_over_y"].mean()), 4),
+        "mae_median": round(float(rows["abs_error"].mean()), 2),
+    }
 
 
-def model_draws(fit: csc_bayes.Fit, test: pd.DataFrame, year: int, seed: int) -> np.ndarray:
-    """(S, n) predictive draws of the ``year`` counts of ``test`` (fitted authorities only)."""
-    pred = predict_draws(fit, authority="all", year=year, seed=seed)
-    columns = pd.Index(pred.rows["la_code"]).get_indexer(test["la_code"])
-    if (columns < 0).any():
-        raise ValueError("predict_draws returned no forecast for some test authorities")
-    if not (pred.rows["kind"].iloc[columns] == "forecast").all():
-        raise ValueError(f"{year} must be a forecast year for every test authority")
-    return pred.count[:, columns]
-
-
-def naive_baseline(
-    panel: pd.DataFrame, outcome: str, first: int, test_year: int = TEST_YEAR
-) -> tuple[pd.Series, float]:
-    """Point forecast m per la_code for ``test_year`` and the ML NB concentration of the rule
-    over the pairs of consecutive years from ``first`` to ``test_year - 1``."""
-    wide_y = panel.pivot(index="la_code", columns="year", values=outcome).astype(float)
-    wide_p = panel.pivot(index="la_code", columns="year", values="population").astype(float)
-
-    def rule(t: int) -> tuple[pd.Series, pd.Series]:
-        m = wide_y[t - 1] / wide_p[t - 1] * wide_p[t]
-        return m, wide_y[t]
-
-    pairs = [rule(t) for t in range(first + 1, test_year)]
-    m = pd.concat([p[0] for p in pairs]).to_numpy()
-    y = pd.concat([p[1] for p in pairs]).to_numpy()
-    ok = np.isfinite(m) & np.isfinite(y) & (m > 0)
-    m, y = m[ok], y[ok]
-
-    def nll(log_phi: float) -> float:
-        phi = np.exp(log_phi)
-        return -stats.nbinom.logpmf(y, phi, phi / (phi + m)).sum()
-
-    phi = float(np.exp(optimize.minimize_scalar(nll, bounds=(-2, 12), method="bounded").x))
-    return rule(test_year)[0], phi
-
-
-def score(name: str, samples: np.ndarray, y: np.ndarray, extra: dict[str, Any]) -> dict[str, Any]:
-    """One summary row: coverage at LEVELS, mean CRPS, mean CRPS / y, mean absolute error."""
-    crps = crps_from_draws(samples, y)
-    row: dict[str, Any] = {"forecast": name, **extra, "n_authorities": len(y)}
-    for level in LEVELS:
-        row[f"coverage_{int(level * 100)}"] = round(float(central(samples, y, level).mean()), 3)
-    row["mean_crps"] = round(float(crps.mean()), 2)
-    row["mean_crps_over_y"] = round(float((crps / np.maximum(y, 1)).mean()), 4)
-    row["mae_median"] = round(float(np.abs(np.median(samples, axis=0) - y).mean()), 2)
-    return row
-
-
-def evaluate(
-    panel: pd.DataFrame, v: Variant, fits_dir: Path, sampler: dict[str, Any], seed: int
-) -> list[dict[str, Any]]:
-    spec = dataclasses.replace(csc_bayes.find_spec(v.spec), years=(v.first, v.test_year - 1))
-    started = time.perf_counter()
-    fit = csc_bayes.fit(spec, data=panel, out=fits_dir / "out_of_sample", progress=False, **sampler)
-    wall = time.perf_counter() - started
-    outcome = spec.outcome
-    fitted = [str(c) for c in fit.idata["posterior"]["la"].values]
-    test = panel[(panel["year"] == v.test_year) & panel[outcome].notna()]
-    test = test.dropna(subset=list(spec.covariates))
-    test = test[test["la_code"].isin(fitted)].reset_index(drop=True)
-    y = test[outcome].to_numpy(float)
-
-    samples = model_draws(fit, test, v.test_year, seed)
-
-    base, phi = naive_baseline(panel, outcome, v.first, v.test_year)
-    m = base.reindex(test["la_code"]).to_numpy(float)
-    has_base = np.isfinite(m) & (m > 0)
-    rng = np.random.default_rng(seed + 1)
-    S = samples.shape[0]
-    nb = rng.negative_binomial(phi, phi / (phi + m[has_base]), size=(S, has_base.sum()))
-    pois = rng.poisson(m[has_base], size=(S, has_base.sum()))
-
-    gate = fit.metadata["diagnostics"]
+def rows_of(result: BacktestResult, v: Variant) -> list[dict[str, Any]]:
+    """The script's rows for one variant: the model on every fitted authority (and again on
+    the authorities with a baseline, when they differ, with the paired difference), naive NB,
+    naive Poisson."""
+    scores = result.scores
+    model = scores[(scores["method"] == result.info["model"]) & (scores["kind"] == "forecast")]
+    naive = scores[scores["method"] == "naive"].set_index("la_code")
+    poisson = scores[scores["method"] == "naive_poisson"]
+    fit = result.fits.iloc[0]
     common = {
-        "outcome": outcome,
+        "outcome": result.info["outcome"],
         "test_year": v.test_year,
         "window": v.window,
         "train": f"{v.first}-{v.test_year - 1}",
     }
     on_base = {**common, "subset": "authorities with a baseline"}
     rows = [
-        score(
-            v.label, samples, y, {**common, "method": v.model, "subset": "all fitted authorities"}
-        )
-        | {
-            "gate_passed": gate["passed"],
-            "fit_wall_s": round(wall, 1),
-        }
+        score(v.label, model, {**common, "method": v.model, "subset": "all fitted authorities"})
+        | {"gate_passed": bool(fit["gate_passed"]), "fit_wall_s": float(fit["seconds"])}
     ]
-    if not has_base.all():  # the model again on the baseline's authorities, for a fair match
-        rows.append(
-            score(v.label, samples[:, has_base], y[has_base], {**on_base, "method": v.model})
-        )
-    rows[-1] |= paired_difference(samples[:, has_base], nb.astype(float), y[has_base])
+    matched = model[model["la_code"].isin(naive.index)]
+    if len(matched) < len(model):  # the model again on the baseline's authorities
+        rows.append(score(v.label, matched, {**on_base, "method": v.model}))
+    diff, se = paired_difference(
+        matched["crps"].to_numpy(), naive["crps"].loc[matched["la_code"]].to_numpy()
+    )
+    rows[-1] |= {"crps_minus_naive": round(diff, 2), "se_difference": round(se, 2)}
+    naive_rows = naive.loc[matched["la_code"]].reset_index()
+    phi = float(naive_rows["phi"].iloc[0])
     return [
         *rows,
+        score(f"naive NB (phi={phi:.0f})", naive_rows, {**on_base, "method": "naive NB"}),
         score(
-            f"naive NB (phi={phi:.0f})",
-            nb.astype(float),
-            y[has_base],
-            {**on_base, "method": "naive NB"},
-        ),
-        score(
-            "naive Poisson", pois.astype(float), y[has_base], {**on_base, "method": "naive Poisson"}
+            "naive Poisson",
+            poisson[poisson["la_code"].isin(matched["la_code"])],
+            {**on_base, "method": "naive Poisson"},
         ),
     ]
 
 
-def paired_difference(model: np.ndarray, naive: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Mean over authorities of CRPS_model,j - CRPS_naive,j (negative: the model is better) and
-    its standard error sd_j(difference) / sqrt(n): authorities as independent replicates,
-    which ignores that they share the year's national shock."""
-    diff = crps_from_draws(model, y) - crps_from_draws(naive, y)
-    return {
-        "crps_minus_naive": round(float(diff.mean()), 2),
-        "se_difference": round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 2),
-    }
+def evaluate(
+    panel: pd.DataFrame, v: Variant, fits_dir: Path, sampler: dict[str, Any], seed: int
+) -> list[dict[str, Any]]:
+    """Refit (or reuse) ``v``'s spec on its window and score its forecast of ``v.test_year``
+    with :func:`csc_bayes.backtest.backtest`."""
+    spec = csc_bayes.find_spec(v.spec)
+    spec = dataclasses.replace(spec, years=(v.first, v.test_year - 1))  # first: the window's
+    result = backtest(
+        spec,
+        data=panel,
+        origins=[v.test_year],
+        horizons=(1,),
+        window=window_of(v),
+        baselines=("naive", "naive_poisson"),
+        fits_dir=fits_dir / "out_of_sample",
+        seed=seed,
+        workers=1,
+        progress=False,
+        **sampler,
+    )
+    return rows_of(result, v)
 
 
 def earlier_rows(results: Path, rerun: set[str]) -> list[dict[str, Any]]:
@@ -256,7 +206,8 @@ def earlier_rows(results: Path, rerun: set[str]) -> list[dict[str, Any]]:
 
 def pooled(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Per outcome, training window and method, the scores averaged over the test years
-    (coverage and CRPS weighted by the number of authorities scored each year)."""
+    (coverage and CRPS weighted by the number of authorities scored each year, the paired
+    difference's SE between years: :func:`csc_bayes.backtest.pool`)."""
     table = pd.DataFrame(rows)
     if "test_year" not in table:
         return pd.DataFrame()
@@ -264,44 +215,28 @@ def pooled(rows: list[dict[str, Any]]) -> pd.DataFrame:
     # a model scored on all fitted authorities and again on those with a baseline: keep the
     # rows on the baseline's authorities, the ones the naive rows are scored on
     matched = table.duplicated(["outcome", "window", "method", "test_year"], keep="last")
-    table = table[~matched]
-    scores = ["coverage_50", "coverage_90", "mean_crps", "mean_crps_over_y", "mae_median"]
-
-    def average(group: pd.DataFrame) -> dict[str, Any]:
-        w = group["n_authorities"].to_numpy(float)
-        out: dict[str, Any] = {c: round(float(np.average(group[c], weights=w)), 4) for c in scores}
-        if "crps_minus_naive" in group and group["crps_minus_naive"].notna().all():
-            # the year's mean difference is one replicate per year: its SE comes from how much
-            # it varies between years, which includes the national shock the authorities share
-            diff = group["crps_minus_naive"].to_numpy(float)
-            out["crps_minus_naive"] = round(float(np.average(diff, weights=w)), 2)
-            if len(diff) > 1:
-                out["se_between_years"] = round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 2)
-        return out
-
-    keys = ["outcome", "window", "method"]
+    table = table[~matched].assign(origin=table["test_year"].astype(int), horizon=1)
     records = []
-    for key, group in table.groupby(keys, sort=False):
-        years = sorted(int(y) for y in group["test_year"])
-        records.append(
-            dict(zip(keys, key, strict=True))
-            | {"test_years": f"{years[0]}-{years[-1]} ({len(years)})"}
-            | average(group)
-        )
-    return pd.DataFrame(records)
+    for (outcome, window), group in table.groupby(["outcome", "window"], sort=False):
+        averaged = pool(group).assign(outcome=outcome, window=window)
+        records.append(averaged)
+    if not records:
+        return pd.DataFrame()
+    out = pd.concat(records, ignore_index=True).rename(
+        columns={"origins": "test_years", "se_minus_naive": "se_between_years"}
+    )
+    scores = ["coverage_50", "coverage_90", "mean_crps", "mean_crps_over_y", "mae_median"]
+    out[scores] = out[scores].round(4)
+    for column, digits in (("crps_minus_naive", 2), ("se_between_years", 2)):
+        if column in out:
+            out[column] = out[column].round(digits)
+    columns = ["outcome", "window", "method", "test_years", *scores]
+    return out[columns + [c for c in ("crps_minus_naive", "se_between_years") if c in out]]
 
 
 def markdown(table: pd.DataFrame, cols: list[str]) -> list[str]:
     """A markdown table of ``cols`` (a value missing from a row, e.g. an older run's, is blank)."""
-
-    def cell(value: Any) -> str:
-        return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-
-    return [
-        "| " + " | ".join(cols) + " |",
-        "|" + "---|" * len(cols),
-        *("| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in table.to_dict("records")),
-    ]
+    return markdown_table(table, cols, rounded=False)
 
 
 def write(rows: list[dict[str, Any]], results: Path, note: str, test_years: list[int]) -> None:

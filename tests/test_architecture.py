@@ -17,7 +17,7 @@ LAYERS = [
     {"model", "sampling", "diagnostics", "fits", "posterior", "linear_predictor", "pointwise"},
     {"fitting"},
     {"variance", "excess", "predict"},
-    {"plots", "report", "batch", "sbc", "compare"},
+    {"plots", "report", "batch", "sbc", "compare", "backtest"},
     {"cli"},
     {"__init__"},
 ]

@@ -1,7 +1,8 @@
-"""examples/out_of_sample.py: the scoring, the naive baseline and the rolling-origin pooling.
+"""examples/out_of_sample.py: its variants, its rows from a backtest's scores, the pooling.
 
-The real-data runs themselves are long (results/out_of_sample/); these check the arithmetic
-the published tables rest on, on small made-up inputs.
+The script is a thin caller of csc_bayes.backtest, whose scores and baselines are tested in
+tests/test_backtest_scores.py and tests/test_backtest.py; the real-data runs themselves are long
+(results/out_of_sample/). These check the script's own tables, on small made-up inputs.
 """
 
 from __future__ import annotations
@@ -26,39 +27,6 @@ def oos():
     sys.modules["out_of_sample"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def test_crps_from_draws_equals_the_pairwise_definition(oos):
-    rng = np.random.default_rng(1)
-    samples = rng.poisson(30, size=(200, 3)).astype(float)
-    y = np.array([25.0, 30.0, 41.0])
-    by_definition = np.abs(samples - y).mean(axis=0) - 0.5 * np.abs(
-        samples[:, None, :] - samples[None, :, :]
-    ).mean(axis=(0, 1))
-    np.testing.assert_allclose(oos.crps_from_draws(samples, y), by_definition, rtol=1e-12)
-
-
-def test_crps_of_a_point_forecast_is_the_absolute_error(oos):
-    samples = np.full((50, 2), 10.0)
-    np.testing.assert_allclose(oos.crps_from_draws(samples, np.array([7.0, 10.0])), [3.0, 0.0])
-
-
-def test_naive_baseline_uses_only_years_before_the_test_year(oos):
-    """m = y_(t-1) * pop_t / pop_(t-1); phi from pairs inside first..t-1 only."""
-    rows = []
-    for la, base in (("A", 100.0), ("B", 400.0)):
-        for year in range(2015, 2022):
-            pop = 1000.0 * (1 + 0.01 * (year - 2015))
-            rows.append({"la_code": la, "year": year, "population": pop, "cla": base + year - 2015})
-    panel = pd.DataFrame(rows)
-    m, _ = oos.naive_baseline(panel, "cla", 2015, test_year=2019)
-    assert m["A"] == pytest.approx(103.0 * 1040.0 / 1030.0)
-    # a wild value in a year after the test year must not change the fitted concentration
-    wild = panel.copy()
-    wild.loc[(wild["la_code"] == "A") & (wild["year"] == 2021), "cla"] = 5000.0
-    assert oos.naive_baseline(wild, "cla", 2015, 2019)[1] == pytest.approx(
-        oos.naive_baseline(panel, "cla", 2015, 2019)[1]
-    )
 
 
 def test_variants_end_each_window_the_year_before_the_test_year(oos):
@@ -107,14 +75,46 @@ def test_markdown_leaves_a_missing_value_blank(oos):
     assert oos.markdown(table, ["a", "b"])[2:] == ["| 1 | 2.5 |", "| 2 |  |"]
 
 
-def test_paired_difference_is_model_minus_naive_with_its_standard_error(oos):
-    rng = np.random.default_rng(2)
-    y = rng.poisson(100, size=40).astype(float)
-    naive = rng.poisson(100, size=(300, 40)).astype(float)
-    same = oos.paired_difference(naive, naive, y)
-    assert same == {"crps_minus_naive": 0.0, "se_difference": 0.0}
-    sharp = np.repeat(y[None, :], 300, axis=0)  # a perfect point forecast: CRPS 0
-    better = oos.paired_difference(sharp, naive, y)
-    expected = -oos.crps_from_draws(naive, y)
-    assert better["crps_minus_naive"] == pytest.approx(expected.mean(), abs=0.01)
-    assert better["se_difference"] == pytest.approx(expected.std(ddof=1) / np.sqrt(40), abs=0.01)
+def test_rows_of_a_backtest_keep_the_scripts_layout(oos):
+    """The model on every fitted authority, again on those with a baseline (authority "c" has
+    no previous-year count) with the paired difference, then naive NB and naive Poisson."""
+    from csc_bayes.backtest import BacktestResult
+
+    def rows(method, kind, crps, phi=np.nan):
+        return [
+            {
+                "origin": 2024,
+                "horizon": 1,
+                "method": method,
+                "la_code": code,
+                "kind": kind,
+                "crps": c,
+                "crps_over_y": c / 100,
+                "abs_error": 2 * c,
+                "covered_50": True,
+                "covered_90": True,
+                "phi": phi,
+            }
+            for code, c in crps.items()
+        ]
+
+    scores = pd.DataFrame(
+        rows("cpp_need_ar", "forecast", {"a": 1.0, "b": 3.0, "c": 50.0})
+        + rows("cpp_need_ar", "new_group", {"d": 9.0})  # not a fitted authority: left out
+        + rows("naive", "baseline", {"a": 2.0, "b": 6.0}, phi=17.2)
+        + rows("naive_poisson", "baseline", {"a": 4.0, "b": 4.0})
+    )
+    fits = pd.DataFrame([{"gate_passed": True, "seconds": 12.5}])
+    result = BacktestResult(
+        scores, pd.DataFrame(), pd.DataFrame(), fits, {"model": "cpp_need_ar", "outcome": "cpp"}
+    )
+    v = oos.Variant("cpp_need_ar", 2013, 2024, "cpp_need_ar 2013-2023", "cpp_need_ar", "full")
+    all_fitted, matched, naive, poisson = oos.rows_of(result, v)
+    assert all_fitted["subset"] == "all fitted authorities" and all_fitted["n_authorities"] == 3
+    assert all_fitted["mean_crps"] == pytest.approx(18.0) and all_fitted["gate_passed"]
+    assert matched["n_authorities"] == 2 and matched["mean_crps"] == 2.0
+    assert matched["crps_minus_naive"] == -2.0 and matched["se_difference"] == 1.0
+    assert naive["forecast"] == "naive NB (phi=17)" and naive["mean_crps"] == 4.0
+    assert poisson["method"] == "naive Poisson" and poisson["n_authorities"] == 2
+    assert oos.window_of(v) is None
+    assert oos.window_of(oos.variants(["cpp_need"], 2022, ("last4",))[0]) == 4

@@ -44,6 +44,7 @@ _EXPORTS = {
     "run_plan": "csc_bayes.batch",
     "run_sbc": "csc_bayes.sbc",
     "compare_fits": "csc_bayes.compare",
+    "run_backtest": "csc_bayes.backtest",
 }
 
 __all__ = ["__version__", "excess", "predict", *_EXPORTS]

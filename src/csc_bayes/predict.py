@@ -361,3 +361,114 @@ def _median_and_interval(name: str, values: np.ndarray, ci_prob: float) -> dict[
         f"{name}_lower": float(lo),
         f"{name}_upper": float(hi),
     }
+
+
+#: what :func:`aggregate_draws` can sum over
+AGGREGATES = ("region", "england")
+
+
+def aggregate_draws(draws: PredictiveDraws, by: Literal["region", "england"]) -> PredictiveDraws:
+    """Sum the predictive draws over authorities, per draw: one column per region and year
+    (``by="region"``) or per year (``"england"``).
+
+    Every column of ``draws`` is summed, so pass only the authorities that make up the total
+    (:func:`predict_aggregate` keeps those that exist in each year). Summing per draw keeps the
+    correlation between authorities (their shared year shock and parameters), so the
+    aggregate's interval is right; adding the authorities' interval ends would not be.
+    ``count`` is the sum of counts, ``eta`` and ``expected`` the log of the sums of exp(eta)
+    and exp(expected) (the total's mean count and expected need given the parameters). Rows:
+    la_code and ons_code empty, la_name the region (or "England"), region (or "England"),
+    year, kind (the authorities' kind, or "mixed"), population and observed summed (observed
+    NaN unless every authority's count is observed), n_authorities.
+    """
+    if by not in AGGREGATES:
+        raise AnswerError(f"aggregate by one of {list(AGGREGATES)}, got {by!r}")
+    rows = draws.rows.reset_index(drop=True)
+    area = rows["region"].astype(str) if by == "region" else pd.Series("England", index=rows.index)
+    keys = pd.DataFrame({"area": area, "year": rows["year"].astype(int)})
+    out_rows, count, eta, expected = [], [], [], []
+    for (name, year), group in keys.groupby(["area", "year"], sort=True):
+        columns = group.index.to_numpy()
+        members = rows.loc[columns]
+        kinds = members["kind"].unique()
+        observed = members["observed"].to_numpy(float)
+        out_rows.append(
+            {
+                "la_code": "",
+                "ons_code": "",
+                "la_name": str(name),
+                "region": str(name),
+                "year": int(year),
+                "kind": str(kinds[0]) if len(kinds) == 1 else "mixed",
+                "population": float(members["population"].sum()),
+                "observed": float(observed.sum()) if np.isfinite(observed).all() else np.nan,
+                "n_authorities": len(columns),
+            }
+        )
+        count.append(draws.count[:, columns].sum(axis=1))
+        eta.append(np.logaddexp.reduce(draws.eta[:, columns], axis=1))
+        expected.append(np.logaddexp.reduce(draws.expected[:, columns], axis=1))
+    n = draws.count.shape[0]
+
+    def stacked(parts: list[np.ndarray]) -> np.ndarray:
+        return np.column_stack(parts) if parts else np.zeros((n, 0))
+
+    return PredictiveDraws(
+        rows=pd.DataFrame(out_rows),
+        count=stacked(count),
+        eta=stacked(eta),
+        expected=stacked(expected),
+        carried_forward=draws.carried_forward,
+    )
+
+
+def predict_aggregate(
+    fit: Fit,
+    *,
+    by: Literal["region", "england"],
+    year: int | Sequence[int] | None = None,
+    ci_prob: float = DEFAULT_CI_PROB,
+    seed: int = 0,
+    region_as_need: bool = False,
+) -> pd.DataFrame:
+    """:func:`predict` for the sum of every authority's count per region or for England.
+
+    The draws of ``predict_draws(fit, authority="all", year=year)`` are summed per draw
+    (:func:`aggregate_draws`) over the authorities that exist in each year: those with a row in
+    the fit's panel for that year, or for a year beyond the panel, in its latest earlier year
+    (an authority abolished by a boundary change is not counted after it went). Same columns as
+    :func:`predict` (la_code and ons_code empty, la_name the region or "England") plus
+    n_authorities; rates are per 10,000 children of the summed population.
+    """
+    check_ci_prob(ci_prob)
+    pred = predict_draws(fit, authority="all", year=year, seed=seed, region_as_need=region_as_need)
+    panel = fit.panel.assign(la_code=fit.panel["la_code"].astype(str))
+    panel_years = sorted(int(y) for y in panel["year"].unique())
+    exists = np.zeros(len(pred.rows), dtype=bool)
+    for y in pred.rows["year"].unique():
+        known = [p for p in panel_years if p <= int(y)] or panel_years[:1]
+        alive = set(panel.loc[panel["year"] == known[-1], "la_code"])
+        here = (pred.rows["year"] == y).to_numpy()
+        exists |= here & pred.rows["la_code"].astype(str).isin(alive).to_numpy()
+    kept = PredictiveDraws(
+        rows=pred.rows[exists].reset_index(drop=True),
+        count=pred.count[:, exists],
+        eta=pred.eta[:, exists],
+        expected=pred.expected[:, exists],
+        carried_forward=pred.carried_forward,
+    )
+    total = aggregate_draws(kept, by)
+    out = pd.DataFrame(
+        [
+            _summary(row, total.count[:, k], total.eta[:, k], total.expected[:, k], ci_prob)
+            for k, row in enumerate(total.rows.to_dict(orient="records"))
+        ]
+    )
+    out.attrs.update(
+        ci_prob=ci_prob,
+        region_as_need=region_as_need,
+        rate_per=PER,
+        aggregate=by,
+        carried_forward=pred.carried_forward.to_dict(orient="records"),
+    )
+    return out

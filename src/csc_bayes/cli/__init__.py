@@ -28,7 +28,16 @@ app = typer.Typer(
 )
 
 #: feature modules of this package that add commands, in the order --help lists them
-COMMAND_MODULES: tuple[str, ...] = ("demo", "data", "fit", "answers", "plots", "report", "batch")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "data",
+    "fit",
+    "answers",
+    "plots",
+    "report",
+    "batch",
+    "backtest",
+)
 
 
 def _version(value: bool) -> None:

@@ -356,6 +356,8 @@ EXAMPLES: dict[str, str] = {
     "batch": "csc-bayes batch plans/example.toml --workers 2",
     "sbc": "csc-bayes sbc cpp_need --sims 200 --out results/sbc_cpp_need",
     "compare": "csc-bayes compare fits/cpp_need fits/cpp_null --kfold 5 --out results/cv",
+    "backtest": "csc-bayes backtest cpp_need_ar --data panel.parquet --origins 2019 2024 "
+    "--horizon 1 2 3 --out results/backtest",
 }
 
 

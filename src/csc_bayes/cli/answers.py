@@ -187,33 +187,64 @@ def predict_command(
     out: Path | None = OUT_OPT,
     ci_prob: float = CI_OPT,
     seed: int = typer.Option(0, "--seed", help="Seed of the predictive draws."),
+    aggregate: str | None = typer.Option(
+        None,
+        "--aggregate",
+        help="With --authority all: sum the authorities' draws per region or for england "
+        "(per draw, so the intervals carry their correlation).",
+    ),
 ) -> None:
     """Posterior predictions for a named authority (or all of them) and year."""
-    from csc_bayes.predict import predict
+    from csc_bayes.predict import AGGREGATES, predict, predict_aggregate
 
+    if aggregate is not None:
+        aggregate = aggregate.strip().lower()
+        if aggregate not in AGGREGATES:
+            raise typer.BadParameter(
+                f"{aggregate!r}: use {' or '.join(AGGREGATES)}", param_hint="--aggregate"
+            )
+        if authority.strip().lower() != "all":
+            raise typer.BadParameter(
+                "sums over authorities: give --authority all", param_hint="--aggregate"
+            )
+        if population is not None:
+            raise typer.BadParameter(
+                "one --population for every authority cannot make a sum; leave it out",
+                param_hint="--aggregate",
+            )
     check_table_output(fmt, out)
     fit = _load(fit_path)
+    years = [_whole_year(y) for y in year] if year else None
     with refusing(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # its notes are printed below, once
-        table = predict(
-            fit,
-            authority=authority,
-            year=[_whole_year(y) for y in year] if year else None,
-            population=population,
-            ci_prob=ci_prob,
-            seed=seed,
-        )
+        if aggregate is not None:
+            table = predict_aggregate(fit, by=aggregate, year=years, ci_prob=ci_prob, seed=seed)
+        else:
+            table = predict(
+                fit,
+                authority=authority,
+                year=years,
+                population=population,
+                ci_prob=ci_prob,
+                seed=seed,
+            )
     for text in table.attrs.get("notes") or []:
         note(f"note: {text}")
     carried = table.attrs.get("carried_forward") or []
     if carried:
         covariates = sorted({c["covariate"] for c in carried})
-        years = sorted({c["year"] for c in carried})
+        when = ", ".join(map(str, sorted({c["year"] for c in carried})))
         note(
-            f"the panel has no {', '.join(covariates)} for {', '.join(map(str, years))}: the "
+            f"the panel has no {', '.join(covariates)} for {when}: the "
             "latest earlier value of each authority is used (a forecast assumes it is unchanged)"
         )
-    emit_table(table, fmt, out, title=f"Predictions ({ci_prob:.0%})", brief=_PREDICT_BRIEF)
+    brief = _PREDICT_BRIEF
+    title = f"Predictions ({ci_prob:.0%})"
+    if aggregate is not None:
+        brief = ["la_name", "year", "kind", "n_authorities", *_PREDICT_BRIEF[4:]]
+        title = f"Predictions summed {'per region' if aggregate == 'region' else 'for England'}"
+        title += f" ({ci_prob:.0%})"
+    emit_table(table, fmt, out, title=title, brief=brief)
 
 
 def register(app: typer.Typer) -> None:

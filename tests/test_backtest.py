@@ -1,0 +1,252 @@
+"""Backtests with real (tiny) refits: no refit sees its test year, a rerun reuses the refits, a
+refit's years ahead are drawn jointly, the Dask path and the CLI end to end, and sums over
+authorities (``predict --aggregate``).
+
+One backtest of ``cpp_need_ar`` on 12 synthetic authorities (origins 2022-2023, horizons 1-2:
+three refits of 2 chains x 100 draws) is shared by the module; the other tests reuse its refits.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from csc_bayes.backtest import backtest, crps_from_draws
+from csc_bayes.cli import app
+from csc_bayes.data import load_panel, save_panel
+from csc_bayes.fits import load_fit
+from csc_bayes.predict import predict, predict_aggregate, predict_draws
+from csc_bayes.simulate import default_authorities, simulate_panel
+
+SAMPLER = {"draws": 100, "tune": 100, "chains": 2}
+ORIGINS, HORIZONS = [2022, 2023], (1, 2)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    root = tmp_path_factory.mktemp("backtest")
+    las = default_authorities(2023).sort_values("la_code").iloc[::12].head(12)
+    panel = simulate_panel(
+        first_year=2015, last_year=2023, seed=3, authorities=las.reset_index(drop=True)
+    ).panel
+    save_panel(panel, root / "panel.parquet")
+    panel = load_panel(root / "panel.parquet")
+    result = backtest(
+        "cpp_need_ar",
+        data=panel,
+        origins=ORIGINS,
+        horizons=HORIZONS,
+        fits_dir=root / "fits",
+        workers=1,
+        progress=False,
+        seed=7,
+        **SAMPLER,
+    )
+    return root, panel, result
+
+
+def test_no_refit_sees_its_test_year(case):
+    _root, _panel, result = case
+    fits = result.fits.set_index("fit")
+    assert sorted(fits["train_last"]) == [2020, 2021, 2022]
+    for name, row in fits.iterrows():
+        saved = json.loads((Path(row["run"]) / "metadata.json").read_text())
+        assert saved["years_fitted"] == list(range(2015, row["train_last"] + 1)), name
+        assert max(saved["years_fitted"]) < min(row["forecast_years"])
+        # the saved panel holds no outcome after the training years, not even unfitted ones
+        kept = pd.read_parquet(Path(row["run"]) / "panel.parquet")
+        later = kept[kept["year"] > row["train_last"]]
+        assert len(later) and later[["cin", "cpp", "cla", "s47", "referrals"]].isna().all().all()
+    scores = result.scores
+    assert (scores["origin"] - scores["horizon"] == scores["train"].str[-4:].astype(int)).all()
+
+
+def test_every_authority_with_a_count_is_scored_by_every_method(case):
+    _root, panel, result = case
+    scores = result.scores
+    assert set(scores["method"]) == {"cpp_need_ar", "naive", "naive_trend"}
+    for (origin, _horizon, _method), group in scores.groupby(["origin", "horizon", "method"]):
+        observed = panel[(panel["year"] == origin) & panel["cpp"].notna()]
+        assert sorted(group["la_code"]) == sorted(observed["la_code"].astype(str))
+        truth = observed.set_index(observed["la_code"].astype(str))["cpp"].astype(float)
+        np.testing.assert_array_equal(group["observed"], truth.loc[group["la_code"]])
+    summary = result.summary.set_index(["origin", "horizon", "method"])
+    assert len(summary) == len(ORIGINS) * len(HORIZONS) * 3
+    one = scores[(scores["origin"] == 2023) & (scores["horizon"] == 2)]
+    model, naive = (one[one["method"] == m].set_index("la_code") for m in ("cpp_need_ar", "naive"))
+    row = summary.loc[(2023, 2, "cpp_need_ar")]
+    assert row["mean_crps"] == pytest.approx(model["crps"].mean())
+    assert row["coverage_90"] == pytest.approx(model["covered_90"].mean())
+    diff = model["crps"] - naive["crps"].loc[model.index]
+    assert row["crps_minus_naive"] == pytest.approx(diff.mean())
+    assert row["se_minus_naive"] == pytest.approx(diff.std(ddof=1) / np.sqrt(len(diff)))
+    pooled = result.pooled.set_index(["horizon", "method"])
+    per_origin = result.summary.query("horizon == 1 and method == 'cpp_need_ar'")
+    assert pooled.loc[(1, "cpp_need_ar"), "crps_minus_naive"] == pytest.approx(
+        per_origin["crps_minus_naive"].mean()
+    )
+    assert pooled.loc[(1, "cpp_need_ar"), "se_minus_naive"] == pytest.approx(
+        per_origin["crps_minus_naive"].std(ddof=1) / np.sqrt(2)
+    )
+
+
+def test_a_refits_years_ahead_come_from_one_joint_call(case):
+    """The refit to 2021 forecasts 2022 (h = 1) and 2023 (h = 2) in one predict_draws call:
+    its scores are those of that call's draws."""
+    _root, _panel, result = case
+    row = result.fits.set_index("train_last").loc[2021]
+    assert row["forecast_years"] == [2022, 2023]
+    fit = load_fit(row["run"])
+    pred = predict_draws(fit, authority="all", year=[2022, 2023], seed=7)
+    scores = result.scores.query("origin == 2023 and horizon == 2 and method == 'cpp_need_ar'")
+    rows = pred.rows.reset_index(drop=True)
+    column = {code: k for k, code in rows[rows["year"] == 2023]["la_code"].items()}
+    draws = pred.count[:, [column[code] for code in scores["la_code"]]]
+    np.testing.assert_allclose(crps_from_draws(draws, scores["observed"]), scores["crps"])
+
+
+def test_joint_draws_give_a_sum_over_years_its_spread(case):
+    """AR(1) LA-year deviations and random-walk year effects make an authority's next two
+    years positively correlated: the variance of their sum from the joint draws exceeds the
+    variance of a sum of independent draws with the same margins, Var(Y1) + Var(Y2)."""
+    _root, _panel, result = case
+    fit = load_fit(result.fits.set_index("train_last").loc[2021, "run"])
+    pred = predict_draws(fit, authority="all", year=[2022, 2023], seed=1)
+    assert list(pred.rows["year"][:2]) == [2022, 2023]  # authority-major
+    first, second = pred.count[:, 0::2], pred.count[:, 1::2]
+    joint = (first + second).var(axis=0)
+    independent = first.var(axis=0) + second.var(axis=0)
+    assert joint.sum() > 1.1 * independent.sum(), joint.sum() / independent.sum()
+    corr = [np.corrcoef(pred.eta[:, 2 * k], pred.eta[:, 2 * k + 1])[0, 1] for k in range(12)]
+    assert np.mean(corr) > 0.3, corr
+    # years asked for in separate calls are drawn independently: no such correlation
+    a = predict_draws(fit, authority="all", year=2022, seed=2)
+    b = predict_draws(fit, authority="all", year=2023, seed=3)
+    alone = [np.corrcoef(a.eta[:, k], b.eta[:, k])[0, 1] for k in range(12)]
+    assert np.mean(corr) > np.mean(alone) + 0.2, (corr, alone)
+
+
+def test_a_rerun_reuses_the_refits_and_gives_the_same_scores(case):
+    root, panel, result = case
+    again = backtest(
+        "cpp_need_ar",
+        data=panel,
+        origins=ORIGINS,
+        horizons=HORIZONS,
+        fits_dir=root / "fits",
+        workers=1,
+        progress=False,
+        seed=7,
+        **SAMPLER,
+    )
+    assert again.fits["reused"].all()
+    assert list(again.fits["run"]) == list(result.fits["run"])
+    pd.testing.assert_frame_equal(again.scores, result.scores)
+
+
+def test_refits_on_the_dask_engine_match_the_sequential_ones(case):
+    root, panel, result = case
+    on_dask = backtest(
+        "cpp_need_ar",
+        data=panel,
+        origins=[2023],
+        horizons=(1,),
+        fits_dir=root / "fits",
+        workers=2,
+        progress=False,
+        seed=7,
+        **SAMPLER,
+    )
+    assert on_dask.fits["reused"].all()
+    expected = result.scores.query("origin == 2023 and horizon == 1").reset_index(drop=True)
+    pd.testing.assert_frame_equal(on_dask.scores, expected)
+
+
+def test_cli_end_to_end(case):
+    """A sliding window makes one new refit (2018-2022); the rest of the output is checked."""
+    root, _panel, _result = case
+    out = root / "report"
+    args = ["backtest", "cpp_need_ar", "--data", str(root / "panel.parquet")]
+    args += ["--origins", "2022", "2023", "--horizon", "1", "--window", "5"]
+    args += ["--fits", str(root / "fits"), "--workers", "1", "--out", str(out), "--seed", "7"]
+    args += ["--draws", "100", "--tune", "100", "--chains", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "Backtest of cpp_need_ar (cpp) per origin" in result.stdout
+    assert "Pooled over origins" in result.stdout and "naive_trend" in result.stdout
+    assert f"wrote {out}" in result.stderr
+    assert "refits failed the convergence gate" in result.stderr  # tiny fits: honest warning
+    for name in ("scores.csv", "summary.csv", "pooled.csv", "fits.csv", "summary.md"):
+        assert (out / name).is_file(), name
+    fits = pd.read_csv(out / "fits.csv")
+    assert list(fits["train_first"]) == [2017, 2018] and list(fits["train_last"]) == [2021, 2022]
+    assert "## Pooled over origins" in (out / "summary.md").read_text()
+    info = json.loads((out / "info.json").read_text())
+    assert info["window"] == 5 and info["origins"] == [2022, 2023]
+
+
+def test_cli_bad_origins_fail_in_one_line(case):
+    root, _panel, _result = case
+    args = ["backtest", "cpp_need_ar", "--data", str(root / "panel.parquet"), "--origins"]
+    result = CliRunner().invoke(
+        app, [*args, "2030", "--fits", str(root / "fits"), "--workers", "1"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: origin year(s) [2030] have no observed cpp")
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(app, [*args, "2021", "2022", "2023"])
+    assert result.exit_code == 2
+
+
+# ====================================================================== sums over authorities
+def test_aggregate_median_and_interval_against_the_authorities(case):
+    _root, _panel, result = case
+    fit = load_fit(result.fits.set_index("train_last").loc[2022, "run"])
+    each = predict(fit, authority="all", year=2023, seed=4)
+    england = predict_aggregate(fit, by="england", year=2023, seed=4).iloc[0]
+    assert england["n_authorities"] == 12 and england["la_name"] == "England"
+    assert england["population"] == pytest.approx(each["population"].sum())
+    assert each["predicted_lower"].sum() < england["predicted_median"]
+    assert england["predicted_median"] < each["predicted_upper"].sum()
+    width = england["predicted_upper"] - england["predicted_lower"]
+    assert width < (each["predicted_upper"] - each["predicted_lower"]).sum()
+    # the sum is per draw: the same draws as predict_draws, summed
+    draws = predict_draws(fit, authority="all", year=2023, seed=4)
+    assert england["predicted_mean"] == pytest.approx(draws.count.sum(axis=1).mean())
+    regions = predict_aggregate(fit, by="region", year=2023, seed=4)
+    assert regions["n_authorities"].sum() == 12
+    assert set(regions["region"]) == set(each["region"])
+
+
+def test_aggregate_counts_only_authorities_that_exist_in_the_year(case):
+    _root, _panel, result = case
+    fit = load_fit(result.fits.set_index("train_last").loc[2022, "run"])
+    gone = str(fit.panel["la_code"].iloc[0])
+    fit.panel = fit.panel[~((fit.panel["la_code"] == gone) & (fit.panel["year"] == 2023))]
+    total = predict_aggregate(fit, by="england", year=[2022, 2023]).set_index("year")
+    assert total.loc[2022, "n_authorities"] == 12 and total.loc[2023, "n_authorities"] == 11
+
+
+def test_cli_predict_aggregate(case):
+    _root, _panel, result = case
+    run = result.fits.set_index("train_last").loc[2022, "run"]
+    args = ["predict", run, "--authority", "all", "--year", "2023"]
+    out = CliRunner().invoke(app, [*args, "--aggregate", "england", "--format", "csv"])
+    assert out.exit_code == 0, out.output
+    table = pd.read_csv(io.StringIO(out.stdout))
+    assert list(table["la_name"]) == ["England"] and table["n_authorities"].iloc[0] == 12
+    shown = CliRunner().invoke(app, [*args, "--aggregate", "region"])
+    assert shown.exit_code == 0 and "summed per region" in shown.stdout
+    bad = CliRunner().invoke(
+        app, ["predict", run, "--authority", "Camden", "--aggregate", "region"]
+    )
+    assert bad.exit_code == 2 and "--authority all" in bad.output
+    bad = CliRunner().invoke(app, [*args, "--aggregate", "county"])
+    assert bad.exit_code == 2
