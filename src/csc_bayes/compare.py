@@ -43,7 +43,7 @@ from csc_bayes.errors import AnswerError, TaskFailedError
 from csc_bayes.fits import Fit, load_fit
 from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.posterior import reader
-from csc_bayes.spec import with_lag_columns
+from csc_bayes.spec import with_derived_columns
 from csc_bayes.terms import Rows
 from csc_bayes.terms.family import count_log_pmf  # noqa: F401  (public here since 0.1)
 
@@ -198,7 +198,7 @@ def heldout_lpd(
     linear predictor); region and year effects the fit has not seen are drawn once and shared.
     """
     post = reader(fit)
-    rows = with_lag_columns(rows.reset_index(drop=True), post.covariates)
+    rows = with_derived_columns(rows.reset_index(drop=True), post.covariates, post.spec.years)
     codes = rows["la_code"].astype(str).to_numpy()
     n = len(rows)
     replicas = np.repeat(np.arange(m), n)

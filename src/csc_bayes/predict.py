@@ -46,7 +46,7 @@ from csc_bayes.errors import AnswerError
 from csc_bayes.excess import PER, _as_year
 from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.posterior import Posterior, reader
-from csc_bayes.spec import LAG_COLUMN, with_lag_columns
+from csc_bayes.spec import LAG_COLUMN, with_derived_columns
 from csc_bayes.terms import NewLevels, Rows
 from csc_bayes.variance import DEFAULT_CI_PROB, check_ci_prob, interval
 
@@ -238,7 +238,7 @@ def _rows(
     fitted = {
         (code, year): k for k, (code, year) in enumerate(zip(*_fitted_keys(post), strict=True))
     }
-    panel = with_lag_columns(post.fit.panel, post.covariates)
+    panel = with_derived_columns(post.fit.panel, post.covariates, post.spec.years)
     panel = panel.assign(la_code=panel["la_code"].astype(str)).sort_values("year")
     by_authority = {str(code): rows for code, rows in panel.groupby("la_code")}
     fitted_rows = post.fitted_rows

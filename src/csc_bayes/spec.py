@@ -26,6 +26,7 @@ import pandas as pd
 
 from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
+from csc_bayes.data.within import add_within, parse_within_name
 from csc_bayes.errors import SpecError
 from csc_bayes.priors import DISTRIBUTIONS, POSITIVE_PARAMS, SUPPORTS, Prior, prior, support_of
 from csc_bayes.terms import OPTION_KEYS, DataScale, key_values, kind_of, terms_of
@@ -397,13 +398,20 @@ def find_spec(name_or_path: str | Path) -> ModelSpec:
 LAG_COLUMN = LAGGED_NAME
 
 
-def with_lag_columns(panel: pd.DataFrame, columns: Any) -> pd.DataFrame:
-    """``panel`` with each ``lag_<column>_<k>`` of ``columns`` that it lacks added (when it has
-    the column the lag is of)."""
+def with_derived_columns(panel: pd.DataFrame, columns: Any, years: tuple[int, int]) -> pd.DataFrame:
+    """``panel`` with each column of ``columns`` that it lacks and that is derived from one it
+    has: ``lag_<x>_<k>`` (x k years earlier, :mod:`csc_bayes.data.lags`), ``la_mean_<x>`` and
+    ``la_dev_<x>`` (the authority's mean of x over ``years`` and the yearly deviation from it,
+    :mod:`csc_bayes.data.within`)."""
     for name in columns:
+        if name in panel.columns:
+            continue
         lag = parse_lagged_name(name)
-        if name not in panel.columns and lag and lag[0] in panel.columns:
+        within = parse_within_name(name)
+        if lag and lag[0] in panel.columns:
             panel = add_lagged(panel, *lag)
+        elif within and within[1] in panel.columns:
+            panel = add_within(panel, within[1], years)
     return panel
 
 
@@ -415,7 +423,7 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
     one. A column that is absent or of the wrong kind raises :class:`SpecError` naming the
     spec, the key and the columns that would do.
     """
-    panel = with_lag_columns(panel, spec.covariates)
+    panel = with_derived_columns(panel, spec.covariates, spec.years)
     numeric = [c for c in panel.columns if pd.api.types.is_numeric_dtype(panel[c])]
     numeric = [c for c in numeric if c != "year" and not c.endswith("_missing")]
     for key, col in [("outcome", spec.outcome), ("exposure", spec.exposure)] + [
@@ -425,7 +433,8 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
             what = "is not a column of the panel" if col not in panel.columns else "is not numeric"
             raise SpecError(
                 f"{spec.source}: {key} {col!r} {what}; numeric panel columns: {numeric} "
-                "(or lag_<column>_<k> of one; add your own with data build --extra)"
+                "(or lag_<column>_<k>, la_mean_<column>, la_dev_<column> of one; add your own "
+                "with data build --extra)"
             )
     y = panel[spec.outcome].dropna().astype(float)
     bad = y[(y < 0) | (y != np.round(y))]
