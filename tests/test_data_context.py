@@ -346,3 +346,105 @@ def test_lait_copy_of_the_2025_neighbours_agrees(raw_dir):
         assert len(row) == 1, code
         assert [str(int(v)) for v in row.iloc[0]] == group.sort_values("rank")["neighbour"].tolist()
     assert math.isclose(table.groupby("la_code").size().mean(), 10)
+
+
+# ----------------------------------------------------------------- damaged context files
+
+
+def raw_copy(raw_dir, tmp_path, damaged: dict[str, bytes]):
+    """A raw folder linking every documented file to the real one, except ``damaged``."""
+    root = tmp_path / "raw"
+    for name in set(FILES.values()):
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name in damaged:
+            target.write_bytes(damaged[name])
+        else:
+            target.symlink_to(raw_dir / name)
+    return root
+
+
+@pytestmark_real
+def test_dwp_file_without_a_district_is_an_error_naming_it(raw_dir, tmp_path):
+    from csc_bayes.data.poverty import read_low_income
+
+    name = FILES["dwp_low_income"]
+    lines = (raw_dir / name).read_bytes().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(b'"Leeds"')]
+    assert len(kept) == len(lines) - 1
+    with pytest.raises(DataFileError, match=r"not in the file: Leeds"):
+        read_low_income(raw_copy(raw_dir, tmp_path, {name: b"".join(kept)}))
+
+
+@pytestmark_real
+def test_dwp_file_cut_before_its_total_row_is_an_error(raw_dir, tmp_path):
+    from csc_bayes.data.poverty import read_low_income
+
+    name = FILES["dwp_low_income"]
+    lines = (raw_dir / name).read_bytes().splitlines(keepends=True)
+    with pytest.raises(DataFileError, match="no 'Total' row"):
+        read_low_income(raw_copy(raw_dir, tmp_path, {name: b"".join(lines[:-1])}))
+
+
+@pytestmark_real
+def test_workforce_file_with_an_unknown_authority_names_row_and_value(raw_dir, tmp_path):
+    from csc_bayes.data.workforce import workforce_table
+
+    name = FILES["workforce"]
+    lines = (raw_dir / name).read_bytes().splitlines(keepends=True)
+    i = next(k for k, line in enumerate(lines) if b",383,E08000035,Leeds," in line)
+    lines[i] = lines[i].replace(b",383,E08000035,", b",999,E08000035,")
+    with pytest.raises(DataFileError, match=rf"row {i + 1}.*old_la_code.*'999'"):
+        workforce_table(raw_copy(raw_dir, tmp_path, {name: b"".join(lines)}))
+
+
+@pytestmark_real
+def test_assessment_file_cut_short_misses_the_years_its_name_promises(raw_dir, tmp_path):
+    from csc_bayes.data.assessment import assessment_table
+
+    name = FILES["assessment_factors"]
+    lines = (raw_dir / name).read_bytes().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith(b"2018,")]
+    with pytest.raises(DataFileError, match="no authority rows for 2018"):
+        assessment_table(raw_copy(raw_dir, tmp_path, {name: b"".join(kept)}))
+
+
+@pytestmark_real
+def test_every_workforce_and_assessment_value_is_the_files(panel, raw_dir):
+    """Each authority-year value equals the file's cell, read here independently."""
+    csww = text(raw_dir, "workforce")
+    csww = csww[csww["geographic_level"] == "Local authority"]
+    checked = 0
+    for _, row in csww.iterrows():
+        year = int(row["time_period"]) + 1
+        for code in row["old_la_code"].split(" / "):
+            if code in ("201", "420"):
+                continue
+            for name, column, divisor in [
+                ("sw_turnover_rate", "turnover_rate_fte", 100),
+                ("sw_caseload", "caseload_fte", 1),
+            ]:
+                got = cell(panel, code, year, name)
+                try:
+                    expected = float(row[column]) / divisor
+                except ValueError:  # a marker
+                    assert pd.isna(got)
+                    continue
+                assert got == pytest.approx(expected), (code, year, name)
+                checked += 1
+    assert checked > 2300
+    c3 = text(raw_dir, "assessment_factors")
+    c3 = c3[(c3["geographic_level"] == "Local authority") & ~c3["old_la_code"].isin(["201", "420"])]
+    checked = 0
+    for _, row in c3.iterrows():
+        got = cell(panel, row["old_la_code"], int(row["time_period"]), "mental_health_parent_rate")
+        try:
+            expected = int(row["Mental_Health_parent"]) / int(
+                row["Episodes_with_assessment_factor"]
+            )
+        except (ValueError, ZeroDivisionError):
+            assert pd.isna(got)
+            continue
+        assert got == pytest.approx(expected)
+        checked += 1
+    assert checked > 1000
