@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from csc_bayes.data import build_panel_report, load_panel, save_panel
+from csc_bayes.data.flows import FLOWS
 from csc_bayes.data.schema import OUTCOMES, REGIONS
 from csc_bayes.data.sources import FILES
 from csc_bayes.errors import PanelValidationError
@@ -61,7 +62,7 @@ def test_cla_rates_match_published_rate_per_10000(panel, raw_dir):
 
 def test_la_sums_reconcile_with_national_totals(built, raw_dir):
     recon = built[1].reconciliation
-    assert set(recon["measure"]) == {*OUTCOMES, "population"}
+    assert set(recon["measure"]) == {*OUTCOMES, "population", *FLOWS}  # flows: data/flows.py
     assert not (recon["status"] == "differs").any(), recon[recon["status"] == "differs"]
     # an independent check of one complete year, read straight from the file
     b1 = source(raw_dir, "cin")

@@ -28,6 +28,7 @@ USED_INDIRECTLY = {
     "nutpie": '"nutpie"',  # pm.sample(nuts_sampler="nutpie")
     "h5netcdf": 'engine="h5netcdf"',  # xarray's netCDF engine for saved fits
     "pyarrow": "to_parquet(",  # pandas' parquet engine
+    "odfpy": 'engine="odf"',  # pandas' ODS engine (Ofsted's inspection history)
 }
 
 

@@ -15,6 +15,7 @@ from csc_bayes.data.build import (
 )
 from csc_bayes.data.extra import add_extra, extra_summary, join_extra, read_extra
 from csc_bayes.data.lags import add_lagged, lagged
+from csc_bayes.data.neighbours import statistical_neighbours
 from csc_bayes.data.schema import MissingReason, validate_panel
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "load_panel",
     "read_extra",
     "save_panel",
+    "statistical_neighbours",
     "validate_panel",
 ]

@@ -169,6 +169,7 @@ def build_panel_report(
     *,
     covariates: Callable[[pd.DataFrame, Path], pd.DataFrame] | None = None,
     extra: Iterable[Path | str] = (),
+    context: bool = True,
 ) -> tuple[pd.DataFrame, BuildReport]:
     """Build the validated panel from the official files in ``raw_dir`` and say what it covers.
 
@@ -178,6 +179,11 @@ def build_panel_report(
     parquet), joined as new columns by :func:`csc_bayes.data.extra.join_extra`; they are read
     and checked before the official files. ``panel.attrs["raw_files"]`` records the sha256 of
     every official file the build reads, by its path inside ``raw_dir``.
+
+    ``context`` (default on) adds the context columns of :mod:`csc_bayes.data.context`
+    (child poverty, factors at assessment, workforce, Ofsted ILACS judgement, spend per child in
+    need) and the flows ``icpc``, ``cla_started``, ``cla_ceased`` (filled like the outcomes and
+    reconciled with their national totals), after the schema's columns.
     """
     extra = [extra] if isinstance(extra, str | Path) else list(extra)
     if extra:  # a bad table fails fast, before the slower official build
@@ -197,6 +203,10 @@ def build_panel_report(
             f"covariates returned {len(cov)} rows for {len(frame)} units; missing columns {lacking}"
         )
     frame = pd.concat([frame.reset_index(drop=True), cov[wanted].reset_index(drop=True)], axis=1)
+    reconciliation = report.reconciliation
+    if context:
+        frame, flows_recon = _with_context(frame, Path(raw_dir))
+        reconciliation = pd.concat([reconciliation, flows_recon], ignore_index=True)
     panel = validate_panel(frame, source=f"panel built from {raw_dir}")
     panel.attrs[RAW_FILES_ATTR] = raw_file_hashes(Path(raw_dir))
     if extra:
@@ -206,15 +216,35 @@ def build_panel_report(
     return panel, BuildReport(
         coverage=coverage(panel),
         missing=missing_cells(panel),
-        reconciliation=report.reconciliation,
+        reconciliation=reconciliation,
         excluded=report.excluded,
     )
 
 
-def build_panel(raw_dir: Path, *, extra: Iterable[Path | str] = ()) -> pd.DataFrame:
+def _with_context(frame: pd.DataFrame, raw_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``frame`` with the flows and context columns; the flows' reconciliation rows."""
+    from csc_bayes.data.context import context_for
+    from csc_bayes.data.flows import read_flows
+
+    flows = read_flows(raw_dir)
+    for name, measures in flows.items():
+        frame = _fill(frame, name, measures)
+    recon = pd.concat(
+        [reconcile(m) for measures in flows.values() for m in measures], ignore_index=True
+    )
+    extra = context_for(frame, raw_dir)
+    flow_columns = [c for name in flows for c in (name, missing_column(name))]
+    rest = frame.drop(columns=flow_columns)
+    return pd.concat([rest, extra, frame[flow_columns]], axis=1), recon
+
+
+def build_panel(
+    raw_dir: Path, *, extra: Iterable[Path | str] = (), context: bool = True
+) -> pd.DataFrame:
     """The validated LA x year panel built from the official files in ``raw_dir``, with the
-    columns of the user's own tables ``extra`` (see :mod:`csc_bayes.data.extra`)."""
-    return build_panel_report(raw_dir, extra=extra)[0]
+    context columns (``context``, default on; :mod:`csc_bayes.data.context`) and the columns
+    of the user's own tables ``extra`` (see :mod:`csc_bayes.data.extra`)."""
+    return build_panel_report(raw_dir, extra=extra, context=context)[0]
 
 
 def coverage(panel: pd.DataFrame) -> pd.DataFrame:

@@ -39,8 +39,11 @@ def read_cla_sfr(raw_dir: Path, year: int) -> Measure:
     return read_sfr_column(locate(raw_dir, f"sfr_{year}"), column, year=year, name="cla")
 
 
-def read_cla_lait(raw_dir: Path, *, year: int = LAIT_YEAR) -> Measure:
-    """CLA at 31 March ``year`` from LAIT indicator ``LACnum`` (values stored as text).
+def read_cla_lait(
+    raw_dir: Path, *, year: int = LAIT_YEAR, indicator: str = "LACnum", name: str = "cla"
+) -> Measure:
+    """CLA at 31 March ``year`` from LAIT indicator ``LACnum`` (values stored as text); another
+    count ``indicator`` (``LACnum_Start``, ``LACceased``) as the measure ``name``.
 
     Rows are numbered 1, 2, ... in file order (a parquet file has no header row).
     """
@@ -50,9 +53,9 @@ def read_cla_lait(raw_dir: Path, *, year: int = LAIT_YEAR) -> Measure:
     except (OSError, ValueError, KeyError) as exc:  # pyarrow raises these for bad files/columns
         raise DataFileError(f"cannot read LAIT parquet: {exc}", file=str(path)) from None
     raw = raw.assign(row=np.arange(len(raw)) + 1)
-    sel = raw.loc[raw["Short Desc"].eq("LACnum") & raw["Years"].astype(str).eq(str(year))].copy()
+    sel = raw.loc[raw["Short Desc"].eq(indicator) & raw["Years"].astype(str).eq(str(year))].copy()
     if sel.empty:
-        raise DataFileError(f"no LACnum rows for {year}", file=str(path), column="Short Desc")
+        raise DataFileError(f"no {indicator} rows for {year}", file=str(path), column="Short Desc")
     if sel["LA Number"].isna().any():
         bad = sel.loc[sel["LA Number"].isna()].iloc[0]
         raise DataFileError("row without an LA Number", file=str(path), row=int(bad["row"]))
@@ -81,12 +84,18 @@ def read_cla_lait(raw_dir: Path, *, year: int = LAIT_YEAR) -> Measure:
     ]
     nat = sel.loc[number == LAIT_ENGLAND, ["year", "value"]]
     return Measure(
-        "cla", str(path), "LACnum", las.reset_index(drop=True), nat.reset_index(drop=True)
+        name, str(path), indicator, las.reset_index(drop=True), nat.reset_index(drop=True)
     )
 
 
-def read_cla_ees(raw_dir: Path, *, release: int) -> Measure:
-    """CLA at 31 March from an EES CLA file: ``release`` 2023 (2019-2020) or 2025 (2021-2024)."""
+def read_cla_ees(
+    raw_dir: Path, *, release: int, population: str = "31 March", name: str = "cla"
+) -> Measure:
+    """CLA at 31 March from an EES CLA file: ``release`` 2023 (2019-2020) or 2025 (2021-2024).
+
+    ``population`` picks another ``population_type`` by a word it contains (``starting``,
+    ``ceasing``), read as the measure ``name``.
+    """
     if release == 2023:
         key, type_col, column, years = "cla_ees_2023", "population_count", "number", EES_2023_YEARS
     elif release == 2025:
@@ -102,10 +111,9 @@ def read_cla_ees(raw_dir: Path, *, release: int) -> Measure:
     frame = read_csv(
         path, required=("time_period", "geographic_level", "old_la_code", type_col, column)
     )
-    at31 = frame[type_col].str.contains("31 March", regex=False)
+    at31 = frame[type_col].str.contains(population, regex=False)
     in_range = frame["time_period"].str.strip().isin([str(y) for y in years])
-    m = read_ees_column(path, column, name="cla", keep=at31 & in_range, frame=frame, years=years)
-    return m
+    return read_ees_column(path, column, name=name, keep=at31 & in_range, frame=frame, years=years)
 
 
 def read_cla(raw_dir: Path) -> list[Measure]:

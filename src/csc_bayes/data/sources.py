@@ -53,6 +53,30 @@ FILES: dict[str, str] = {
     "lait_2015": f"{LAIT}/bds_long_0_2015_2024_version.parquet",
     "s251_2013": "goodair_csc/la_spend_s251/outturn_1213.csv",
     "s251_2014": "goodair_csc/la_spend_s251/outturn_1314.csv",
+    # context columns (csc_bayes.data.context): poverty, assessment factors, workforce, Ofsted
+    "dwp_low_income": "dwp_children_low_income/children_relative_low_income_ltla_14-22.csv",
+    "dwp_low_income_rda": "dwp_children_low_income/children_low_income_ltla_from_rda.csv",
+    "ltla_utla_lookup": f"{EES}/LTLA-UTLA_Apr23_Lookup_England-Wales.csv",
+    "assessment_factors": f"{EES}/c3_factors_identified_at_end_of_assessment_2018_to_2025.csv",
+    "workforce": f"{EES}/csww_indicators_2017_to_2025.csv",
+    "ilacs": f"{EES}/LA_Inspection_Outcomes_as_at_31_March_2025.ods",
+    # children starting (ADM) and ceasing (CEA) to be looked after, 2010-2017
+    "sfr_started_2010": f"{SFR}/SFR27_2010_Started.csv",
+    "sfr_ceased_2010": f"{SFR}/SFR27_2010_Ceased.csv",
+    "sfr_started_2011": f"{SFR}/SFE21_ADM.csv",
+    "sfr_ceased_2011": f"{SFR}/SFR21_CEA.csv",
+    "sfr_started_2012": f"{SFR}/SFR20_ADM2012.csv",
+    "sfr_ceased_2012": f"{SFR}/SFR_CEA2012.csv",
+    "sfr_started_2013": f"{SFR}/SFR36_ADM2013.csv",
+    "sfr_ceased_2013": f"{SFR}/SFR36_CEA2013.csv",
+    "sfr_started_2014": f"{SFR}/SFR36_ADM2014.csv",
+    "sfr_ceased_2014": f"{SFR}/SFR36_CEA2014.csv",
+    "sfr_started_2015": f"{SFR}/SFR34_ADM2015.csv",
+    "sfr_ceased_2015": f"{SFR}/SFR34_CEA2015.csv",
+    "sfr_started_2016": f"{SFR}/SFR41_ADM2016.csv",
+    "sfr_ceased_2016": f"{SFR}/SFR41_CEA2016.csv",
+    "sfr_started_2017": f"{SFR}/SFR50_ADM2017.csv",
+    "sfr_ceased_2017": f"{SFR}/SFR50_CEA2017.csv",
 }
 
 

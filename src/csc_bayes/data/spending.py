@@ -229,12 +229,11 @@ def _read_child_population(path: Path, _mtime_ns: int, _size: int) -> pd.DataFra
     return out
 
 
-def spend_per_child(raw_dir: Path) -> pd.DataFrame:
-    """Spend per child aged 0-17 (£, cash) for every authority-year a source covers.
+def s251_total(raw_dir: Path) -> pd.DataFrame:
+    """Gross spend on the four s251 blocks (£, cash) for every authority-year a source covers.
 
-    Returns ``la_code, year, spend_per_child, spend_per_child_missing``. A year is present for an
-    authority when its finance source lists it; the value is missing (with the reason of the
-    first missing part) when any of the four blocks or the population is missing.
+    Returns a frame indexed by ``la_code, year`` with ``total`` (Float64) and ``total_reason``
+    (the reason of the first missing block, else NA).
     """
     raw_dir = Path(raw_dir)
     newest = read_lait_finance(locate_file(raw_dir, LAIT_FILE))
@@ -249,10 +248,20 @@ def spend_per_child(raw_dir: Path) -> pd.DataFrame:
     why = finance.pivot(index=["la_code", "year"], columns="component", values="reason")
     total = wide[list(LAIT_INDICATORS)].sum(axis=1, skipna=False).astype("Float64")
     total_reason = why[list(LAIT_INDICATORS)].bfill(axis=1).iloc[:, 0].astype("string")
+    return pd.DataFrame({"total": total, "total_reason": total_reason})
 
+
+def spend_per_child(raw_dir: Path) -> pd.DataFrame:
+    """Spend per child aged 0-17 (£, cash) for every authority-year a source covers.
+
+    Returns ``la_code, year, spend_per_child, spend_per_child_missing``. A year is present for an
+    authority when its finance source lists it; the value is missing (with the reason of the
+    first missing part) when any of the four blocks or the population is missing.
+    """
+    raw_dir = Path(raw_dir)
+    out = s251_total(raw_dir)
     pop = read_child_population(locate_file(raw_dir, POPULATION_FILE))
     pop = pop.assign(year=pop["mid_year"] + 1).set_index(["la_code", "year"])
-    out = pd.DataFrame({"total": total, "total_reason": total_reason})
     out = out.join(pop[["population", "reason"]], how="left")
     population = out["population"].astype("Float64")
     value = out["total"] / population.where(population > 0)
