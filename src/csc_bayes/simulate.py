@@ -147,6 +147,23 @@ def _simulate_covariates(
     return pd.concat(rows, ignore_index=True)
 
 
+def _add_child_poverty(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``low_income_rate``, a time-varying context column like the official one (children in
+    relative low income per child under 16; England about 0.19): per authority 0.18 +
+    (idaci - 0.16) + N(0, 0.03), +0.4 points a year, N(0, 0.01) a year (clipped to 0.01-0.6). It enters no
+    outcome. Drawn with its own generator, so every other column is as without it."""
+    rng = np.random.default_rng([seed, 13])
+    codes = panel["la_code"].astype(str)
+    first = codes.drop_duplicates()
+    level = pd.Series(rng.normal(0.0, 0.03, len(first)), index=first.to_numpy())
+    base = 0.18 + (panel["idaci"].to_numpy(dtype=float) - 0.16) + codes.map(level)
+    trend = 0.004 * (panel["year"] - panel["year"].min())
+    rate = np.clip(base + trend + rng.normal(0.0, 0.01, len(panel)), 0.01, 0.6)
+    panel["low_income_rate"] = pd.array(np.round(rate, 3), dtype="Float64")
+    panel["low_income_rate_missing"] = pd.array([pd.NA] * len(panel), dtype="string")
+    return panel
+
+
 def true_log_rate(panel: pd.DataFrame, *, params: dict[str, Any]) -> pd.Series:
     """The true eta - log(population) of each panel row, indexed by (la_code, year).
 
@@ -266,6 +283,7 @@ def simulate_panel(
 
     for col in FLAGGED:
         panel[missing_column(col)] = pd.array([pd.NA] * len(panel), dtype="string")
+    panel = _add_child_poverty(panel, seed)
     for col in OUTCOMES:
         panel.loc[~observed, missing_column(col)] = MissingReason.NOT_YET_PUBLISHED.value
     panel = suppress_small_counts(panel)
