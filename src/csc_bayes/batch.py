@@ -26,8 +26,12 @@ per-task lock file (``out/.locks/<task>.lock``, ``fcntl.flock``, released by the
 dies), so the second copy finds and reuses the first one's run: never two runs for one task.
 
 The cluster is a local ``distributed.LocalCluster`` (one process per core, one thread each, JAX
-and BLAS limited to one thread) unless ``scheduler`` names an existing one (see docs/scale.md for
-SLURM / PBS through dask-jobqueue).
+and BLAS limited to one thread) unless ``scheduler`` names an existing one (an address or a
+``dask scheduler --scheduler-file``) or ``client`` is an open ``distributed.Client`` (see
+docs/scale.md for clusters you start yourself and SLURM / PBS through dask-jobqueue). Paths a
+task writes to are made absolute on the caller's side before the task is sent (:class:`Task`),
+and each task applies the one-thread settings in its worker itself (:func:`limit_threads`), so
+workers started by hand, in any directory and environment, give the same results.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ from csc_bayes.errors import CscBayesError, PlanError
 SINGLE_THREAD_ENV = {
     # one XLA host device: numpyro then runs a task's chains vectorised in this one thread
     "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false --xla_force_host_platform_device_count=1",
+    # JAX reads this at import and it overrides the XLA flag: a value inherited from a shell set
+    # up for parallel chains would otherwise give the worker several devices (threads)
+    "JAX_NUM_CPU_DEVICES": "1",
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -77,6 +84,32 @@ class Task:
     func: Callable[..., Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
     lock_dir: Path | None = None
+    #: keyword arguments that are file-system paths (``str`` or ``PathLike``); with
+    #: ``lock_dir`` and every ``PathLike`` argument they are made absolute against the
+    #: caller's working directory before the task is sent (:func:`run_tasks`)
+    paths: tuple[str, ...] = ("out", "fits_dir")
+
+    def absolute(self, cwd: str | os.PathLike[str] | None = None) -> Task:
+        """This task with its paths made absolute against ``cwd`` (default: the current one).
+
+        A relative output folder means the caller's directory, never a worker's, which may be
+        elsewhere (workers started by hand, or on other machines sharing the file system).
+        Values keep their type (``str`` stays ``str``); ``None`` stays ``None``.
+        """
+        base = os.fspath(cwd) if cwd is not None else os.getcwd()
+
+        def made_absolute(value: Any) -> Any:
+            path = os.path.normpath(os.path.join(base, os.fspath(value)))
+            return Path(path) if isinstance(value, os.PathLike) else path
+
+        def is_path(name: str, value: Any) -> bool:
+            if isinstance(value, os.PathLike):
+                return True
+            return name in self.paths and isinstance(value, str) and "://" not in value
+
+        kwargs = {k: made_absolute(v) if is_path(k, v) else v for k, v in self.kwargs.items()}
+        lock_dir = None if self.lock_dir is None else made_absolute(Path(self.lock_dir))
+        return replace(self, kwargs=kwargs, lock_dir=lock_dir)
 
 
 @dataclass
@@ -90,16 +123,44 @@ class TaskOutcome:
     seconds: float = float("nan")
 
 
-def limit_threads() -> None:
-    """Apply :data:`SINGLE_THREAD_ENV` in this worker process.
+def limit_threads() -> str:
+    """Apply :data:`SINGLE_THREAD_ENV` in this worker process; say what JAX was left with.
 
-    Assigned, not defaulted: a worker of a cluster started elsewhere may inherit an environment
-    made for parallel chains, which a one-thread worker must not use. Because ``XLA_FLAGS`` then
-    names one host device, :func:`csc_bayes.sampling.prepare_jax` leaves the device count alone
-    and a task's chains run vectorised. Effective while JAX has not yet started its backend in
-    this process (true for a worker's first task, which is when it matters).
+    Run by every task before its function (and so before it imports JAX), on any worker: one
+    this module started, or one started by hand (docs/scale.md). Assigned, not defaulted: a
+    worker started from a shell set up for parallel chains (``XLA_FLAGS`` or
+    ``JAX_NUM_CPU_DEVICES`` naming several devices) must not use them. If JAX is already
+    imported its device count is set as well (``jax_num_cpu_devices = 1``), while its backend
+    has not started. Because ``XLA_FLAGS`` then names one host device,
+    :func:`csc_bayes.sampling.prepare_jax` leaves the device count alone and a task's chains
+    run vectorised in one thread.
+
+    What cannot be changed here: a JAX backend that had already started in this process (a
+    preloaded module or an earlier task of another program that ran JAX) keeps its device
+    count, and BLAS libraries already loaded keep their thread pools (``dask worker`` starts
+    its processes with ``OMP_NUM_THREADS=1`` and friends unless run with ``--no-nanny``); a
+    worker with several JAX devices is logged as a warning.
+
+    Returns:
+        ``"not imported"`` (JAX comes later, with these settings), ``"configured"`` (JAX was
+        imported, its backend not started: set to one device), or ``"started: N devices"``.
     """
     os.environ.update(SINGLE_THREAD_ENV)
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return "not imported"
+    try:
+        jax.config.update("jax_num_cpu_devices", 1)
+        return "configured"
+    except RuntimeError:  # the backend has started: its device count is fixed
+        devices = jax.local_device_count()
+        if devices > 1:
+            logging.getLogger(__name__).warning(
+                "this worker's JAX backend started before csc_bayes could limit it: %d devices "
+                "(start workers with the environment in csc_bayes.batch.SINGLE_THREAD_ENV)",
+                devices,
+            )
+        return f"started: {devices} devices"
 
 
 def _execute(task: Task) -> tuple[Any, float]:
@@ -150,16 +211,33 @@ def default_workers() -> int:
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, *, n_workers: int | None = None) -> Iterator[Any]:
+def dask_client(
+    scheduler: str | os.PathLike[str] | None = None,
+    *,
+    n_workers: int | None = None,
+    announce: bool = True,
+) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` if given, else to a fresh ``LocalCluster``.
 
-    The local cluster has ``n_workers`` (default: one per core) processes of one thread each,
-    started with :data:`SINGLE_THREAD_ENV`; it is closed when the block ends.
+    ``scheduler`` is an address (``tcp://host:8786``) or the JSON file that ``dask scheduler
+    --scheduler-file FILE`` writes. The local cluster has ``n_workers`` (default: one per core)
+    processes of one thread each, started with :data:`SINGLE_THREAD_ENV`, and a dashboard on a
+    free port of 127.0.0.1; it is closed when the block ends (a cluster connected to is left
+    running). With ``announce``, one line on standard error says which cluster, how many
+    workers and where its dashboard is (when it has one).
     """
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
-        with Client(scheduler) as client:
+        where = os.fspath(scheduler)
+        by_file = "://" not in where and where.endswith(".json") and Path(where).is_file()
+        try:
+            client = Client(scheduler_file=where) if by_file else Client(where)
+        except (OSError, TimeoutError) as exc:
+            raise OSError(f"cannot connect to the Dask scheduler at {where}: {exc}") from exc
+        with client:
+            if announce:
+                _announce(client, f"connected to the Dask scheduler at {client.scheduler.address}")
             yield client
         return
     with (
@@ -168,18 +246,70 @@ def dask_client(scheduler: str | None = None, *, n_workers: int | None = None) -
             threads_per_worker=1,
             processes=True,
             env=dict(SINGLE_THREAD_ENV),
-            dashboard_address=":0",  # any free port: several clusters may share a host
+            dashboard_address="127.0.0.1:0",  # any free port: several clusters may share a host
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
     ):
+        if announce:
+            _announce(client, f"started a local Dask cluster at {cluster.scheduler_address}")
         yield client
+
+
+def dashboard_link(client: Any) -> str | None:
+    """The address of the dashboard of ``client``'s scheduler, or None when it serves none."""
+    link, state = _dashboard(client)
+    return link if state == "served" else None
+
+
+def _dashboard(client: Any) -> tuple[str | None, str]:
+    """(address, state): state ``served``, ``off`` or ``needs bokeh``.
+
+    A scheduler always runs an HTTP server (health and metrics), which Dask reports as its
+    "dashboard" service, even when started with ``--no-dashboard`` or without Bokeh (then its
+    page only says to install Bokeh); the scheduler is asked which it is.
+    """
+    try:
+        link = client.dashboard_link
+    except (KeyError, AttributeError, TypeError):  # no HTTP server at all
+        return None, "off"
+    if not link:
+        return None, "off"
+    try:
+        state = client.run_on_scheduler(_dashboard_state)
+    except Exception:  # cannot tell (e.g. a scheduler without csc_bayes): trust Dask
+        state = "served"
+    return link, state
+
+
+def _dashboard_state(dask_scheduler: Any = None) -> str:
+    """On the scheduler: ``served``, ``needs bokeh`` (asked for, Bokeh missing) or ``off``."""
+    if "distributed.dashboard.scheduler" in sys.modules:
+        return "served"
+    if "distributed.http.scheduler.missing_bokeh" in sys.modules:
+        return "needs bokeh"
+    return "off"
+
+
+def _announce(client: Any, what: str) -> None:
+    """One line on standard error: the cluster, its workers and its dashboard."""
+    workers = len(client.nthreads())
+    count = f"{workers} worker{'s' if workers != 1 else ''}"
+    if workers == 0:
+        count = "no workers yet: tasks wait until one connects"
+    link, state = _dashboard(client)
+    board = {
+        "served": f"dashboard: {link}",
+        "needs bokeh": "no dashboard (Dask's dashboard needs Bokeh installed with the scheduler)",
+        "off": "no dashboard",
+    }[state]
+    print(f"csc_bayes: {what} ({count}); {board}", file=sys.stderr, flush=True)
 
 
 def run_tasks(
     tasks: Sequence[Task],
     *,
-    scheduler: str | None = None,
+    scheduler: str | os.PathLike[str] | None = None,
     n_workers: int | None = None,
     client: Any = None,
     progress: bool = True,
@@ -189,7 +319,11 @@ def run_tasks(
 
     A task that raises is reported as ``"failed"`` with its traceback; the others go on.
     A task whose worker dies is rerun elsewhere by Dask (up to its ``allowed-failures``).
-    Pass ``client`` to reuse an open ``distributed.Client`` (then scheduler/n_workers are unused).
+    Where: ``client``, an open ``distributed.Client``, is reused as it is (then ``scheduler``
+    and ``n_workers`` are unused); else ``scheduler`` (an address or scheduler file) is
+    connected to; else a local cluster of ``n_workers`` is started (:func:`dask_client`).
+    Each task's paths are made absolute here, against the current directory, before it is
+    sent (:meth:`Task.absolute`).
     """
     keys = [t.key for t in tasks]
     if len(set(keys)) != len(keys):
@@ -203,8 +337,10 @@ def run_tasks(
 
     from distributed import as_completed
 
+    cwd = os.getcwd()
     futures = {
-        client.submit(_execute, task, key=f"csc-{task.key}", pure=False): task.key for task in tasks
+        client.submit(_execute, task.absolute(cwd), key=f"csc-{task.key}", pure=False): task.key
+        for task in tasks
     }
     outcomes: dict[str, TaskOutcome] = {}
     with _progress_bar(len(tasks), description, enabled=progress) as advance:
@@ -466,9 +602,10 @@ def fit_task(
 class BatchResult:
     """Outcome of a plan: one row per task in ``table`` plus the wall time and worker count.
 
-    ``table`` columns: ``task``, ``status`` (done / failed), ``run`` (run folder), ``reused``
-    (an earlier matching run was returned), ``diagnostics_passed``, ``seconds`` (task wall
-    time on its worker), ``error``.
+    ``table`` columns: ``task``, ``status`` (done / failed), ``run`` (absolute run folder),
+    ``reused`` (an earlier matching run was returned), ``diagnostics_passed``, ``seconds`` (task
+    wall time on its worker), ``error``. ``n_workers``: the cluster's workers when the plan
+    started.
     """
 
     table: pd.DataFrame
@@ -484,17 +621,21 @@ class BatchResult:
 def run_plan(
     plan: Plan | str | Path,
     *,
-    scheduler: str | None = None,
+    scheduler: str | os.PathLike[str] | None = None,
     n_workers: int | None = None,
+    client: Any = None,
     progress: bool = True,
 ) -> BatchResult:
     """Run every cell of a plan on a Dask cluster; finished, matching fits are reused.
 
     Args:
-        plan: a :class:`Plan` or the path of a plan TOML file.
-        scheduler: address of a running Dask scheduler (``tcp://host:8786``); None starts a
-            local cluster of ``n_workers`` single-threaded processes (default: one per core).
+        plan: a :class:`Plan` or the path of a plan TOML file. A relative ``out`` is relative
+            to the current directory (of this process, not of the workers).
+        scheduler: address of a running Dask scheduler (``tcp://host:8786``) or its scheduler
+            file; None starts a local cluster of ``n_workers`` single-threaded processes
+            (default: one per core).
         n_workers: size of the local cluster.
+        client: an open ``distributed.Client`` to run on (then scheduler/n_workers are unused).
         progress: show a progress bar of finished tasks.
     """
     if not isinstance(plan, Plan):
@@ -518,9 +659,11 @@ def run_plan(
         for spec in specs
     ]
     started = time.perf_counter()
-    outcomes = run_tasks(
-        tasks, scheduler=scheduler, n_workers=n_workers, progress=progress, description="fits"
-    )
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(dask_client(scheduler, n_workers=n_workers))
+        workers = len(client.nthreads())
+        outcomes = run_tasks(tasks, client=client, progress=progress, description="fits")
     rows = []
     for o in outcomes:
         value = o.value or {}
@@ -535,5 +678,4 @@ def run_plan(
                 "error": o.error,
             }
         )
-    workers = None if scheduler is not None else (n_workers or default_workers())
     return BatchResult(pd.DataFrame(rows), time.perf_counter() - started, workers)

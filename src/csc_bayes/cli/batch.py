@@ -21,7 +21,10 @@ from csc_bayes.cli._common import (
     writing,
 )
 
-SCHEDULER_HELP = "Address of a running Dask scheduler (tcp://host:8786); default: a local cluster."
+SCHEDULER_HELP = (
+    "A running Dask scheduler: its address (tcp://host:8786) or the file written by "
+    "`dask scheduler --scheduler-file FILE.json`; default: a local cluster."
+)
 WORKERS_HELP = "Worker processes of the local cluster (default: one per core)."
 
 
