@@ -150,8 +150,9 @@ def _simulate_covariates(
 def _add_child_poverty(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
     """``low_income_rate``, a time-varying context column like the official one (children in
     relative low income per child under 16; England about 0.19): per authority 0.18 +
-    (idaci - 0.16) + N(0, 0.03), +0.4 points a year, N(0, 0.01) a year (clipped to 0.01-0.6). It enters no
-    outcome. Drawn with its own generator, so every other column is as without it."""
+    (idaci - 0.16) + N(0, 0.03), +0.4 points a year, N(0, 0.01) a year (clipped to
+    0.01-0.6). It enters no outcome. Drawn with its own generator, so every other column is as
+    without it."""
     rng = np.random.default_rng([seed, 13])
     codes = panel["la_code"].astype(str)
     first = codes.drop_duplicates()
