@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from answers_helpers import coverage, make_world, point_fit
+from answers_helpers import answers_app, coverage, make_world, point_fit
 from csc_bayes.excess import excess, excess_draws, to_safe_csv
 
 TRUE_PARAMS = ("intercept", "beta", "la_effect", "region_effect", "year_effect", "la_slope")
@@ -149,10 +150,6 @@ def test_safe_csv_defuses_formulas_keeps_numbers_and_writes_atomically(tmp_path,
 
 
 def test_excess_command_sorts_writes_safe_csv_and_refuses_unfitted_years(monkeypatch, tmp_path):
-    from typer.testing import CliRunner
-
-    from answers_helpers import answers_app
-
     app = answers_app(monkeypatch, {"run": make_world(0).fit})
     out = tmp_path / "excess.csv"
     args = ["excess", "run", "--year", "all", "--format", "csv", "--out", str(out)]
@@ -211,3 +208,32 @@ def test_real_fits_calibrate_excess_predictions_and_shares():
     assert 0.75 <= np.mean(excess_hits) <= 0.99, excess_hits
     assert 0.75 <= np.mean(predict_hits) <= 1.0, predict_hits
     assert np.mean(share_hits) >= 0.6, share_hits
+
+
+def test_an_authority_beside_its_neighbours_ranks_within_the_group():
+    from csc_bayes.excess import neighbour_excess
+
+    world = make_world(0)
+    full = excess(world.fit)
+    others = [c for c in full["la_code"] if c != "383"][:5]
+    table = neighbour_excess(world.fit, authority="Leeds", neighbours=[*others, "999"])
+    assert len(table) == 6 and table["is_authority"].sum() == 1
+    assert table.attrs["not_fitted"] == ["999"]
+    assert table["group_rank_median"].between(1, 6).all()
+    # ranks within the group follow the excess ratios
+    assert table["excess_ratio_median"].is_monotonic_decreasing or (
+        np.corrcoef(table["group_rank_median"], table["excess_ratio_median"])[0, 1] < -0.8
+    )
+
+
+def test_cli_excess_neighbours_needs_the_groupings(monkeypatch, raw_dir):
+    world = make_world(0)
+    app = answers_app(monkeypatch, {"fitdir": world.fit})
+    result = CliRunner().invoke(app, ["excess", "fitdir", "--neighbours", "Leeds"])
+    assert result.exit_code == 2 and "--raw" in result.output
+    result = CliRunner().invoke(
+        app, ["excess", "fitdir", "--neighbours", "Leeds", "--raw", str(raw_dir), "--format", "csv"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Leeds" in result.stdout and "group_rank_median" in result.stdout
+    assert "neighbours not in the fit" in result.stderr  # the hand-built fit lacks them

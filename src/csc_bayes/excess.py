@@ -164,6 +164,47 @@ def excess(
     return out
 
 
+def neighbour_excess(
+    fit: Fit,
+    *,
+    authority: str | int,
+    neighbours: list[str],
+    year: int | None = None,
+    ci_prob: float = DEFAULT_CI_PROB,
+    region_as_need: bool = False,
+) -> pd.DataFrame:
+    """An authority beside its statistical neighbours: :func:`excess` rows for the group, with
+    the rank of each within the group (1 = highest excess ratio), computed per draw.
+
+    ``neighbours``: DfE numbers (e.g. ``csc_bayes.data.neighbours.statistical_neighbours``);
+    those the fit does not hold in ``year`` are listed in ``df.attrs["not_fitted"]``. Columns:
+    those of :func:`excess` plus ``is_authority``, ``group_rank_median``, ``group_rank_lower``,
+    ``group_rank_upper``; sorted by group rank.
+    """
+    from csc_bayes.authorities import resolve_authority
+
+    check_ci_prob(ci_prob)
+    if isinstance(year, str):
+        raise AnswerError(f"neighbours are compared within one year, not {year!r}")
+    d = excess_draws(fit, year=year, region_as_need=region_as_need)
+    me = str(resolve_authority(authority, reader(fit).authorities)["la_code"])
+    group = [me, *(str(n) for n in neighbours if str(n) != me)]
+    codes = d.rows["la_code"].astype(str).to_numpy()
+    cols = [int(np.flatnonzero(codes == c)[0]) for c in group if c in set(codes)]
+    table = excess(fit, year=year, ci_prob=ci_prob, region_as_need=region_as_need)
+    table = table.set_index(table["la_code"].astype(str)).loc[codes[cols]].reset_index(drop=True)
+    ranks = _per_year_rank(d.ratio[:, cols], np.zeros(len(cols), dtype=int))
+    table["is_authority"] = table["la_code"].astype(str) == me
+    table["group_rank_median"] = np.median(ranks, axis=0)
+    lo, hi = interval(ranks, ci_prob)
+    table["group_rank_lower"], table["group_rank_upper"] = np.floor(lo), np.ceil(hi)
+    table = table.sort_values("group_rank_median", kind="stable").reset_index(drop=True)
+    table.attrs.update(
+        ci_prob=ci_prob, authority=me, not_fitted=[c for c in group if c not in set(codes)]
+    )
+    return table
+
+
 def _add_summary(frame: pd.DataFrame, name: str, values: np.ndarray, ci_prob: float) -> None:
     """Add ``<name>_median``, ``<name>_lower``, ``<name>_upper`` from draws (S, n)."""
     frame[f"{name}_median"] = np.median(values, axis=0)

@@ -151,16 +151,45 @@ def excess_command(
         "excess_ratio_median", "--sort", help="Column to sort by (descending)."
     ),
     ci_prob: float = CI_OPT,
+    neighbours: str | None = typer.Option(
+        None,
+        "--neighbours",
+        help="An authority (name, ONS code or DfE number): show it beside its DfE statistical "
+        "neighbours, with its rank among them (needs --raw).",
+    ),
+    raw: Path | None = typer.Option(
+        None, "--raw", help="Folder of the official files (for --neighbours: DfE's groupings)."
+    ),
 ) -> None:
     """Each authority's excess or shortfall relative to its expected need.
 
     The table on the terminal shows the main columns; csv, json, parquet and --out hold them all.
     """
-    from csc_bayes.excess import excess
+    from csc_bayes.excess import excess, neighbour_excess
 
     chosen = parse_year(year)
     check_table_output(fmt, out)
+    if neighbours is not None and raw is None:
+        raise typer.BadParameter("--neighbours reads DfE's groupings: give --raw DIR")
     fit = _load(fit_path)
+    if neighbours is not None:
+        from csc_bayes.authorities import resolve_authority
+        from csc_bayes.data.neighbours import statistical_neighbours
+        from csc_bayes.posterior import reader
+
+        with refusing():
+            code = str(resolve_authority(neighbours, reader(fit).authorities)["la_code"])
+            group = statistical_neighbours(code, raw)
+            table = neighbour_excess(
+                fit, authority=code, neighbours=group, year=chosen, ci_prob=ci_prob,
+                region_as_need=region_as_need,
+            )  # fmt: skip
+        if table.attrs["not_fitted"]:
+            note(f"neighbours not in the fit that year: {', '.join(table.attrs['not_fitted'])}")
+        title = f"{neighbours} beside its statistical neighbours ({ci_prob:.0%})"
+        brief = [*_EXCESS_BRIEF, "group_rank_median", "group_rank_lower", "group_rank_upper"]
+        emit_table(table, fmt, out, title=title, brief=[c for c in brief if c != "rank_median"])
+        return
     with refusing():
         table = excess(fit, year=chosen, ci_prob=ci_prob, region_as_need=region_as_need)
     if sort not in table.columns:
