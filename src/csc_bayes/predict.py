@@ -130,6 +130,12 @@ def predict(
         seed=seed,
         region_as_need=region_as_need,
     )
+    return _summary_table(pred, ci_prob, region_as_need=region_as_need)
+
+
+def _summary_table(pred: PredictiveDraws, ci_prob: float, **attrs: Any) -> pd.DataFrame:
+    """One :func:`_summary` row per column of ``pred``; settings, carried-forward values and
+    notes in ``df.attrs``."""
     out = pd.DataFrame(
         [
             _summary(row, pred.count[:, k], pred.eta[:, k], pred.expected[:, k], ci_prob)
@@ -138,10 +144,10 @@ def predict(
     )
     out.attrs.update(
         ci_prob=ci_prob,
-        region_as_need=region_as_need,
         rate_per=PER,
         carried_forward=pred.carried_forward.to_dict(orient="records"),
         notes=list(pred.notes),
+        **attrs,
     )
     return out
 
@@ -419,6 +425,7 @@ def aggregate_draws(draws: PredictiveDraws, by: Literal["region", "england"]) ->
         eta=stacked(eta),
         expected=stacked(expected),
         carried_forward=draws.carried_forward,
+        notes=draws.notes,
     )
 
 
@@ -456,19 +463,7 @@ def predict_aggregate(
         eta=pred.eta[:, exists],
         expected=pred.expected[:, exists],
         carried_forward=pred.carried_forward,
+        notes=pred.notes,
     )
     total = aggregate_draws(kept, by)
-    out = pd.DataFrame(
-        [
-            _summary(row, total.count[:, k], total.eta[:, k], total.expected[:, k], ci_prob)
-            for k, row in enumerate(total.rows.to_dict(orient="records"))
-        ]
-    )
-    out.attrs.update(
-        ci_prob=ci_prob,
-        region_as_need=region_as_need,
-        rate_per=PER,
-        aggregate=by,
-        carried_forward=pred.carried_forward.to_dict(orient="records"),
-    )
-    return out
+    return _summary_table(total, ci_prob, region_as_need=region_as_need, aggregate=by)

@@ -128,13 +128,19 @@ class LaYearAR1(Term):
                 )
         return {"la_year": out}
 
-    def _new(self, post: Any, code: str, year: int, new: NewLevels) -> np.ndarray:
-        """A draw of la_year[code, year] given what is known of the authority's path."""
+    def known_path(self, post: Any, code: str, new: NewLevels) -> dict[int, np.ndarray]:
+        """What is known of an authority's path, year -> draws: its fitted years (none for a
+        new authority) and the unfitted years already drawn for it in this evaluation."""
         known: dict[int, np.ndarray] = {}
         if code in post.la_codes:
             path = post.draws("la_year")[:, post.la_codes.index(code), :]
             known = dict(zip(post.years, path.T, strict=True))
         known.update({y: v for (c, y), v in new.store(self.name).items() if c == code})
+        return known
+
+    def _new(self, post: Any, code: str, year: int, new: NewLevels) -> np.ndarray:
+        """A draw of la_year[code, year] given what is known of the authority's path."""
+        known = self.known_path(post, code, new)
         sigma = post.draws("sigma_la_year")
         if not known:  # a new authority's first year: the stationary distribution
             return new.rng.normal(0.0, sigma)

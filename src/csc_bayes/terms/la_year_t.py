@@ -77,11 +77,7 @@ class LaYearAR1StudentT(LaYearAR1):
         )
 
     def _new(self, post: Any, code: str, year: int, new: NewLevels) -> np.ndarray:
-        known: dict[int, np.ndarray] = {}
-        if code in post.la_codes:
-            path = post.draws("la_year")[:, post.la_codes.index(code), :]
-            known = dict(zip(post.years, path.T, strict=True))
-        known.update({y: v for (c, y), v in new.store(self.name).items() if c == code})
+        known = self.known_path(post, code, new)
         sigma, rho, nu = (post.draws(n) for n in ("sigma_la_year", "rho_la_year", "nu_la_year"))
         t_scale = np.sqrt((nu - 2.0) / nu)
         if not known:  # a new authority's first year: the stationary law
