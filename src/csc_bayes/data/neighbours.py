@@ -22,14 +22,12 @@ longer exists or one the panel excludes (City of London 201, Isles of Scilly 420
 
 from __future__ import annotations
 
-import csv
-import io
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
-from csc_bayes.data.sources import EES, decode_text, reference_codes
+from csc_bayes.data.sources import EES, read_csv_rows, reference_codes
 from csc_bayes.errors import DataFileError, UnknownAuthorityError
 
 NEIGHBOUR_FILES: dict[int, str] = {
@@ -63,11 +61,7 @@ def neighbour_table(raw_dir: Path | str, *, release: int = 2025) -> pd.DataFrame
 @lru_cache(maxsize=4)
 def _neighbour_table(path: Path, release: int, _mtime_ns: int, _size: int) -> pd.DataFrame:
     file = str(path)
-    text, encoding = decode_text(path.read_bytes(), file=file)
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as exc:
-        raise DataFileError(f"cannot read as CSV ({encoding}): {exc}", file=file) from None
+    rows, _encoding = read_csv_rows(path)
     if not rows:
         raise DataFileError("file is empty", file=file)
     header = [h.strip() for h in rows[0]]

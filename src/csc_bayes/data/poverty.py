@@ -38,8 +38,6 @@ are not in that lookup and are mapped by hand (:data:`ABOLISHED_2023`). Boundary
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,7 +48,7 @@ import pandas as pd
 
 from csc_bayes.data.markers import parse_numbers
 from csc_bayes.data.schema import MissingReason
-from csc_bayes.data.sources import FILES, decode_text, read_csv, reference_codes
+from csc_bayes.data.sources import FILES, read_csv, read_csv_rows, reference_codes
 from csc_bayes.errors import DataFileError
 
 COUNTS_FILE = FILES["dwp_low_income"]
@@ -234,11 +232,7 @@ def _read_low_income(raw_dir: Path, _stamp: tuple) -> LowIncome:
 def _read_counts(path: Path) -> tuple[pd.DataFrame, list[int], list[int], dict[int, float]]:
     """The Stat-Xplore wide CSV: one row per area, one count column per financial year."""
     file = str(path)
-    text, encoding = decode_text(path.read_bytes(), file=file)
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
-    except csv.Error as exc:
-        raise DataFileError(f"cannot read as CSV ({encoding}): {exc}", file=file) from None
+    rows, _encoding = read_csv_rows(path)
     if len(rows) < 4 or not rows[0] or rows[0][0].strip() != "Year":
         raise DataFileError("expected a header row starting with 'Year'", file=file, row=1)
     header = [h.strip() for h in rows[0]]

@@ -147,6 +147,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_csv_rows(path: Path) -> tuple[list[list[str]], str]:
+    """Every row of a CSV file as text fields (encoding detected by :func:`decode_text`), and
+    the encoding's name; a malformed file is a :class:`DataFileError` naming it."""
+    file = str(path)
+    text, encoding = decode_text(Path(path).read_bytes(), file=file)
+    try:
+        return list(csv.reader(io.StringIO(text, newline=""), strict=True)), encoding
+    except csv.Error as exc:
+        raise DataFileError(f"cannot read as CSV ({encoding}): {exc}", file=file) from None
+
+
 def decode_text(data: bytes, *, file: str) -> tuple[str, str]:
     """(text, encoding name) of a text file's bytes: UTF-8 (with or without a byte-order mark),
     UTF-16 with a byte-order mark, else Windows-1252. A spreadsheet, a parquet file or other
