@@ -36,7 +36,7 @@ def listed(rel: str) -> bool:
     top = rel.split("/")[0]
     if rel == "__init__.py":
         return "`__init__.py`" in MAP
-    return rel in MAP or f"`{top}/`" in MAP or (top in FOLDERS and f"`{top}/`" in MAP)
+    return f"`{rel}`" in MAP or (top in FOLDERS and f"`{top}/`" in MAP)
 
 
 def runtime_imports(tree: ast.AST) -> list[ast.ImportFrom]:
