@@ -11,7 +11,17 @@ For each outcome, on the years DWP's child poverty covers (2015-2022), it fits (
 - ``<outcome>_need`` on the same years and rows (the IDACI-only model);
 - their null model (random effects only), for the between-LA variance the covariates explain,
 
-and writes ``results/family_circumstances/summary.md`` (and ``.csv``): the variance shares
+With ``--practice`` it also fits ``results/family_circumstances/cpp_need_practice.toml`` (need +
+children's social work workforce, 2018-2024, a non-need ``practice`` block) and ``cpp_need`` on
+the same rows, and reports the share of the need model's between-authority variance that the
+practice covariates account for, per index-paired draw,
+
+    practice_share = 1 - V_between(need + practice) / V_between(need)
+
+(V_between: ``csc_bayes.variance.between_la_variance``, docs/methods.md 1.4), an association,
+not the effect of changing practice.
+
+It writes ``results/family_circumstances/summary.md`` (and ``.csv``): the variance shares
 (latent log-rate scale, Shapley attribution; docs/methods.md section 1), the proportion of
 between-authority variance explained (finite population), the authority's own share, and the
 poverty effects per 10 percentage points of child poverty with 90% intervals. Only summary
@@ -76,12 +86,61 @@ def summarise(outcome: str, model: str, fit, null) -> list[dict]:
     return rows
 
 
+def practice_rows(panel: pd.DataFrame, fits: Path) -> list[dict]:
+    """CPP: need + practice against need on the same rows (see the module docstring)."""
+    from csc_bayes.variance import between_la_variance
+
+    spec = csc_bayes.load_spec(REPO / "results" / "family_circumstances" / "cpp_need_practice.toml")
+    fit = csc_bayes.fit(spec, data=panel, out=fits, progress=False)
+    same_rows = panel.merge(fit.fitted_rows, on=["la_code", "year"], how="inner")
+    need = dataclasses.replace(csc_bayes.find_spec("cpp_need"), years=spec.years)
+    need = dataclasses.replace(need, name="cpp_need_2018_2024")
+    need_fit = csc_bayes.fit(need, data=same_rows, out=fits, progress=False)
+    with_practice, without = between_la_variance(fit), between_la_variance(need_fit)
+    n = min(len(with_practice), len(without))
+    share = 1 - with_practice[:n] / without[:n]
+    lo, med, hi = np.quantile(share, [0.05, 0.5, 0.95])
+    rows = [
+        {
+            "outcome": "cpp",
+            "model": spec.name,
+            "quantity": "practice_share_of_need_model_between_la_variance",
+            "median": med,
+            "lower": lo,
+            "upper": hi,
+        }
+    ]
+    per_unit = fit.idata["posterior"]["beta_per_unit"]
+    sd = fit.idata["constant_data"]["covariate_sd"]
+    for cov in spec.blocks["practice"]["workforce"]:
+        # per SD of the covariate across authority-years, as a rate ratio
+        draws = np.exp(float(sd.sel(covariate=cov)) * per_unit.sel(covariate=cov).values.ravel())
+        q = np.quantile(draws, [0.05, 0.5, 0.95])
+        rows.append(
+            {
+                "outcome": "cpp",
+                "model": spec.name,
+                "quantity": f"rate_ratio_per_sd:{cov}",
+                "median": q[1],
+                "lower": q[0],
+                "upper": q[2],
+            }
+        )
+    for model, f in ((spec.name, fit), (need.name, need_fit)):
+        gate = f.metadata.get("diagnostics", {}).get("passed")
+        rows.append(
+            {"outcome": "cpp", "model": model, "quantity": "gate_passed", "median": float(gate)}
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, default=REPO.parent / "shared" / "data" / "raw")
     parser.add_argument("--fits", type=Path, default=REPO / "fits" / "realdata")
     parser.add_argument("--results", type=Path, default=REPO / "results" / "family_circumstances")
     parser.add_argument("--outcomes", nargs="+", default=["cpp", "cin", "cla"])
+    parser.add_argument("--practice", action="store_true", help="also the CPP practice model")
     args = parser.parse_args(argv)
 
     panel = csc_bayes.build_panel(args.raw)
@@ -99,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
         need_null = find_null_fit(need_fit, out=args.fits, progress=False)
         rows += summarise(outcome, need.name, need_fit, need_null)
         print(f"{outcome}: done", flush=True)
+    if args.practice:
+        rows += practice_rows(panel, args.fits)
 
     table = pd.DataFrame(rows)
     args.results.mkdir(parents=True, exist_ok=True)

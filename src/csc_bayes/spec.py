@@ -35,7 +35,9 @@ from csc_bayes.terms.la_year import LA_YEAR_TERMS  # noqa: F401  (public here si
 from csc_bayes.terms.year import YEAR_EFFECT_LAWS  # noqa: F401  (public here since 0.1)
 
 #: covariate blocks a specification may use; ``need`` is what "expected need" is built from
-BLOCKS = ("need", "spending")
+#: ``spending`` and ``practice`` (workforce, inspection judgements: how an authority works, not
+#: what its children need) are held at their average in expected need, like every non-need block
+BLOCKS = ("need", "spending", "practice")
 #: random-effect grouping factors, in canonical order; ``la`` is required
 RANDOM_EFFECTS = ("la", "region", "year")
 BACKENDS = ("numpyro", "blackjax", "nutpie", "pymc")
