@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> None:
         same_rows = panel.merge(fit.fitted_rows, on=["la_code", "year"], how="inner")
         need = dataclasses.replace(csc_bayes.find_spec(f"{outcome}_need"), years=poverty_spec.years)
         need = dataclasses.replace(need, name=f"{outcome}_need_2015_2022")
+        # the same random-effect priors as the poverty model (e.g. CPP's sigma_year)
+        shared = {k: p.as_dict() for k, p in poverty_spec.priors.items() if k.startswith("sigma")}
+        need = need.with_priors(shared)
         need_fit = csc_bayes.fit(need, data=same_rows, out=args.fits, progress=False)
         need_null = find_null_fit(need_fit, out=args.fits, progress=False)
         rows += summarise(outcome, need.name, need_fit, need_null)
