@@ -95,6 +95,8 @@ def practice_rows(panel: pd.DataFrame, fits: Path) -> list[dict]:
     same_rows = panel.merge(fit.fitted_rows, on=["la_code", "year"], how="inner")
     need = dataclasses.replace(csc_bayes.find_spec("cpp_need"), years=spec.years)
     need = dataclasses.replace(need, name="cpp_need_2018_2024")
+    shared = {k: p.as_dict() for k, p in spec.priors.items() if k.startswith("sigma")}
+    need = need.with_priors(shared).with_sampler(target_accept=spec.sampler.target_accept)
     need_fit = csc_bayes.fit(need, data=same_rows, out=fits, progress=False)
     with_practice, without = between_la_variance(fit), between_la_variance(need_fit)
     n = min(len(with_practice), len(without))
