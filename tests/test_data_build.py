@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from csc_bayes.data import build_panel_report, load_panel, save_panel
+from csc_bayes.data import load_panel, save_panel
 from csc_bayes.data.flows import FLOWS
 from csc_bayes.data.schema import OUTCOMES, REGIONS
 from csc_bayes.data.sources import FILES
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.realdata
 
 
 @pytest.fixture(scope="session")
-def built(raw_dir):
-    return build_panel_report(raw_dir)
+def built(real_build):
+    return real_build  # one build of the official files per test session (conftest)
 
 
 @pytest.fixture(scope="session")

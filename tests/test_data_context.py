@@ -56,8 +56,8 @@ pytestmark_real = pytest.mark.realdata
 
 
 @pytest.fixture(scope="module")
-def built(raw_dir):
-    return build_panel_report(raw_dir)
+def built(real_build):
+    return real_build  # one build of the official files per test session (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -136,12 +136,11 @@ def test_labels_of_crowded_points_do_not_overlap():
 
 
 @pytest.mark.realdata
-def test_funnel_on_the_real_panel_names_few_without_overlap(raw_dir):
+def test_funnel_on_the_real_panel_names_few_without_overlap(real_build):
     """The official 2024 CPP counts against a deliberately crude expected count (the national
     rate): many authorities lie outside the Poisson limits, as for the AR(1) models."""
-    import csc_bayes
 
-    panel = csc_bayes.build_panel(raw_dir)
+    panel = real_build[0]
     rows = panel[(panel["year"] == 2024) & panel["cpp"].notna()].copy()
     rate = rows["cpp"].sum() / rows["population"].sum()
     rows["expected_count_median"] = rows["population"].astype(float) * float(rate)

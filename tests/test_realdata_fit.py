@@ -30,8 +30,8 @@ LEEDS = ("Leeds", "E08000035", 383)
 
 
 @pytest.fixture(scope="module")
-def panel(raw_dir: Path) -> pd.DataFrame:
-    return csc_bayes.build_panel(raw_dir)
+def panel(real_build) -> pd.DataFrame:
+    return real_build[0]  # one build of the official files per test session (conftest)
 
 
 @pytest.fixture(scope="module")
