@@ -304,3 +304,28 @@ def test_cli_trend_needs_an_authority(saved_fit, tmp_path):
     )
     assert result.exit_code != 0
     assert "authority" in str(result.exception)
+
+
+def test_cli_caterpillar_highlights_an_authority_and_its_statistical_neighbours(
+    tmp_path, raw_dir
+):
+    """--neighbours: the authority and those of its DfE neighbours the fit holds are drawn
+    distinctly; the others are named on stderr."""
+    from csc_bayes.cli import app
+    from csc_bayes.data.neighbours import statistical_neighbours
+    from csc_bayes.fits import load_fit
+
+    saved = save_fit(make_fit(n_la=None, n_draws=20), tmp_path / "fits")
+    fitted = set(load_fit(saved).authorities["la_code"].astype(str))
+    group = ["383", *statistical_neighbours("383", raw_dir)]
+    data = tmp_path / "cat.csv"
+    args = ["plot", "caterpillar", str(saved), "-o", str(tmp_path / "cat.png"), "--data-out",
+            str(data), "--neighbours", "Leeds"]  # fmt: skip
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "--raw" in refused.output
+    result = CliRunner().invoke(app, [*args, "--raw", str(raw_dir)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(data, dtype={"la_code": str})
+    assert set(table.loc[table["highlighted"], "la_code"]) == {c for c in group if c in fitted}
+    if not set(group) <= fitted:
+        assert "neighbours not in the fit" in result.stderr

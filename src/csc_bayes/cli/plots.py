@@ -38,6 +38,15 @@ def plot(
         help="caterpillar and funnel: an authority (name, ONS code or DfE number) to draw "
         "distinctly (repeatable).",
     ),
+    neighbours: str | None = typer.Option(
+        None,
+        "--neighbours",
+        help="caterpillar and funnel: highlight an authority and its DfE statistical neighbours "
+        "(needs --raw).",
+    ),
+    raw: Path | None = typer.Option(
+        None, "--raw", help="Folder of the official files (for --neighbours: DfE's groupings)."
+    ),
     show_prob: bool = typer.Option(
         False, "--show-prob", help="caterpillar: print P(excess ratio > 1) beside each authority."
     ),
@@ -67,7 +76,23 @@ def plot(
     check_output(out)
     if data_out is not None:
         check_output(data_out)
+    if neighbours is not None and raw is None:
+        raise typer.BadParameter("--neighbours reads DfE's groupings: give --raw DIR")
     fit = load_fit(fit_path)
+    if neighbours is not None:
+        from csc_bayes.authorities import resolve_authority
+        from csc_bayes.data.neighbours import statistical_neighbours
+        from csc_bayes.posterior import reader
+
+        fitted = reader(fit).authorities
+        with refusing():
+            code = str(resolve_authority(neighbours, fitted)["la_code"])
+            group = [code, *statistical_neighbours(code, raw)]
+        in_fit = [c for c in group if c in set(fitted["la_code"].astype(str))]
+        if len(in_fit) < len(group):
+            missing = ", ".join(c for c in group if c not in in_fit)
+            note(f"neighbours not in the fit: {missing}")
+        highlight = [*highlight, *in_fit]
     if not fit.diagnostics_passed:
         note(
             "warning: this fit FAILED the convergence gate; its figures may be wrong "
