@@ -306,9 +306,7 @@ def test_cli_trend_needs_an_authority(saved_fit, tmp_path):
     assert "authority" in str(result.exception)
 
 
-def test_cli_caterpillar_highlights_an_authority_and_its_statistical_neighbours(
-    tmp_path, raw_dir
-):
+def test_cli_caterpillar_highlights_an_authority_and_its_statistical_neighbours(tmp_path, raw_dir):
     """--neighbours: the authority and those of its DfE neighbours the fit holds are drawn
     distinctly; the others are named on stderr."""
     from csc_bayes.cli import app
