@@ -149,6 +149,32 @@ def refusing(*kinds: type[BaseException]) -> Iterator[None]:
         raise fail(message_for(exc), ExitCode.ERROR, exc) from None
 
 
+#: ``--raw`` for commands that read DfE's statistical-neighbour groupings
+RAW_OPT = typer.Option(
+    None, "--raw", help="Folder of the official files (for --neighbours: DfE's groupings)."
+)
+
+
+def require_raw(raw: Path | None) -> Path:
+    """``--raw``, which ``--neighbours`` needs (a usage error without it)."""
+    if raw is None:
+        raise typer.BadParameter("--neighbours reads DfE's groupings: give --raw DIR")
+    return raw
+
+
+def neighbour_group(fit: Any, authority: str, raw: Path | None) -> list[str]:
+    """DfE numbers of ``authority`` (name, ONS code or DfE number, resolved among the fit's
+    authorities) and its statistical neighbours, closest first; ``--raw`` is required."""
+    raw = require_raw(raw)
+    from csc_bayes.authorities import resolve_authority
+    from csc_bayes.data.neighbours import statistical_neighbours
+    from csc_bayes.posterior import reader
+
+    with refusing():
+        code = str(resolve_authority(authority, reader(fit).authorities)["la_code"])
+        return [code, *statistical_neighbours(code, raw)]
+
+
 def note(message: str) -> None:
     """A message for the user (not data): one line on standard error."""
     typer.echo(message, err=True)

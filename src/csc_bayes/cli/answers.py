@@ -14,13 +14,16 @@ import typer
 from csc_bayes.cli._common import (
     FORMAT_HELP,
     OUT_HELP,
+    RAW_OPT,
     OutputFormat,
     check_table_output,
     emit_table,
     frame_table,
+    neighbour_group,
     note,
     print_wide,
     refusing,
+    require_raw,
 )
 from csc_bayes.variance import DEFAULT_CI_PROB
 
@@ -157,9 +160,7 @@ def excess_command(
         help="An authority (name, ONS code or DfE number): show it beside its DfE statistical "
         "neighbours, with its rank among them (needs --raw).",
     ),
-    raw: Path | None = typer.Option(
-        None, "--raw", help="Folder of the official files (for --neighbours: DfE's groupings)."
-    ),
+    raw: Path | None = RAW_OPT,
 ) -> None:
     """Each authority's excess or shortfall relative to its expected need.
 
@@ -169,19 +170,14 @@ def excess_command(
 
     chosen = parse_year(year)
     check_table_output(fmt, out)
-    if neighbours is not None and raw is None:
-        raise typer.BadParameter("--neighbours reads DfE's groupings: give --raw DIR")
+    if neighbours is not None:
+        require_raw(raw)  # before the fit is loaded
     fit = _load(fit_path)
     if neighbours is not None:
-        from csc_bayes.authorities import resolve_authority
-        from csc_bayes.data.neighbours import statistical_neighbours
-        from csc_bayes.posterior import reader
-
+        me, *group = neighbour_group(fit, neighbours, raw)
         with refusing():
-            code = str(resolve_authority(neighbours, reader(fit).authorities)["la_code"])
-            group = statistical_neighbours(code, raw)
             table = neighbour_excess(
-                fit, authority=code, neighbours=group, year=chosen, ci_prob=ci_prob,
+                fit, authority=me, neighbours=group, year=chosen, ci_prob=ci_prob,
                 region_as_need=region_as_need,
             )  # fmt: skip
         if table.attrs["not_fitted"]:

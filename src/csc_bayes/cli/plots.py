@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from csc_bayes.cli._common import check_output, note, refusing, write_table
+from csc_bayes.cli._common import (
+    RAW_OPT,
+    check_output,
+    neighbour_group,
+    note,
+    refusing,
+    require_raw,
+    write_table,
+)
 from csc_bayes.variance import DEFAULT_CI_PROB
 
 
@@ -44,9 +52,7 @@ def plot(
         help="caterpillar and funnel: highlight an authority and its DfE statistical neighbours "
         "(needs --raw).",
     ),
-    raw: Path | None = typer.Option(
-        None, "--raw", help="Folder of the official files (for --neighbours: DfE's groupings)."
-    ),
+    raw: Path | None = RAW_OPT,
     show_prob: bool = typer.Option(
         False, "--show-prob", help="caterpillar: print P(excess ratio > 1) beside each authority."
     ),
@@ -69,6 +75,7 @@ def plot(
     from csc_bayes.fits import load_fit
     from csc_bayes.plots import figure_from_fit, save_figure
     from csc_bayes.plots._style import figure_format
+    from csc_bayes.posterior import reader
 
     if data_out is not None and kind == PlotKind.ppc:
         raise typer.BadParameter("a ppc plot has no table to write", param_hint="--data-out")
@@ -76,18 +83,12 @@ def plot(
     check_output(out)
     if data_out is not None:
         check_output(data_out)
-    if neighbours is not None and raw is None:
-        raise typer.BadParameter("--neighbours reads DfE's groupings: give --raw DIR")
+    if neighbours is not None:
+        require_raw(raw)  # before the fit is loaded
     fit = load_fit(fit_path)
     if neighbours is not None:
-        from csc_bayes.authorities import resolve_authority
-        from csc_bayes.data.neighbours import statistical_neighbours
-        from csc_bayes.posterior import reader
-
+        group = neighbour_group(fit, neighbours, raw)
         fitted = reader(fit).authorities
-        with refusing():
-            code = str(resolve_authority(neighbours, fitted)["la_code"])
-            group = [code, *statistical_neighbours(code, raw)]
         in_fit = [c for c in group if c in set(fitted["la_code"].astype(str))]
         if len(in_fit) < len(group):
             missing = ", ".join(c for c in group if c not in in_fit)
