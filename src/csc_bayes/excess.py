@@ -138,6 +138,19 @@ def excess(
     """
     check_ci_prob(ci_prob)
     d = excess_draws(fit, year=year, region_as_need=region_as_need)
+    out = _excess_table(d, ci_prob)
+    out.attrs.update(
+        ci_prob=ci_prob,
+        region_as_need=region_as_need,
+        need_covariates=need_covariates(fit),
+        outcome=fit.spec.outcome,
+        rate_per=PER,
+    )
+    return out
+
+
+def _excess_table(d: ExcessDraws, ci_prob: float) -> pd.DataFrame:
+    """The summary columns of :func:`excess` from its draws, sorted by year then ratio."""
     out = d.rows.copy()
     population = out["population"].to_numpy(dtype=float)
     out["observed_rate"] = out["observed"] / population * PER
@@ -153,15 +166,7 @@ def excess(
     rank_lo, rank_hi = interval(d.rank, ci_prob)
     out["rank_lower"], out["rank_upper"] = np.floor(rank_lo), np.ceil(rank_hi)
     out = out.sort_values(["year", "excess_ratio_median"], ascending=[True, False])
-    out = out.reset_index(drop=True)
-    out.attrs.update(
-        ci_prob=ci_prob,
-        region_as_need=region_as_need,
-        need_covariates=need_covariates(fit),
-        outcome=fit.spec.outcome,
-        rate_per=PER,
-    )
-    return out
+    return out.reset_index(drop=True)
 
 
 def neighbour_excess(
@@ -191,9 +196,19 @@ def neighbour_excess(
     group = [me, *(str(n) for n in neighbours if str(n) != me)]
     codes = d.rows["la_code"].astype(str).to_numpy()
     cols = [int(np.flatnonzero(codes == c)[0]) for c in group if c in set(codes)]
-    table = excess(fit, year=year, ci_prob=ci_prob, region_as_need=region_as_need)
-    table = table.set_index(table["la_code"].astype(str)).loc[codes[cols]].reset_index(drop=True)
     ranks = _per_year_rank(d.ratio[:, cols], np.zeros(len(cols), dtype=int))
+    table = _excess_table(
+        ExcessDraws(
+            rows=d.rows.iloc[cols].reset_index(drop=True),
+            latent_count=d.latent_count[:, cols],
+            expected_count=d.expected_count[:, cols],
+            ratio=d.ratio[:, cols],
+            rank=d.rank[:, cols],
+        ),
+        ci_prob,
+    )
+    order = table["la_code"].astype(str).map({c: k for k, c in enumerate(codes[cols])})
+    ranks = ranks[:, order.to_numpy()]  # the table is sorted by ratio: align the group ranks
     table["is_authority"] = table["la_code"].astype(str) == me
     table["group_rank_median"] = np.median(ranks, axis=0)
     lo, hi = interval(ranks, ci_prob)
