@@ -254,11 +254,9 @@ def _rows(
         for year in years:
             k = fitted.get((code, year))
             if k is not None:
-                z, pop, observed = (
-                    fitted_rows.X[k],
-                    float(np.exp(fitted_rows.log_exposure[k])),
-                    (float(post.observed[k])),
-                )
+                z = fitted_rows.X[k]
+                pop = float(np.exp(fitted_rows.log_exposure[k]))
+                observed = float(post.observed[k])
             else:
                 rows = by_authority.get(code)
                 if rows is None:
