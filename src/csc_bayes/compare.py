@@ -45,6 +45,7 @@ from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.posterior import reader
 from csc_bayes.spec import with_derived_columns
 from csc_bayes.terms import Rows
+from csc_bayes.terms.censoring import row_bounds
 from csc_bayes.terms.family import count_log_pmf  # noqa: F401  (public here since 0.1)
 
 #: new LA effects drawn per posterior draw in the K-fold predictive density
@@ -212,8 +213,12 @@ def heldout_lpd(
     eta = linear_predictor(post, inputs, new=seed).eta.reshape(post.n_draws, m, n)
     family = next(t for t in post.terms if t.name == "family")
     phi = family.phi(post)
-    y = rows[outcome].to_numpy(dtype=float)
-    ll = family.log_pmf(y, np.exp(eta), None if phi is None else phi[:, None, None])
+    # a held-out row censored to a known range scores the probability of its range
+    same = outcome == post.spec.outcome
+    lower, upper = row_bounds(post.spec, rows) if same else (None, None)
+    y = rows[outcome].to_numpy(dtype=float, na_value=np.nan)
+    phi = None if phi is None else phi[:, None, None]
+    ll = family.log_density(y, np.exp(eta), phi, lower, upper)
     out = {}
     for code in pd.unique(codes):
         joint = ll[:, :, codes == code].sum(axis=-1)  # (sample, m): its years jointly

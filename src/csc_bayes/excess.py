@@ -26,6 +26,7 @@ from csc_bayes.errors import AnswerError
 from csc_bayes.fits import write_text_atomic
 from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.posterior import reader
+from csc_bayes.terms.family import count_interval_mean
 from csc_bayes.variance import DEFAULT_CI_PROB, check_ci_prob, interval
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -98,12 +99,43 @@ def excess_draws(
         population=np.round(np.exp(lp.log_exposure[keep])).astype(np.int64),
         observed=post.observed[keep],
     )
+    if post.censored.any():
+        rows = _with_censored_columns(rows, post, lp.eta, keep)
     return ExcessDraws(
         rows=rows,
         latent_count=np.exp(eta),
         expected_count=np.exp(eta_expected),
         ratio=ratio,
         rank=_per_year_rank(ratio, year_of_obs[keep]),
+    )
+
+
+def _with_censored_columns(
+    rows: pd.DataFrame, post: Any, eta: np.ndarray, keep: np.ndarray
+) -> pd.DataFrame:
+    """For a fit with interval-censored rows: ``censored``, ``observed_lower`` /
+    ``observed_upper`` (the known range; the count itself for an observed row) and
+    ``observed_imputed``, the posterior mean of the count given its range,
+
+        E[y | lo <= y <= hi, data] = mean_s  sum_k k p(k | mu_s, phi_s) / sum_k p(k | mu_s, phi_s)
+
+    over draws s and k = lo..hi
+    (the count itself for an observed row). ``observed`` stays NaN for a censored row."""
+    lower, upper = post.bounds
+    censored = post.censored[keep]
+    imputed = post.observed[keep].copy()
+    if censored.any():
+        family = next(t for t in post.terms if t.name == "family")
+        phi = family.phi(post)
+        cols = np.flatnonzero(keep)[censored]
+        mu = np.exp(eta[:, cols])
+        phi_c = None if phi is None else np.broadcast_to(phi[:, None], mu.shape)
+        imputed[censored] = count_interval_mean(lower[cols], upper[cols], mu, phi_c).mean(axis=0)
+    return rows.assign(
+        censored=censored,
+        observed_lower=lower[keep],
+        observed_upper=upper[keep],
+        observed_imputed=imputed,
     )
 
 
@@ -133,8 +165,10 @@ def excess(
     interval); excess_children_* (latent mean count exp(eta) - expected count exp(eta_expected));
     p_excess = P(ratio > 1), p_excess_10pct = P(ratio > 1.1); rank_median, rank_lower,
     rank_upper (ranks by excess ratio within a year, 1 = highest, per draw). Rates are per
-    10,000 children. Sorted by year, then excess_ratio_median highest first; ``df.attrs``
-    records the settings.
+    10,000 children. A fit with interval-censored rows (suppressed counts of known range) adds
+    ``censored``, ``observed_lower``, ``observed_upper`` and ``observed_imputed`` (the
+    posterior mean of the count given its range); ``observed`` is NaN for a censored row.
+    Sorted by year, then excess_ratio_median highest first; ``df.attrs`` records the settings.
     """
     check_ci_prob(ci_prob)
     d = excess_draws(fit, year=year, region_as_need=region_as_need)

@@ -216,11 +216,32 @@ def fit(
             "by_reason": excluded["reason"].value_counts().to_dict() if len(excluded) else {},
             "rows": excluded.astype(str).to_dict(orient="records"),
         },
+        "censored": _censored_summary(spec, built.data),
     }
     result_fit = Fit(idata=idata, spec=spec, panel=panel_kept, metadata=metadata)
     if out is not None:
         save_fit(result_fit, out)
     return result_fit
+
+
+def _censored_summary(spec: Any, data: pd.DataFrame) -> dict[str, Any]:
+    """How the fit treated suppressed counts of known range (``terms/censoring.py``): the
+    setting, and the fitted rows that entered the likelihood as interval-censored counts."""
+    from csc_bayes.terms.censoring import censorable, row_bounds
+
+    censored = censorable(spec, data)
+    lower, upper = row_bounds(spec, data)
+    rows = [
+        {"la_code": str(c), "year": int(y), "lower": int(lo), "upper": int(hi)}
+        for c, y, lo, hi in zip(
+            data["la_code"][censored],
+            data["year"][censored],
+            lower[censored],
+            upper[censored],
+            strict=True,
+        )
+    ]
+    return {"mode": spec.option("suppressed"), "n_rows": int(censored.sum()), "rows": rows}
 
 
 def as_spec(

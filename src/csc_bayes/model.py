@@ -208,7 +208,8 @@ def attach_coords(idata: xr.DataTree, built: BuiltModel) -> xr.DataTree:
     and record in the posterior's attributes the variables the convergence gate skips.
 
     PyMC only records dimension coordinates, so every group with an ``la`` dimension gets them
-    here. Returns the same DataTree (modified in place).
+    here. With interval-censored rows (``y_lower`` / ``y_upper`` in ``constant_data``), the
+    observed ``y`` of those rows becomes NaN. Returns the same DataTree (modified in place).
     """
     extra = {
         "la_name": ("la", built.authorities["la_name"].to_numpy(dtype=str)),
@@ -219,4 +220,11 @@ def attach_coords(idata: xr.DataTree, built: BuiltModel) -> xr.DataTree:
         if "la" in node.dims and node.has_data:
             node.dataset = node.to_dataset().assign_coords(extra)
     idata["posterior"].attrs[NOT_GATED_ATTR] = " ".join(built.not_gated)
+    constant = idata["constant_data"].to_dataset() if "constant_data" in idata else None
+    if constant is not None and "y_lower" in constant and "observed_data" in idata:
+        # an interval-censored row has no observed count: NaN, its bounds in constant_data
+        observed = idata["observed_data"].to_dataset()
+        censored = constant["y_lower"].values != constant["y_upper"].values
+        y = np.where(censored, np.nan, observed["y"].values.astype(float))
+        idata["observed_data"] = xr.DataTree(observed.assign(y=(observed["y"].dims, y)))
     return idata

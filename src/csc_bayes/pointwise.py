@@ -5,11 +5,15 @@ Both come from the one linear predictor (:mod:`csc_bayes.linear_predictor`) and 
 in PyMC after sampling (which took ~35% of a default fit's wall time)::
 
     log_likelihood[s, i] = log p(y_i | mu = exp(eta[s, i]), phi[s])
+                           or, for a row censored to [lo_i, hi_i] (terms/censoring.py),
+                           log P(lo_i <= y <= hi_i | mu, phi)
     y_rep[s, i] ~ NegativeBinomial(exp(eta[s, i]), phi[s])   (gamma-Poisson mixture)
                   or Poisson(exp(eta[s, i]))
 
 They are the ``log_likelihood`` and ``posterior_predictive`` groups of a fit (``y`` on ``obs``,
-the posterior contract); the log-likelihood equals PyMC's to rounding (tested).
+the posterior contract); the log-likelihood equals PyMC's to rounding (tested). A censored row's
+replicated outcome is a draw of the count itself (not restricted to its interval), as for
+any other row: the data a replication would produce before suppression.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ def pointwise_groups(fit: Fit, *, seed: Any = 0) -> tuple[xr.Dataset, xr.Dataset
     mu = np.exp(linear_predictor(post).eta)  # (draws, obs)
     phi = family.phi(post)
     phi = None if phi is None else phi[:, None]
-    loglik = family.log_pmf(post.observed[None, :], mu, phi)
+    lower, upper = post.bounds
+    loglik = family.log_density(post.observed, mu, phi, lower, upper)
     replicated = family.draw(mu, phi, np.random.default_rng(seed)).astype(np.int64)
     posterior = fit.idata["posterior"]
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]

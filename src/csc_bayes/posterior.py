@@ -118,8 +118,28 @@ class Posterior:
 
     @cached_property
     def observed(self) -> np.ndarray:
-        """The observed outcome of each fitted row."""
-        return np.asarray(self.fit.idata["observed_data"]["y"].values, dtype=float)
+        """The observed outcome of each fitted row (NaN for an interval-censored row)."""
+        y = np.asarray(self.fit.idata["observed_data"]["y"].values, dtype=float)
+        return np.where(self.censored, np.nan, y)
+
+    @cached_property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) per fitted row: the known range of an interval-censored count
+        (``terms/censoring.py``), both equal to the count for an observed row."""
+        if "y_lower" in self.fit.idata["constant_data"]:
+            return (
+                self.constant("y_lower").astype(float),
+                self.constant("y_upper").astype(float),
+            )
+        y = np.asarray(self.fit.idata["observed_data"]["y"].values, dtype=float)
+        return y, y
+
+    @cached_property
+    def censored(self) -> np.ndarray:
+        """Per fitted row: it entered the likelihood as an interval-censored count."""
+        if "y_lower" not in self.fit.idata["constant_data"]:
+            return np.zeros(self.fit.idata["observed_data"].sizes["obs"], dtype=bool)
+        return self.constant("y_lower") != self.constant("y_upper")
 
     def standardise(self, raw: np.ndarray) -> np.ndarray:
         """(x - covariate_mean) / covariate_sd, covariates as published -> the model's scale."""

@@ -270,7 +270,7 @@ def _rows(
                 z = post.standardise(np.array([raw]))[0]
                 pop = _latest(rows, post.spec.exposure, year)[0]
                 observed = np.nan
-            if population is not None and np.isnan(observed):  # a user's figure: unobserved
+            if population is not None and k is None:  # a user's figure: rows not fitted
                 pop = float(population)
             if code not in post.la_codes:
                 kind = KIND_NEW_GROUP

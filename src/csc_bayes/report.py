@@ -848,6 +848,7 @@ def render_report(
         "</p>"
     )
     by_reason = excluded.get("by_reason", {}) or {}
+    n_censored = int((meta.get("censored") or {}).get("n_rows", 0))
     data = (
         f"<p>Data window: reporting years {min(years)} to {max(years)} ({len(years)} years). "
         f"{meta.get('n_authorities', len(post.la_codes))} authorities, "
@@ -858,7 +859,15 @@ def render_report(
             if by_reason
             else ""
         )
-        + ".</p><p>Source: "
+        + "."
+        + (
+            f" {n_censored} of the fitted authority-years had a suppressed count known only to "
+            "lie in a published range; they entered the likelihood as interval-censored counts "
+            "(the probability of the range)."
+            if n_censored
+            else ""
+        )
+        + "</p><p>Source: "
         + (
             "<b>SYNTHETIC DATA</b> simulated by csc_bayes; it describes no real authority."
             if fit.synthetic

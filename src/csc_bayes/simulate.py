@@ -29,6 +29,7 @@ from csc_bayes.data.schema import (
     OUTCOMES,
     REGIONS,
     MissingReason,
+    bounds_columns,
     missing_column,
     validate_panel,
 )
@@ -202,16 +203,27 @@ def simulate_outcome(
     return rng.poisson(rng.gamma(shape=phi, scale=mu / phi)).astype(np.int64)
 
 
-def suppress_small_counts(panel: pd.DataFrame, *, below: int = SUPPRESS_BELOW) -> pd.DataFrame:
+def suppress_small_counts(
+    panel: pd.DataFrame, *, below: int = SUPPRESS_BELOW, known_range: bool = False
+) -> pd.DataFrame:
     """Set outcome counts of 1 to ``below - 1`` to <NA> with reason ``suppressed``, as DfE does.
 
-    Zero is published as zero (it discloses no child), so it is kept.
+    Zero is published as zero (it discloses no child), so it is kept. With ``known_range`` the
+    panel also carries what is known of each suppressed count, ``<outcome>_lower = 1`` and
+    ``<outcome>_upper = below - 1`` (:func:`csc_bayes.data.schema.bounds_columns`), so that a
+    model can enter it as an interval-censored count; DfE's own markers publish no such range
+    (``docs/data.md``).
     """
     out = panel.copy()
     for col in OUTCOMES:
         small = (out[col].gt(0) & out[col].lt(below)).fillna(False).astype(bool)
         out.loc[small, col] = pd.NA
         out.loc[small, missing_column(col)] = MissingReason.SUPPRESSED.value
+        if known_range:
+            lo_col, hi_col = bounds_columns(col)
+            out[lo_col] = pd.array(np.where(small, 1, 0), dtype="Int64")
+            out[hi_col] = pd.array(np.where(small, below - 1, 0), dtype="Int64")
+            out.loc[~small, [lo_col, hi_col]] = pd.NA
     return out
 
 
@@ -222,6 +234,8 @@ def simulate_panel(
     seed: int = 0,
     authorities: pd.DataFrame | None = None,
     forecast_year: bool = True,
+    suppress_below: int = SUPPRESS_BELOW,
+    known_range: bool = False,
 ) -> SimulatedPanel:
     """A schema-valid synthetic panel for ``first_year``..``last_year`` (+ a forecast row).
 
@@ -233,7 +247,9 @@ def simulate_panel(
     effects are drawn la_effect ~ N(0, sigma_la) (correlated across outcomes),
     region_effect ~ N(0, sigma_region), year_effect ~ N(0, sigma_year) for every year including
     the forecast year. The forecast year (last_year + 1) has population and covariates, its
-    outcomes missing as ``not_yet_published``. Same seed, same panel.
+    outcomes missing as ``not_yet_published``. Counts of 1 to ``suppress_below - 1`` are
+    suppressed (:func:`suppress_small_counts`, with their range when ``known_range``). Same
+    seed, same panel.
     """
     if last_year < first_year:
         raise ValueError(f"last_year {last_year} is before first_year {first_year}")
@@ -287,7 +303,7 @@ def simulate_panel(
     panel = _add_child_poverty(panel, seed)
     for col in OUTCOMES:
         panel.loc[~observed, missing_column(col)] = MissingReason.NOT_YET_PUBLISHED.value
-    panel = suppress_small_counts(panel)
+    panel = suppress_small_counts(panel, below=suppress_below, known_range=known_range)
     panel["synthetic"] = True
     panel = validate_panel(panel, source=f"simulated panel (seed {seed})")
     panel.attrs["synthetic"] = True

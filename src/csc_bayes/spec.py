@@ -30,6 +30,7 @@ from csc_bayes.data.within import add_within, parse_within_name
 from csc_bayes.errors import SpecError
 from csc_bayes.priors import DISTRIBUTIONS, POSITIVE_PARAMS, SUPPORTS, Prior, prior, support_of
 from csc_bayes.terms import OPTION_KEYS, DataScale, key_values, kind_of, terms_of
+from csc_bayes.terms.censoring import censorable
 from csc_bayes.terms.family import FAMILIES
 from csc_bayes.terms.la_year import LA_YEAR_TERMS  # noqa: F401  (public here since 0.1)
 from csc_bayes.terms.year import YEAR_EFFECT_LAWS  # noqa: F401  (public here since 0.1)
@@ -460,7 +461,9 @@ def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     """Split the panel rows in ``spec.years`` into (fitted, excluded).
 
     A row is excluded when its outcome, exposure or any covariate is missing (the reason is taken
-    from the ``<column>_missing`` companion) or its exposure is zero. ``excluded`` has the
+    from the ``<column>_missing`` companion) or its exposure is zero; an outcome suppressed with
+    a known range is kept when the spec censors such counts (``suppressed = "censored"``, the
+    default; :func:`csc_bayes.terms.censoring.censorable`). ``excluded`` has the
     identity columns plus ``reason`` (e.g. ``"cpp: suppressed; idaci: not_available"``).
     Both frames are sorted by la_code, year; ``fitted`` keeps every panel column.
     """
@@ -469,8 +472,11 @@ def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     rows = panel[(panel["year"] >= first) & (panel["year"] <= last)]
     rows = rows.sort_values(["la_code", "year"]).reset_index(drop=True)
     reasons = pd.Series([""] * len(rows), index=rows.index, dtype=object)
+    censored = censorable(spec, rows)
     for col in (spec.outcome, spec.exposure, *spec.covariates):
         missing = rows[col].isna().to_numpy()
+        if col == spec.outcome:
+            missing = missing & ~censored
         companion = missing_column(col)
         known = rows[companion] if companion in rows else pd.Series(None, index=rows.index)
         why = known.astype(object).where(missing, None)
@@ -491,9 +497,15 @@ def data_scale(spec: ModelSpec, fitted: pd.DataFrame) -> tuple[float, float]:
     """(pooled log rate, s): log(sum y / sum exposure) and the SD of log((y + 0.5) / exposure).
 
     s is floored at :data:`MIN_DATA_SCALE`. These set the default priors' location and scale.
+    Only rows with an observed count count (an interval-censored row has none).
     """
     if fitted.empty:
         raise SpecError(f"{spec.source}: no rows to fit for {spec.outcome} in years {spec.years}")
+    fitted = fitted[fitted[spec.outcome].notna()]
+    if fitted.empty:
+        raise SpecError(
+            f"{spec.source}: every fitted row of {spec.outcome} in years {spec.years} is censored"
+        )
     y = fitted[spec.outcome].to_numpy(dtype=float)
     exposure = fitted[spec.exposure].to_numpy(dtype=float)
     pooled = math.log(max(y.sum(), 0.5) / exposure.sum())

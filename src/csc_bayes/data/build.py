@@ -32,6 +32,7 @@ from csc_bayes.data.schema import (
     OUTCOMES,
     RAW_FILES_ATTR,
     MissingReason,
+    bounds_columns,
     extra_flagged,
     missing_column,
     validate_panel,
@@ -89,7 +90,8 @@ def _anchor_measures(sources: dict[str, list[Measure]]) -> dict[int, Measure]:
 
 
 def _fill(frame: pd.DataFrame, name: str, measures: list[Measure]) -> pd.DataFrame:
-    """Add ``name`` and ``<name>_missing`` to the unit frame from one measure's files.
+    """Add ``name`` and ``<name>_missing`` to the unit frame from one measure's files, and
+    ``<name>_lower`` / ``<name>_upper`` when a suppressed cell has a known range.
 
     A file row for an authority that is neither a panel unit that year nor excluded, yet holds
     a number, is an error: it would otherwise be dropped silently.
@@ -135,6 +137,9 @@ def _fill(frame: pd.DataFrame, name: str, measures: list[Measure]) -> pd.DataFra
     out = frame.copy()
     out[name] = pd.array(value, dtype="Int64")
     out[missing_column(name)] = pd.array(reason.to_numpy(), dtype="string")
+    if "lower" in matched and matched["lower"].notna().any():  # known ranges of suppressed cells
+        for col, side in zip(bounds_columns(name), ("lower", "upper"), strict=True):
+            out[col] = pd.array(matched[side].astype("Int64").to_numpy(), dtype="Int64")
     return out
 
 

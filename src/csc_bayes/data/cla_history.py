@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from csc_bayes.data.markers import parse_numbers
-from csc_bayes.data.outcomes import Measure, read_ees_column, whole_numbers
+from csc_bayes.data.markers import parse_numbers, suppressed_bounds
+from csc_bayes.data.outcomes import LAS_COLUMNS, Measure, read_ees_column, whole_numbers
 from csc_bayes.data.schema import MissingReason
 from csc_bayes.data.sfr import read_sfr_column
 from csc_bayes.data.sources import check_codes, check_unique, locate, read_csv
@@ -66,9 +66,12 @@ def read_cla_lait(
         row_offset=0,
         x_means=MissingReason.NOT_AVAILABLE,
     )
+    lower, upper = suppressed_bounds(sel["Values"].reset_index(drop=True), reasons, source="lait")
     sel = sel.reset_index(drop=True).assign(
         value=values,
         reason=reasons,
+        lower=lower,
+        upper=upper,
         year=year,
         la_code=sel["LA Number"].astype(int).astype(str).values,
     )
@@ -79,9 +82,7 @@ def read_cla_lait(
     )
     check_unique(las, file=str(path))
     las["value"] = whole_numbers(las["value"], file=str(path), column="Values", rows=las["row"])
-    las = las.assign(ons_code=pd.NA, la_name=pd.NA, region_name=pd.NA)[
-        ["la_code", "year", "value", "reason", "ons_code", "la_name", "region_name", "row"]
-    ]
+    las = las.assign(ons_code=pd.NA, la_name=pd.NA, region_name=pd.NA)[[*LAS_COLUMNS]]
     nat = sel.loc[number == LAIT_ENGLAND, ["year", "value"]]
     return Measure(
         name, str(path), indicator, las.reset_index(drop=True), nat.reset_index(drop=True)

@@ -3,6 +3,12 @@
 DfE, ONS and MHCLG files mark cells they cannot publish with short tokens. Each token maps to a
 :class:`MissingReason`; nothing is ever read as zero. Any other non-numeric text in a numeric
 column is an error naming the file, row, column and value.
+
+A suppressed count whose range is known (a marker that means "a count between lo and hi" in
+that kind of file, and nothing else) also gets that range (:data:`SUPPRESSED_RANGES`,
+:func:`suppressed_bounds`); the panel carries it as ``<column>_lower`` / ``<column>_upper`` and
+a model may enter the row as an interval-censored count (``docs/data.md``). No marker of the
+files this package reads has such a range (see :data:`SUPPRESSED_RANGES` for why).
 """
 
 from __future__ import annotations
@@ -33,6 +39,23 @@ MARKERS: dict[str, MissingReason] = {
     "nan": MissingReason.NOT_AVAILABLE,
 }
 
+#: source kind -> {marker token: (lo, hi)}: the documented range of a suppressed count, for
+#: markers that mean exactly "lo <= count <= hi". Empty for every kind the package reads:
+#:
+#: * ``"ees"`` (explore-education-statistics CSVs): ``c`` covers counts of 1 to 5, but DfE
+#:   also applies *secondary* suppression ("Secondary suppression has been applied where
+#:   necessary", children in need data guidance), so a ``c`` may hide any larger count;
+#: * ``"sfr"`` (pre-2018 SFR CSVs): ``x`` is described as 1-5 (raw ``PROVENANCE.md``), but it
+#:   is secondary suppression too: in SFR27 (2010) Kensington and Chelsea's ``StartTotal_2010``
+#:   and ``CeasedTotal_2010`` are ``x`` while parts of them published in the same rows are 8
+#:   and 24, 17 and 23 (``tests/test_suppressed_ranges.py`` checks this on the raw files);
+#: * ``"lait"``: ``-`` means missing, with no range.
+#:
+#: A kind of file whose marker has a documented range gets its entry here (the readers ask
+#: :func:`suppressed_bounds` already); a simulated panel carries its known range through
+#: :func:`csc_bayes.simulate.suppress_small_counts`.
+SUPPRESSED_RANGES: dict[str, dict[str, tuple[int, int]]] = {"ees": {}, "sfr": {}, "lait": {}}
+
 _BRACKETED = re.compile(r"^[\[\(](.*)[\]\)]$")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
 
@@ -52,6 +75,32 @@ def marker_reason(
     if t == "x":
         return x_means
     return MARKERS.get(t)
+
+
+def suppressed_bounds(
+    values: pd.Series, reasons: pd.Series, *, source: str
+) -> tuple[pd.Series, pd.Series]:
+    """(lower, upper) as Int64 for each published cell of ``values``: the known range of a
+    suppressed count (:data:`SUPPRESSED_RANGES` of ``source``), <NA> everywhere else.
+
+    ``reasons`` is what :func:`parse_numbers` returned for the same cells; only a cell whose
+    reason is ``suppressed`` and whose token has a range gets one.
+    """
+    if source not in SUPPRESSED_RANGES:
+        raise ValueError(f"unknown source kind {source!r}; expected {sorted(SUPPRESSED_RANGES)}")
+    ranges = SUPPRESSED_RANGES[source]
+    lower = pd.Series(pd.NA, index=values.index, dtype="Int64")
+    upper = pd.Series(pd.NA, index=values.index, dtype="Int64")
+    if not ranges:
+        return lower, upper
+    suppressed = reasons.eq(MissingReason.SUPPRESSED.value).fillna(False).to_numpy(dtype=bool)
+    for pos in np.flatnonzero(suppressed):
+        token = str(values.iloc[pos]).strip().lower()
+        m = _BRACKETED.match(token)
+        token = m.group(1).strip() if m else token
+        if token in ranges:
+            lower.iloc[pos], upper.iloc[pos] = ranges[token]
+    return lower, upper
 
 
 def parse_numbers(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from csc_bayes.data.markers import parse_numbers
+from csc_bayes.data.markers import parse_numbers, suppressed_bounds
 from csc_bayes.data.schema import MissingReason
 from csc_bayes.data.sources import (
     check_codes,
@@ -33,6 +33,12 @@ EES_OUTCOMES: dict[str, tuple[str, str]] = {
     "referrals": ("referrals", "referral_count"),
 }
 
+#: the columns of a :class:`Measure`'s ``las`` as the file readers make them
+LAS_COLUMNS = (
+    "la_code", "year", "value", "reason", "ons_code", "la_name", "region_name", "row", "lower",
+    "upper",
+)  # fmt: skip
+
 EES_IDENTITY = ("time_period", "geographic_level", "old_la_code", "new_la_code", "la_name")
 
 
@@ -41,7 +47,9 @@ class Measure:
     """One count series as published: authority rows and the national total per year.
 
     ``las`` has columns ``la_code, year, value, reason, ons_code, la_name, region_name, row``
-    (``value`` Float64, NA where ``reason`` says why); ``national`` has ``year, value``.
+    (``value`` Float64, NA where ``reason`` says why) and, from the readers of published files,
+    ``lower, upper`` (Int64: the known range of a suppressed count, else NA;
+    :func:`csc_bayes.data.markers.suppressed_bounds`); ``national`` has ``year, value``.
     """
 
     name: str
@@ -105,7 +113,8 @@ def read_ees_column(
     values, reasons = parse_numbers(
         raw[column], file=str(path), column=column, x_means=MissingReason.NOT_AVAILABLE
     )
-    raw = raw.assign(value=values, reason=reasons)
+    lower, upper = suppressed_bounds(raw[column], reasons, source="ees")
+    raw = raw.assign(value=values, reason=reasons, lower=lower, upper=upper)
     raw["year"] = _years(raw, path)
 
     las = raw.loc[level == "Local authority"].copy()
@@ -123,9 +132,7 @@ def read_ees_column(
     las = las.rename(columns={"new_la_code": "ons_code"})
     if "region_name" not in las.columns:
         las["region_name"] = pd.NA
-    las = las[
-        ["la_code", "year", "value", "reason", "ons_code", "la_name", "region_name", "row"]
-    ].reset_index(drop=True)
+    las = las[[*LAS_COLUMNS]].reset_index(drop=True)
 
     nat = raw.loc[level == "National", ["year", "value", "row"]]
     check_unique(nat, file=str(path), keys=("year",))

@@ -57,6 +57,58 @@ def missing_column(name: str) -> str:
     return f"{name}_missing"
 
 
+def bounds_columns(name: str) -> tuple[str, str]:
+    """``(<name>_lower, <name>_upper)``: the known range of a suppressed count of ``name``.
+
+    Optional columns: a panel has them for a count only when some suppressed cell of it has a
+    documented range (``docs/data.md``, "Suppressed counts with a known range"). Where set,
+    ``lower <= name <= upper`` is all that is known of the count, which is <NA> with reason
+    ``suppressed``; everywhere else both are <NA>.
+    """
+    return f"{name}_lower", f"{name}_upper"
+
+
+def _check_bounds(panel: pd.DataFrame, source: str) -> None:
+    """Validate the optional ``<count>_lower`` / ``<count>_upper`` columns in place (Int64)."""
+    names = [c for c in panel.columns if missing_column(c) in panel.columns]
+    for name in names:
+        lo_col, hi_col = bounds_columns(name)
+        present = [c for c in (lo_col, hi_col) if c in panel.columns]
+        if not present:
+            continue
+        if len(present) == 1:
+            raise PanelValidationError(
+                f"{source}: column {present[0]!r} needs its partner "
+                f"{({lo_col, hi_col} - set(present)).pop()!r}"
+            )
+        for col in (lo_col, hi_col):
+            try:
+                panel[col] = panel[col].astype("Int64")
+            except (TypeError, ValueError) as exc:
+                raise PanelValidationError(
+                    f"{source}: column {col!r} is not whole numbers: {exc}"
+                ) from exc
+        lo, hi = panel[lo_col], panel[hi_col]
+        where = f"({lo_col}, {hi_col})"
+        checks = [
+            (lo.isna() != hi.isna(), f"{where} has one bound without the other"),
+            (
+                lo.notna()
+                & ~panel[missing_column(name)].eq(MissingReason.SUPPRESSED.value).fillna(False),
+                f"{where} is set where {name} is not suppressed",
+            ),
+            ((lo < 0).fillna(False), f"{lo_col} is negative"),
+            ((lo > hi).fillna(False), f"{lo_col} is above {hi_col}"),
+        ]
+        for bad, what in checks:
+            bad = bad.fillna(False).astype(bool)
+            if bad.any():
+                row = panel.loc[bad].iloc[0]
+                raise PanelValidationError(
+                    f"{source}: {what} for {row['la_code']} {row['la_name']} {row['year']}"
+                )
+
+
 def extra_flagged(panel: pd.DataFrame) -> list[str]:
     """Columns beyond the schema that carry a ``<name>_missing`` companion, in panel order.
 
@@ -83,7 +135,9 @@ def validate_panel(panel: pd.DataFrame, *, source: str = "panel") -> pd.DataFram
 
     Raises :class:`PanelValidationError` naming the column, authority or row at fault for:
     a missing column; a duplicated (la_code, year); a region outside :data:`REGIONS`; a negative
-    count or population; a missing value without a reason, or a reason beside a present value.
+    count or population; a missing value without a reason, or a reason beside a present value;
+    a suppressed count's range (:func:`bounds_columns`) that is one-sided, inverted, negative or
+    set where the count is not suppressed.
 
     Columns beyond the schema are kept, after the schema's. Those with a ``<name>_missing``
     companion (a user's ``--extra`` columns, lags; see :func:`extra_flagged`) must be numeric
@@ -162,6 +216,7 @@ def validate_panel(panel: pd.DataFrame, *, source: str = "panel") -> pd.DataFram
                 f"{row['la_code']} {row['la_name']} {row['year']}; "
                 f"expected one of {sorted(reasons)}"
             )
+    _check_bounds(out, source)
     extra = [c for c in out.columns if c not in required_columns()]
     return out[required_columns() + extra].sort_values(["la_code", "year"]).reset_index(drop=True)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from csc_bayes.data.markers import parse_numbers
-from csc_bayes.data.outcomes import Measure, whole_numbers
+from csc_bayes.data.markers import parse_numbers, suppressed_bounds
+from csc_bayes.data.outcomes import LAS_COLUMNS, Measure, whole_numbers
 from csc_bayes.data.schema import MissingReason
 from csc_bayes.data.sources import check_codes, check_unique, read_csv
 from csc_bayes.errors import DataFileError
@@ -42,7 +42,8 @@ def read_sfr_column(path: Path, column: str, *, year: int, name: str) -> Measure
     values, reasons = parse_numbers(
         raw[column], file=str(path), column=column, x_means=MissingReason.SUPPRESSED
     )
-    raw = raw.assign(value=values, reason=reasons, year=year)
+    lower, upper = suppressed_bounds(raw[column], reasons, source="sfr")
+    raw = raw.assign(value=values, reason=reasons, year=year, lower=lower, upper=upper)
 
     las = raw.loc[level == "la"].copy()
     las["la_code"] = las["geog_c"].str.strip()
@@ -57,7 +58,7 @@ def read_sfr_column(path: Path, column: str, *, year: int, name: str) -> Measure
         code_column="geog_c",
         ons_column="New_geog_code" if "New_geog_code" in raw.columns else None,
     )
-    las = las[["la_code", "year", "value", "reason", "ons_code", "la_name", "region_name", "row"]]
+    las = las[[*LAS_COLUMNS]]
 
     nat = raw.loc[level == "national", ["year", "value"]]
     if len(nat) != 1:

@@ -23,14 +23,18 @@ REPLICATE_COLOUR = "#88CCEE"
 
 
 def ppc_rates(fit: Any, *, n_replicates: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Observed rates (n,) and ``n_replicates`` replicated rate vectors (n_replicates, n)."""
+    """Observed rates (n,) and ``n_replicates`` replicated rate vectors (n_replicates, n), over
+    the fitted rows with an observed count (an interval-censored row has none: it is left out
+    of both, so observed and replicated rates cover the same rows)."""
     exposure = np.exp(np.asarray(fit.idata["constant_data"]["log_exposure"].values, dtype=float))
     observed = np.asarray(fit.idata["observed_data"]["y"].values, dtype=float) / exposure * PER
     rep = fit.idata["posterior_predictive"]["y"].stack(sample=("chain", "draw"))
     rep = np.asarray(rep.transpose("sample", ...).values, dtype=float)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(rep), size=min(n_replicates, len(rep)), replace=False)
-    return observed, rep[np.sort(pick)] / exposure[None, :] * PER
+    seen = np.isfinite(observed)
+    replicated = rep[np.sort(pick)] / exposure[None, :] * PER
+    return observed[seen], replicated[:, seen]
 
 
 def ppc(

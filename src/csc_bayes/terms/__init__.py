@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels, Rows, Term
+from csc_bayes.terms.censoring import SuppressedCounts
 from csc_bayes.terms.covariates import Covariates
 from csc_bayes.terms.family import Family
 from csc_bayes.terms.intercept import Intercept
@@ -52,6 +53,7 @@ BUILD_ORDER = (
     "la_year",
     "year",
     "la_slope",
+    "censoring",
     "family",
 )
 
@@ -67,10 +69,13 @@ TERM_KINDS: tuple[type[Term], ...] = (
     LaTrend,
     LaYearAR1,
     LaYearAR1StudentT,
+    SuppressedCounts,
     Family,
 )
 #: the spec keys the terms own, in the order a spec file writes them
-OPTION_KEYS: tuple[str, ...] = ("random_slope", "la_trend", "la_year", "year_effect")
+OPTION_KEYS: tuple[str, ...] = (
+    "random_slope", "la_trend", "la_year", "year_effect", "suppressed",
+)  # fmt: skip
 if set(OPTION_KEYS) != {kind.key for kind in TERM_KINDS if kind.key}:  # pragma: no cover
     raise ImportError("terms: OPTION_KEYS must list every key a kind of term owns")
 
