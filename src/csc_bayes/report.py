@@ -861,9 +861,9 @@ def render_report(
         )
         + "."
         + (
-            f" {n_censored} of the fitted authority-years had a suppressed count known only to "
-            "lie in a published range; they entered the likelihood as interval-censored counts "
-            "(the probability of the range)."
+            f" {n_censored} of the fitted authority-years had a suppressed count with a known "
+            "range; they entered the likelihood as interval-censored counts (the probability of "
+            "the range)."
             if n_censored
             else ""
         )
