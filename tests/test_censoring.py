@@ -225,3 +225,17 @@ def test_censoring_recovers_small_authorities_where_dropping_is_biased():
     # effects come out higher than under censoring (paired, so the truth's noise cancels)
     assert shift > 0.04
     assert drop["small_bias"] > cens["small_bias"] + 0.04
+
+
+def test_a_range_too_wide_to_sum_is_an_error_naming_the_authority():
+    from csc_bayes.terms.censoring import MAX_WIDTH, row_bounds
+
+    panel = small_censored_panel()
+    spec = dataclasses.replace(find_spec("cpp_need"), years=(2019, 2022))
+    first = panel.index[panel["cpp_lower"].notna()][0]
+    panel.loc[first, "cpp_upper"] = MAX_WIDTH + 1
+    code, year = panel.loc[first, "la_code"], panel.loc[first, "year"]
+    with pytest.raises(SpecError, match=f"authority {code} {year} is 1-{MAX_WIDTH + 1}"):
+        row_bounds(spec, panel)
+    lower, upper = row_bounds(spec.with_options(suppressed="drop"), panel)
+    assert np.isnan(lower[first]) and np.isnan(upper[first])

@@ -25,7 +25,7 @@ from csc_bayes.errors import DataFileError
 #: token (lower-cased, stripped, brackets removed) -> reason
 MARKERS: dict[str, MissingReason] = {
     "c": MissingReason.SUPPRESSED,  # EES: confidential
-    "x": MissingReason.SUPPRESSED,  # pre-2018 SFR: 1-5 children; EES "not available" (see below)
+    "x": MissingReason.SUPPRESSED,  # pre-2018 SFR (not only 1-5); EES "not available" (below)
     "supp": MissingReason.SUPPRESSED,
     "u": MissingReason.LOW_RELIABILITY,
     "low": MissingReason.LOW_RELIABILITY,

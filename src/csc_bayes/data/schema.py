@@ -17,7 +17,7 @@ from csc_bayes.errors import PanelValidationError
 class MissingReason(StrEnum):
     """Why a panel cell is missing. Stored as the string value in ``<column>_missing``."""
 
-    SUPPRESSED = "suppressed"  # c, x (pre-2018 SFR: 1-5 children), bracketed forms
+    SUPPRESSED = "suppressed"  # c, x (pre-2018 SFR), bracketed forms; range: bounds_columns
     NOT_AVAILABLE = "not_available"  # x (EES), :, .., -, and authorities absent from a file
     NOT_APPLICABLE = "not_applicable"  # z
     LOW_RELIABILITY = "low_reliability"  # u, low

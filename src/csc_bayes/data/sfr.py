@@ -2,9 +2,11 @@
 
 Rows are ``geog_l`` (National / GOR or REGION / LA), ``geog_c`` (the DfE LA number) and
 ``geog_n`` (the name; 2010 names carry footnote digits, e.g. "Bedford Borough3"). From 2011 a
-``New_geog_code`` column gives the ONS code. In these files ``x`` means suppressed (1-5
-children) and ``..`` not available. The 2017 file has one LA row (Isles of Scilly) with a blank
-``geog_l``: a blank level with a 3-digit ``geog_c`` is read as an authority row.
+``New_geog_code`` column gives the ONS code. In these files ``x`` means suppressed (described
+as 1-5 children, but it includes secondary suppression, so it has no known range:
+:data:`csc_bayes.data.markers.SUPPRESSED_RANGES`) and ``..`` not available. The 2017 file has
+one LA row (Isles of Scilly) with a blank ``geog_l``: a blank level with a 3-digit ``geog_c``
+is read as an authority row.
 """
 
 from __future__ import annotations

@@ -180,6 +180,21 @@ def count_log_pmf(y: np.ndarray, mu: np.ndarray, phi: np.ndarray | None) -> np.n
     )
 
 
+def _interval_terms(
+    lower: np.ndarray, upper: np.ndarray, mu: np.ndarray, phi: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(k, log p(k | mu, phi)) for k = lower..upper of each row (last axis), -inf past upper."""
+    lower = np.asarray(lower, dtype=float)
+    upper = np.asarray(upper, dtype=float)
+    width = int((upper - lower).max()) + 1 if lower.size else 1
+    ks = lower[:, None] + np.arange(width)[None, :]  # (rows, width)
+    inside = ks <= upper[:, None]
+    mu_ = np.asarray(mu, dtype=float)[..., None]
+    phi_ = None if phi is None else np.asarray(phi, dtype=float)[..., None]
+    terms = count_log_pmf(np.where(inside, ks, 0.0), mu_, phi_)
+    return ks, np.where(inside, terms, -np.inf)
+
+
 def count_log_interval(
     lower: np.ndarray, upper: np.ndarray, mu: np.ndarray, phi: np.ndarray | None
 ) -> np.ndarray:
@@ -189,15 +204,7 @@ def count_log_interval(
     ``lower`` and ``upper`` (whole numbers, lower <= upper) index the last axis of ``mu``;
     ``phi`` broadcasts against ``mu``. Equal to log(F(upper) - F(lower - 1)) for the CDF F.
     """
-    lower = np.asarray(lower, dtype=float)
-    upper = np.asarray(upper, dtype=float)
-    width = int((upper - lower).max()) + 1 if lower.size else 1
-    ks = lower[:, None] + np.arange(width)[None, :]  # (rows, width)
-    inside = ks <= upper[:, None]
-    mu_ = np.asarray(mu, dtype=float)[..., None]
-    phi_ = None if phi is None else np.asarray(phi, dtype=float)[..., None]
-    terms = count_log_pmf(np.where(inside, ks, 0.0), mu_, phi_)
-    terms = np.where(inside, terms, -np.inf)
+    _, terms = _interval_terms(lower, upper, mu, phi)
     return special.logsumexp(terms, axis=-1)
 
 
@@ -207,13 +214,6 @@ def count_interval_mean(
     """E[y | lower <= y <= upper, mu, phi]: the mean of the count's law restricted to its
     interval, sum_k k p(k) / sum_k p(k) over k = lower..upper (shapes as
     :func:`count_log_interval`)."""
-    lower = np.asarray(lower, dtype=float)
-    upper = np.asarray(upper, dtype=float)
-    width = int((upper - lower).max()) + 1 if lower.size else 1
-    ks = lower[:, None] + np.arange(width)[None, :]
-    inside = ks <= upper[:, None]
-    mu_ = np.asarray(mu, dtype=float)[..., None]
-    phi_ = None if phi is None else np.asarray(phi, dtype=float)[..., None]
-    terms = np.where(inside, count_log_pmf(np.where(inside, ks, 0.0), mu_, phi_), -np.inf)
+    ks, terms = _interval_terms(lower, upper, mu, phi)
     weights = np.exp(terms - special.logsumexp(terms, axis=-1, keepdims=True))
     return (weights * ks).sum(axis=-1)
