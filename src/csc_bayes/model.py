@@ -7,6 +7,8 @@ The model (formulas and reasons in ``docs/model.md``)::
              (+ la_trend[la] year_c[i],  year_c = (year - year_centre) / 10, per decade)
              (+ la_year[la, year],  a stationary AR(1) over the years within each LA)
     y[i] ~ NegativeBinomial(mu = exp(eta[i]), alpha = phi)   or   Poisson(exp(eta[i]))
+    or, for an ordered category (no exposure: log_exposure = 0; intercept = 0),
+    P(y[i] <= k) = logistic(cutpoints[k] - eta[i])        (cumulative logit)
 
 Two parameterisations of it:
 
@@ -179,7 +181,11 @@ def build_model(
         ctx.tensors["la_idx"] = pm.Data("la_idx", la_idx, dims="obs")
         ctx.tensors["region_idx"] = pm.Data("region_idx", region_idx, dims="obs")
         ctx.tensors["year_idx"] = pm.Data("year_idx", year_idx, dims="obs")
-        eta = pm.Data("log_exposure", np.log(data[spec.exposure].to_numpy(dtype=float)), dims="obs")
+        if spec.has_exposure:
+            log_exposure = np.log(data[spec.exposure].to_numpy(dtype=float))
+        else:  # an ordinal family: no offset
+            log_exposure = np.zeros(len(data))
+        eta = pm.Data("log_exposure", log_exposure, dims="obs")
         for name in BUILD_ORDER:
             if name == "family":
                 for part in ETA_ORDER[parameterisation]:
