@@ -170,7 +170,10 @@ def build_model(
         la_region_idx=la_region_idx,
         X=X,
         data=data,
-        la_level_noncentred=any(getattr(t, "centres_la_level", False) for t in terms.values()),
+        # an ordinal outcome (a grade every few years) informs each authority's level weakly:
+        # its level is non-centred (la_mean + sigma_la * la_z), as under an AR(1) term
+        la_level_noncentred=spec.ordinal
+        or any(getattr(t, "centres_la_level", False) for t in terms.values()),
     )
 
     with pm.Model(coords=coords) as model:

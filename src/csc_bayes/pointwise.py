@@ -10,7 +10,8 @@ in PyMC after sampling (which took ~35% of a default fit's wall time)::
 
 and for an ordered category (cumulative logit, codes 1..K, cutpoints c[s])::
 
-    log_likelihood[s, i] = log(logistic(c[s, y_i] - eta[s, i]) - logistic(c[s, y_i - 1] - eta[s, i]))
+    log_likelihood[s, i] = log(logistic(c[s, y_i] - eta[s, i])
+                               - logistic(c[s, y_i - 1] - eta[s, i]))
     y_rep[s, i] = 1 + #{k : u[s, i] > logistic(c[s, k] - eta[s, i])},  u ~ Uniform(0, 1)
 
 (with c[s, 0] = -inf and c[s, K] = +inf).

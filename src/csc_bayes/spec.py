@@ -350,10 +350,12 @@ class ModelSpec:
         sampler: dict[str, Any] | None = None,
         description: str = "",
         source: str = "<formula>",
+        rows: str = "all",
     ) -> ModelSpec:
         """A spec from a formula (grammar: :mod:`csc_bayes.formula`) and the keys it does not
         hold; ``name`` defaults to ``<outcome>_formula``, ``priors`` and ``sampler`` are
-        ``[priors]`` / ``[sampler]`` tables. Errors name ``source``."""
+        ``[priors]`` / ``[sampler]`` tables, ``rows`` the row selection (``"all"`` or, for an
+        ordinal family, ``"first_year_in_force"``). Errors name ``source``."""
         from csc_bayes.formula import spec_dict_from_formula
 
         d = spec_dict_from_formula(
@@ -366,6 +368,8 @@ class ModelSpec:
             description=description,
             source=source,
         )
+        if rows != "all":
+            d["rows"] = rows
         return cls.from_dict(d, source=source)
 
 
@@ -576,7 +580,7 @@ def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     ident = [c for c in ("la_code", "ons_code", "la_name", "region", "year") if c in rows]
     excluded = rows.loc[bad, ident].assign(reason=reasons[bad].astype("string"))
     fitted = rows.loc[~bad].reset_index(drop=True)
-    for name, (a, b) in products.items():
+    for a, b in products.values():
         fitted = add_interaction(fitted, a, b)  # standardised over the fitted rows
     return fitted, excluded.reset_index(drop=True)
 

@@ -8,7 +8,8 @@
   :mod:`~csc_bayes.data.assessment`;
 * ``sw_turnover_rate``, ``sw_agency_rate``, ``sw_vacancy_rate``, ``sw_caseload`` (2018-2025):
   :mod:`~csc_bayes.data.workforce`;
-* ``ilacs_overall``, ``ilacs_overall_label`` and ``ilacs_overall_published`` (2018-2025): :mod:`~csc_bayes.data.inspections`;
+* ``ilacs_overall``, ``ilacs_overall_label`` and ``ilacs_overall_published`` (2018-2025):
+  :mod:`~csc_bayes.data.inspections`;
 * ``spend_per_cin`` (the years of ``spend_per_child``): :func:`spend_per_cin`.
 
 The flows ``icpc``, ``cla_started`` and ``cla_ceased`` (:mod:`~csc_bayes.data.flows`) are
