@@ -72,8 +72,8 @@ except for an ordinal family (``exposure = "none"``), which has none.
 Not supported (each a :class:`~csc_bayes.errors.SpecError` naming the source, the term and what
 is expected): correlated slopes ``(1 + x | la)`` (only ``||``: the model's LA intercept, slope
 and trend are independent), slopes or trends by ``region`` or ``year``, more than one slope,
-``a*b`` (write ``a + b + a:b``), transformations, ``-``, removing the intercept. Covariate names are not checked
-against the panel here; :meth:`ModelSpec.from_dict` checks them.
+``a*b`` (write ``a + b + a:b``), transformations, ``-``, removing the intercept. Covariate
+names are not checked against the panel here; :meth:`ModelSpec.from_dict` checks them.
 """
 
 from __future__ import annotations

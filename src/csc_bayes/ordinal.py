@@ -233,10 +233,10 @@ def grade_probabilities(
     if over_authorities:
         eta = lp.eta
     else:  # an authority with its own and its region's effects at zero
-        keep = {term.label for term in lp.terms if not (term.own or term.between_la)}
+        drop = {term.label for term in lp.terms if term.own or term.between_la}
         eta = lp.log_exposure[None, :] + lp.intercept[:, None]
         for label, values in lp.components.items():
-            if label in keep:
+            if label not in drop:
                 eta = eta + values
     p = ordinal_probabilities(eta, cut)  # (draws, scenarios * m, K)
     p = p.reshape(p.shape[0], len(scenarios), m, k).mean(axis=2)  # (draws, scenarios, K)

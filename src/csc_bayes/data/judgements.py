@@ -73,6 +73,9 @@ def first_year_in_force(panel: pd.DataFrame, column: str) -> tuple[pd.Series, pd
     return keep.reindex(panel.index), reason.reindex(panel.index)
 
 
+#: the most levels an ordered category column the data layer does not know may have
+MAX_CATEGORIES = 10
+
 #: ordered category columns the data layer knows: column -> labels of codes 1..K
 ORDERED_COLUMNS: dict[str, tuple[str, ...]] = {
     "ilacs_overall": tuple(ILACS_LABELS[k] for k in sorted(ILACS_LABELS)),
@@ -84,10 +87,13 @@ def outcome_categories(column: str, codes: np.ndarray | pd.Series) -> tuple[str,
 
     K and the labels come from :data:`ORDERED_COLUMNS` when it lists the column (so a level
     no fitted row has, such as a grade nobody got, still has its cutpoint); otherwise K is the
-    largest code in ``codes`` and the labels are ``"1"``..``"K"``.
+    largest code in ``codes`` and the labels are ``"1"``..``"K"``; no labels (not an ordered
+    category) when that is above :data:`MAX_CATEGORIES`.
     """
     if column in ORDERED_COLUMNS:
         return ORDERED_COLUMNS[column]
     values = pd.Series(codes, dtype="Float64").dropna()
     k = int(values.max()) if len(values) else 0
+    if k > MAX_CATEGORIES:  # not a code of an ordered category: no levels
+        return ()
     return tuple(str(j) for j in range(1, k + 1))
