@@ -43,8 +43,8 @@ def first_year_in_force(panel: pd.DataFrame, column: str) -> tuple[pd.Series, pd
 
     ``keep`` is True in the first year of each spell (see the module docstring) and where the
     value is missing (those rows are left to the usual missing-value exclusion); ``reason``
-    (string, NA where kept) says which year a repeated judgement was counted in, e.g.
-    ``"ilacs_overall 3 published 2019-02-01, counted in 2019"``.
+    (string, NA where kept) is the same for every repeat, so that a fit's excluded rows group
+    by it: ``"ilacs_overall: the judgement counted in an earlier year, still in force"``.
     """
     order = panel.sort_values(["la_code", "year"]).index
     dated = published_column(column) in panel.columns
@@ -58,17 +58,14 @@ def first_year_in_force(panel: pd.DataFrame, column: str) -> tuple[pd.Series, pd
     same_la[1:] = (la[1:] == la[:-1]) & (year[1:] - year[:-1] == 1)
     previous = key.shift(1)
     continues = same_la & value.notna().to_numpy() & previous.eq(key).fillna(False).to_numpy()
-    start = pd.Series(np.where(continues, np.nan, year), index=order).ffill()
+    why = (
+        f"{column}: the judgement counted in an earlier year, still in force"
+        if dated
+        else f"{column}: the grade of the year before (no {key_column} column: the same grade "
+        "taken as the same inspection)"
+    )
     reason = pd.Series(pd.NA, index=order, dtype="string")
-    for i in np.flatnonzero(continues):
-        first = int(start.iloc[i])
-        what = (
-            f"{column} {int(value.iloc[i])} published {key.iloc[i]}"
-            if dated
-            else f"{column} {int(value.iloc[i])} as the year before (no {key_column} column: "
-            "same grade taken as the same inspection)"
-        )
-        reason.iloc[i] = f"{what}, counted in {first}"
+    reason[continues] = why
     keep = pd.Series(~continues, index=order)
     return keep.reindex(panel.index), reason.reindex(panel.index)
 
