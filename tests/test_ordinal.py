@@ -390,3 +390,23 @@ def test_recovers_known_coefficients_and_cutpoints(tmp_path):
             assert (widths < 0.8).all(), widths  # reasonably tight: +-0.4 on the logit scale
     assert inside[0.99].all(), inside
     assert inside[0.9].sum() >= 4, inside
+
+
+def test_grades_command_prints_and_writes_the_tables(ordinal_fit, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    import csc_bayes.cli.answers as answers
+    from csc_bayes.cli import app
+
+    monkeypatch.setattr(answers, "_load", lambda path: ordinal_fit)
+    out, effects = tmp_path / "grades.csv", tmp_path / "effects.csv"
+    result = CliRunner().invoke(
+        app, ["grades", "FIT", "--out", str(out), "--effects-out", str(effects)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "log cumulative odds ratios" in result.output
+    table = pd.read_csv(out)
+    assert len(table) == 6 * 5 and {"median", "lower", "upper"} <= set(table.columns)
+    assert pd.read_csv(effects)["covariate"].iloc[0] == "idaci"
+    refused = CliRunner().invoke(app, ["predict", "FIT", "--authority", "all"])
+    assert refused.exit_code != 0 and "csc-bayes grades" in refused.output

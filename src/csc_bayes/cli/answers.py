@@ -114,10 +114,13 @@ def explain(
     is loaded from beside FIT if saved, else fitted and saved there.
     """
     from csc_bayes.fitting import find_null_fit
+    from csc_bayes.ordinal import require_count_fit
     from csc_bayes.variance import explain_variance
 
     check_table_output(fmt, out)
     fit = _load(fit_path)
+    with refusing():  # before fitting a null model it could not use
+        require_count_fit(fit, "explain")
     if null is not None:
         null_fit = _load(null)
     elif no_null:
