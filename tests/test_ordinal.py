@@ -410,3 +410,16 @@ def test_grades_command_prints_and_writes_the_tables(ordinal_fit, monkeypatch, t
     assert pd.read_csv(effects)["covariate"].iloc[0] == "idaci"
     refused = CliRunner().invoke(app, ["predict", "FIT", "--authority", "all"])
     assert refused.exit_code != 0 and "csc-bayes grades" in refused.output
+
+
+def test_the_synthetic_panel_has_ilacs_judgements_and_spending_per_child_in_need(panel):
+    coded = panel.dropna(subset=["ilacs_overall"])
+    assert coded["ilacs_overall"].between(1, 4).all() and coded["year"].min() >= 2018
+    assert coded["ilacs_overall_published"].notna().all()
+    assert panel.loc[panel["ilacs_overall"].isna(), "ilacs_overall_missing"].notna().all()
+    assert set(panel.loc[panel["year"] < 2018, "ilacs_overall_missing"]) == {"no_source"}
+    rows = panel.dropna(subset=["spend_per_cin"])
+    expected = rows["spend_per_child"] * rows["population"] / rows["cin"]
+    np.testing.assert_allclose(
+        rows["spend_per_cin"].astype(float), expected.astype(float), atol=0.5
+    )
