@@ -16,7 +16,7 @@ LAYERS = [
     {"spec", "formula"},
     {"model", "sampling", "diagnostics", "fits", "posterior", "linear_predictor", "pointwise"},
     {"fitting"},
-    {"variance", "excess", "predict"},
+    {"variance", "excess", "predict", "ordinal"},
     {"plots", "report", "batch", "sbc", "compare", "backtest"},
     {"cli"},
     {"__init__"},

@@ -31,6 +31,7 @@ def from_formula_like(spec: ModelSpec) -> ModelSpec:
         priors={k: p.as_dict() for k, p in spec.priors.items()},
         sampler=spec.sampler.as_dict(),
         description=spec.description,
+        rows=spec.rows,
     )
 
 
@@ -38,7 +39,10 @@ def model_keys(spec: ModelSpec) -> dict:
     """What :func:`parse_formula` should return for the printed formula of ``spec``."""
     d = spec.to_dict()
     keep = ("outcome", "exposure", "random_effects", "random_slope", "covariates")
-    return {k: d[k] for k in keep if k in d} | spec.optional_terms()
+    out = {k: d[k] for k in keep if k in d} | spec.optional_terms()
+    if not spec.has_exposure:  # no offset: parse_formula gives the count default, which
+        out["exposure"] = "population"  # from_formula replaces for an ordinal family
+    return out
 
 
 # ====================================================================== round trips

@@ -9,6 +9,8 @@ The public API, in data-flow order (files -> panel -> model -> fit -> answers ->
     csc_bayes.explain_variance(fit)                            # variation explained, by source
     csc_bayes.excess(fit, year=2024)                           # excess over expected need
     csc_bayes.predict(fit, authority="Leeds", year=2025)       # a named authority, next year
+    fit = csc_bayes.fit("ilacs_spending", data=panel)          # an ordinal model (Ofsted grades)
+    csc_bayes.ordinal_effects(fit), csc_bayes.grade_probabilities(fit)   # its answers
 
 Names are imported lazily so that ``import csc_bayes`` (and ``csc-bayes --help``) stays fast.
 Importing it has no side effects on the environment or on JAX (see :mod:`csc_bayes.sampling`).
@@ -40,6 +42,8 @@ _EXPORTS = {
     "load_fit": "csc_bayes.fits",
     "check_convergence": "csc_bayes.diagnostics",
     "explain_variance": "csc_bayes.variance",
+    "ordinal_effects": "csc_bayes.ordinal",
+    "grade_probabilities": "csc_bayes.ordinal",
     "resolve_authority": "csc_bayes.authorities",
     "run_plan": "csc_bayes.batch",
     "run_sbc": "csc_bayes.sbc",

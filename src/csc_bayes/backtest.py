@@ -622,6 +622,11 @@ def backtest(
     from csc_bayes.fitting import as_spec, resolve_panel
 
     model = as_spec(spec)
+    if model.ordinal:
+        raise AnswerError(
+            f"backtest scores forecasts of counts; {model.name!r} is an ordinal model of "
+            f"{model.outcome!r} (family {model.family!r})"
+        )
     overrides = {k: v for k, v in dict(draws=draws, tune=tune, chains=chains).items() if v}
     if overrides:
         model = model.with_sampler(**overrides)

@@ -42,6 +42,7 @@ from csc_bayes.batch import Task, run_tasks
 from csc_bayes.errors import AnswerError, TaskFailedError
 from csc_bayes.fits import Fit, load_fit
 from csc_bayes.linear_predictor import linear_predictor
+from csc_bayes.ordinal import require_count_fit
 from csc_bayes.posterior import reader
 from csc_bayes.spec import with_derived_columns
 from csc_bayes.terms import Rows
@@ -198,8 +199,11 @@ def heldout_lpd(
     authority (its own intercept, slope, trend and AR(1) path drawn from their laws by the one
     linear predictor); region and year effects the fit has not seen are drawn once and shared.
     """
+    require_count_fit(fit, "grouped K-fold CV (use LOO for an ordinal model)")
     post = reader(fit)
-    rows = with_derived_columns(rows.reset_index(drop=True), post.covariates, post.spec.years)
+    rows = with_derived_columns(
+        rows.reset_index(drop=True), post.covariates, post.spec.years, scales=post.scales
+    )
     codes = rows["la_code"].astype(str).to_numpy()
     n = len(rows)
     replicas = np.repeat(np.arange(m), n)

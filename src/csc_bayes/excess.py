@@ -25,6 +25,7 @@ import pandas as pd
 from csc_bayes.errors import AnswerError
 from csc_bayes.fits import write_text_atomic
 from csc_bayes.linear_predictor import linear_predictor
+from csc_bayes.ordinal import require_count_fit
 from csc_bayes.posterior import reader
 from csc_bayes.terms.family import count_interval_mean
 from csc_bayes.variance import DEFAULT_CI_PROB, check_ci_prob, interval
@@ -75,6 +76,7 @@ def excess_draws(
     fit: Fit, *, year: int | Literal["all"] | None = None, region_as_need: bool = False
 ) -> ExcessDraws:
     """The draws behind :func:`excess` for ``year`` (None: last fitted year; "all")."""
+    require_count_fit(fit, "excess")
     post = reader(fit)
     fitted_years = post.years
     year_of_obs = post.fitted_rows.year
@@ -170,6 +172,7 @@ def excess(
     posterior mean of the count given its range); ``observed`` is NaN for a censored row.
     Sorted by year, then excess_ratio_median highest first; ``df.attrs`` records the settings.
     """
+    require_count_fit(fit, "excess")
     check_ci_prob(ci_prob)
     d = excess_draws(fit, year=year, region_as_need=region_as_need)
     out = _excess_table(d, ci_prob)

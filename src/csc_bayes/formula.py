@@ -20,7 +20,8 @@ Grammar (whitespace is ignored; terms are joined by ``+``; ``name`` is an ASCII 
                 | "(1 + " la_terms " || la)"           LA slope and/or trend, independent
                 | "rw1(year)"                          random-walk year effects
                 | "ar1(year | la)"                     AR(1) LA-year deviations
-    covariate  := name | "lag(" name "," k ")"         k a positive integer
+    covariate  := single | single ":" single           ":" an interaction (product)
+    single     := name | "lag(" name "," k ")"         k a positive integer
     block      := "need" | "spending" | "practice"     (csc_bayes.spec.BLOCKS)
     component  := name | `any text`                    (backticks for non-identifier names)
     la_terms   := covariate ["+ year_c"] | "year_c"   (at most one slope covariate)
@@ -36,6 +37,11 @@ Meaning (spec keys), with the lme4 / brms / R-INLA equivalent where there is one
   (``dplyr::lag``); fixest writes ``l(idaci, 1)``.
 - ``need(dep = idaci + imd)``: ``[covariates.need] dep = ["idaci", "imd"]``; ``need(idaci)``:
   ``[covariates.need] idaci = ["idaci"]``; ``spending(...)`` likewise. This package only.
+- ``lag(spend_per_cin, 1):idaci``: the interaction column ``lag_spend_per_cin_1_x_idaci``,
+  the product of the two standardised columns (:mod:`csc_bayes.data.interactions`); both parts
+  must be covariates of the model too (write ``a + b + a:b``; R's ``a*b`` is not read). An
+  interaction's default component is ``spending`` / ``<a>_x_<b>`` when a part is a spending
+  column, else ``need``.
 - ``(1|la)`` (required), ``(1|region)``, ``(1|year)``: ``random_effects``. lme4 and brms alike.
 - ``rw1(year)`` in place of ``(1|year)``: ``year_effect = "rw1"``. R-INLA
   ``f(year, model = "rw1")``; no lme4 equivalent.
@@ -60,13 +66,14 @@ named ``lag_<x>_<k>`` back as ``lag(x, k)``.
 The printer writes a component as plain names when every covariate in it has that component as
 its default, else as ``block(component = a + b)`` (``block(x)`` when the component is named
 after its one covariate ``x``); components and covariates keep their order. Random effects are
-written in the order ``la``, ``region``, ``year``, then ``ar1(year | la)``; the offset always.
+written in the order ``la``, ``region``, ``year``, then ``ar1(year | la)``; the offset always,
+except for an ordinal family (``exposure = "none"``), which has none.
 
 Not supported (each a :class:`~csc_bayes.errors.SpecError` naming the source, the term and what
 is expected): correlated slopes ``(1 + x | la)`` (only ``||``: the model's LA intercept, slope
 and trend are independent), slopes or trends by ``region`` or ``year``, more than one slope,
-interactions, transformations, ``-``, removing the intercept. Covariate names are not checked
-against the panel here; :meth:`ModelSpec.from_dict` checks them.
+``a*b`` (write ``a + b + a:b``), transformations, ``-``, removing the intercept. Covariate
+names are not checked against the panel here; :meth:`ModelSpec.from_dict` checks them.
 """
 
 from __future__ import annotations
@@ -75,9 +82,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from csc_bayes.data.interactions import interaction_name, parse_interaction_name
 from csc_bayes.data.lags import lagged_name, parse_lagged_name
 from csc_bayes.errors import SpecError
-from csc_bayes.spec import BLOCKS, RANDOM_EFFECTS
+from csc_bayes.spec import BLOCKS, NO_EXPOSURE, RANDOM_EFFECTS
+from csc_bayes.terms.family import ORDINAL_FAMILIES
 
 if TYPE_CHECKING:
     from csc_bayes.spec import ModelSpec
@@ -97,7 +106,7 @@ TREND_VARIABLE = "year_c"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(
     r"(?P<ws>\s+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<quoted>`[^`]*`)|(?P<int>[0-9]+)"
-    r"|(?P<op>\|\||[()+\-|,=~])"
+    r"|(?P<op>\|\||[()+\-|,=~:])"
 )
 #: how an error names each random-effect term
 _EFFECT_KEYS = {"la": "the LA intercept", "region": "the region effect", "year": "the year effect"}
@@ -109,7 +118,12 @@ _EXAMPLE = "e.g. 'cpp ~ idaci + ethnic_minority_share + (1|la) + (1|region) + (1
 
 # ====================================================================== names
 def default_group(covariate: str) -> tuple[str, str]:
-    """(block, component) a plain covariate goes to (:data:`DEFAULT_GROUPS`, else need/itself)."""
+    """(block, component) a plain covariate goes to (:data:`DEFAULT_GROUPS`, else need/itself;
+    an interaction with a spending part: spending/itself)."""
+    pair = parse_interaction_name(covariate)
+    if pair is not None and covariate not in DEFAULT_GROUPS:
+        spending = any(default_group(p)[0] == "spending" or "spend" in p for p in pair)
+        return ("spending" if spending else "need", covariate)
     return DEFAULT_GROUPS.get(covariate, ("need", covariate))
 
 
@@ -119,7 +133,10 @@ def lag_name(covariate: str, k: int) -> str:
     return lagged_name(covariate, k)
 
 
-def _format_covariate(name: str) -> str:
+def _format_covariate(name: str, covariates: Any = None) -> str:
+    pair = parse_interaction_name(name, [c for c in covariates or () if c != name] or None)
+    if pair is not None and covariates is not None:
+        return f"{_format_covariate(pair[0])}:{_format_covariate(pair[1])}"
     lag = parse_lagged_name(name)
     return f"lag({lag[0]}, {lag[1]})" if lag else name
 
@@ -134,17 +151,23 @@ def format_formula(spec: ModelSpec) -> str:
     ``cpp ~ idaci + ethnic_minority_share + offset(log(population)) + (1|la) + (1|region) +
     (1|year)``; :func:`parse_formula` reads it back to the same model keys."""
     terms: list[str] = []
+    every = spec.covariates
+
+    def fmt(c: str) -> str:
+        return _format_covariate(c, every)
+
     for block, comps in spec.blocks.items():
         for comp, covs in comps.items():
             if all(default_group(c) == (block, comp) for c in covs):
-                terms += [_format_covariate(c) for c in covs]
+                terms += [fmt(c) for c in covs]
             elif tuple(covs) == (comp,):
-                terms.append(f"{block}({_format_covariate(comp)})")
+                terms.append(f"{block}({fmt(comp)})")
             else:
-                inner = " + ".join(_format_covariate(c) for c in covs)
+                inner = " + ".join(fmt(c) for c in covs)
                 terms.append(f"{block}({_format_component(comp)} = {inner})")
     terms = terms or ["1"]
-    terms.append(f"offset(log({spec.exposure}))")
+    if spec.has_exposure:
+        terms.append(f"offset(log({spec.exposure}))")
     for g in spec.random_effects:
         la_terms = [_format_covariate(spec.random_slope)] if spec.random_slope else []
         if spec.la_trend:
@@ -267,6 +290,15 @@ class _Cursor:
             raise self.fail(f"unexpected {t.text!r} after the end of the term", expected)
 
     def covariate(self, expected: str) -> str:
+        """``single`` or ``single:single`` (an interaction) -> the covariate column name."""
+        name = self.single(expected)
+        nxt = self.peek()
+        if nxt is not None and nxt.text == ":":
+            self.i += 1
+            return interaction_name(name, self.single(expected))
+        return name
+
+    def single(self, expected: str) -> str:
         """``name`` or ``lag(name, k)`` -> the covariate column name."""
         t = self.peek()
         if t is None or t.kind != "name":
@@ -485,7 +517,16 @@ def parse_formula(text: str, *, source: str = "<formula>") -> dict[str, Any]:
                 f"side); expected terms joined by '+'"
             )
         terms.append(_parse_term(part, text, source))
-    return _assemble(lhs[0].text, terms, source)
+    result = _assemble(lhs[0].text, terms, source)
+    if result["exposure"] is None:
+        result["exposure"] = DEFAULT_EXPOSURE
+    return result
+
+
+def _has_offset(text: str, source: str) -> bool:
+    """Whether a formula (already parsed once) has an ``offset(log(...))`` term."""
+    toks = _tokenize(text, source)
+    return any(t.text == "offset" for t in toks)
 
 
 def _assemble(outcome: str, terms: list[_Term], source: str) -> dict[str, Any]:
@@ -542,7 +583,7 @@ def _assemble(outcome: str, terms: list[_Term], source: str) -> dict[str, Any]:
     offset = seen.get("the offset")
     result: dict[str, Any] = {
         "outcome": outcome,
-        "exposure": offset.names[0] if offset else DEFAULT_EXPOSURE,
+        "exposure": offset.names[0] if offset else None,
         "random_effects": [g for g in RANDOM_EFFECTS if _EFFECT_KEYS[g] in seen],
     }
     if slope is not None:
@@ -575,6 +616,8 @@ def spec_dict_from_formula(
     ``{"sigma_la": {"sigma": 0.5}}``; ``sampler`` a ``[sampler]`` table.
     """
     model = parse_formula(formula, source=source)
+    if family in ORDINAL_FAMILIES and not _has_offset(formula, source):
+        model["exposure"] = NO_EXPOSURE  # an ordered category has no exposure
     d: dict[str, Any] = {"name": name if name is not None else f"{model['outcome']}_formula"}
     if description:
         d["description"] = description

@@ -7,6 +7,8 @@ The model (formulas and reasons in ``docs/model.md``)::
              (+ la_trend[la] year_c[i],  year_c = (year - year_centre) / 10, per decade)
              (+ la_year[la, year],  a stationary AR(1) over the years within each LA)
     y[i] ~ NegativeBinomial(mu = exp(eta[i]), alpha = phi)   or   Poisson(exp(eta[i]))
+    or, for an ordered category (no exposure: log_exposure = 0; intercept = 0),
+    P(y[i] <= k) = logistic(cutpoints[k] - eta[i])        (cumulative logit)
 
 Two parameterisations of it:
 
@@ -168,7 +170,10 @@ def build_model(
         la_region_idx=la_region_idx,
         X=X,
         data=data,
-        la_level_noncentred=any(getattr(t, "centres_la_level", False) for t in terms.values()),
+        # an ordinal outcome (a grade every few years) informs each authority's level weakly:
+        # its level is non-centred (la_mean + sigma_la * la_z), as under an AR(1) term
+        la_level_noncentred=spec.ordinal
+        or any(getattr(t, "centres_la_level", False) for t in terms.values()),
     )
 
     with pm.Model(coords=coords) as model:
@@ -179,7 +184,11 @@ def build_model(
         ctx.tensors["la_idx"] = pm.Data("la_idx", la_idx, dims="obs")
         ctx.tensors["region_idx"] = pm.Data("region_idx", region_idx, dims="obs")
         ctx.tensors["year_idx"] = pm.Data("year_idx", year_idx, dims="obs")
-        eta = pm.Data("log_exposure", np.log(data[spec.exposure].to_numpy(dtype=float)), dims="obs")
+        if spec.has_exposure:
+            log_exposure = np.log(data[spec.exposure].to_numpy(dtype=float))
+        else:  # an ordinal family: no offset
+            log_exposure = np.zeros(len(data))
+        eta = pm.Data("log_exposure", log_exposure, dims="obs")
         for name in BUILD_ORDER:
             if name == "family":
                 for part in ETA_ORDER[parameterisation]:

@@ -10,6 +10,14 @@ in PyMC after sampling (which took ~35% of a default fit's wall time)::
     y_rep[s, i] ~ NegativeBinomial(exp(eta[s, i]), phi[s])   (gamma-Poisson mixture)
                   or Poisson(exp(eta[s, i]))
 
+and for an ordered category (cumulative logit, codes 1..K, cutpoints c[s])::
+
+    log_likelihood[s, i] = log(logistic(c[s, y_i] - eta[s, i])
+                               - logistic(c[s, y_i - 1] - eta[s, i]))
+    y_rep[s, i] = 1 + #{k : u[s, i] > logistic(c[s, k] - eta[s, i])},  u ~ Uniform(0, 1)
+
+(with c[s, 0] = -inf and c[s, K] = +inf).
+
 They are the ``log_likelihood`` and ``posterior_predictive`` groups of a fit (``y`` on ``obs``,
 the posterior contract); the log-likelihood equals PyMC's to rounding (tested). A censored row's
 replicated outcome is a draw of the count itself (not restricted to its interval), as for
@@ -25,6 +33,7 @@ import xarray as xr
 
 from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.posterior import reader
+from csc_bayes.terms.family import ordinal_draw, ordinal_log_pmf
 
 if TYPE_CHECKING:  # pragma: no cover
     from csc_bayes.fits import Fit
@@ -35,12 +44,18 @@ def pointwise_groups(fit: Fit, *, seed: Any = 0) -> tuple[xr.Dataset, xr.Dataset
     ``y`` with dims (chain, draw, obs); the replicated outcomes are drawn with ``seed``."""
     post = reader(fit)
     family = next(t for t in post.terms if t.name == "family")
-    mu = np.exp(linear_predictor(post).eta)  # (draws, obs)
-    phi = family.phi(post)
-    phi = None if phi is None else phi[:, None]
-    lower, upper = post.bounds
-    loglik = family.log_density(post.observed, mu, phi, lower, upper)
-    replicated = family.draw(mu, phi, np.random.default_rng(seed)).astype(np.int64)
+    eta = linear_predictor(post).eta  # (draws, obs)
+    if family.ordinal:
+        cutpoints = family.cutpoints(post)
+        loglik = ordinal_log_pmf(post.observed, eta, cutpoints)
+        replicated = ordinal_draw(eta, cutpoints, np.random.default_rng(seed)).astype(np.int64)
+    else:
+        mu = np.exp(eta)
+        phi = family.phi(post)
+        phi = None if phi is None else phi[:, None]
+        lower, upper = post.bounds
+        loglik = family.log_density(post.observed, mu, phi, lower, upper)
+        replicated = family.draw(mu, phi, np.random.default_rng(seed)).astype(np.int64)
     posterior = fit.idata["posterior"]
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     coords = {

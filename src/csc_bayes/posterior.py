@@ -141,6 +141,16 @@ class Posterior:
             return np.zeros(self.fit.idata["observed_data"].sizes["obs"], dtype=bool)
         return self.constant("y_lower") != self.constant("y_upper")
 
+    @cached_property
+    def scales(self) -> dict[str, tuple[float, float]]:
+        """covariate -> (mean, sd) of its standardisation over the fitted rows (what an
+        interaction ``<a>_x_<b>`` at new rows is built with)."""
+        if not self.covariates:
+            return {}
+        mean = self.constant("covariate_mean").astype(float)
+        sd = self.constant("covariate_sd").astype(float)
+        return {c: (float(m), float(s)) for c, m, s in zip(self.covariates, mean, sd, strict=True)}
+
     def standardise(self, raw: np.ndarray) -> np.ndarray:
         """(x - covariate_mean) / covariate_sd, covariates as published -> the model's scale."""
         if not self.covariates:

@@ -45,6 +45,7 @@ import pandas as pd
 from csc_bayes.errors import AnswerError
 from csc_bayes.excess import PER, _as_year
 from csc_bayes.linear_predictor import linear_predictor
+from csc_bayes.ordinal import require_count_fit
 from csc_bayes.posterior import Posterior, reader
 from csc_bayes.spec import LAG_COLUMN, with_derived_columns
 from csc_bayes.terms import NewLevels, Rows
@@ -121,6 +122,7 @@ def predict(
     median / lower / upper (count), rate_median / lower / upper (predicted rate per 10,000),
     expected_rate_median / lower / upper, excess_ratio_median / lower / upper.
     """
+    require_count_fit(fit, "predict")
     check_ci_prob(ci_prob)
     pred = predict_draws(
         fit,
@@ -167,6 +169,7 @@ def predict_draws(
     one call shares the draws of new levels (one new year effect for all authorities; each
     authority's unfitted years drawn jointly), so sums carry their correlation.
     """
+    require_count_fit(fit, "predict")
     if population is not None and not population > 0:
         raise AnswerError(f"population must be positive, got {population!r}")
     post = reader(fit)
@@ -244,7 +247,9 @@ def _rows(
     fitted = {
         (code, year): k for k, (code, year) in enumerate(zip(*_fitted_keys(post), strict=True))
     }
-    panel = with_derived_columns(post.fit.panel, post.covariates, post.spec.years)
+    panel = with_derived_columns(
+        post.fit.panel, post.covariates, post.spec.years, scales=post.scales
+    )
     panel = panel.assign(la_code=panel["la_code"].astype(str)).sort_values("year")
     by_authority = {str(code): rows for code, rows in panel.groupby("la_code")}
     fitted_rows = post.fitted_rows

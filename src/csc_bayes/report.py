@@ -400,7 +400,10 @@ def report_answers(
 ) -> ReportAnswers:
     """Compute the report's answers (see :class:`ReportAnswers`)."""
     from csc_bayes.excess import excess
+    from csc_bayes.ordinal import require_count_fit
     from csc_bayes.variance import explain_variance
+
+    require_count_fit(fit, "the report")
 
     return ReportAnswers(
         excess_table=excess(fit, ci_prob=ci_prob),

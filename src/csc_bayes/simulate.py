@@ -166,6 +166,108 @@ def _add_child_poverty(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
     return panel
 
 
+#: truth of the synthetic ILACS judgements (:func:`_add_inspections`): a cumulative logit
+#: P(grade <= k) = logistic(c_k - eta) with eta = sum_k beta[k] z_k + la_effect, z the
+#: standardised covariates over the authority-years 2017-2024 (and their product), so a
+#: positive beta means worse grades
+TRUE_ILACS: dict[str, Any] = {
+    "cutpoints": (-1.6, 0.4, 2.0),
+    "beta": {"lag_spend_per_cin_1": -0.3, "idaci": 0.5, "interaction": 0.2},
+    "sigma_la": 0.5,
+}
+
+
+def _add_inspections(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``spend_per_cin`` and synthetic ILACS judgements, like the official context columns.
+
+    ``spend_per_cin = spend_per_child * population / cin`` (missing with cin's reason).
+    Inspections: each authority's first is published in reporting year 2019, 2020 or 2021
+    (a uniform day of that April-March year); the next follows 3 years after a grade 1-2, 2
+    after a 3 and 1 after a 4, while the year is in the panel. Each grade is drawn from
+    :data:`TRUE_ILACS` with the previous year's spend per child in need. ``ilacs_overall``
+    (1-4) is the judgement in force at 31 March, with ``ilacs_overall_label``,
+    ``ilacs_overall_published`` (ISO date) and ``ilacs_overall_missing`` (``no_source`` before
+    2018, ``not_yet_inspected`` before the first). Drawn with its own generator, so every
+    other column is as without it.
+    """
+    from scipy import special
+
+    from csc_bayes.data.inspections import LABELS as ILACS_LABELS
+
+    rng = np.random.default_rng([seed, 31])
+    cin = panel["cin"].astype("Float64")
+    spend = (
+        panel["spend_per_child"].astype("Float64") * panel[EXPOSURE].astype("Float64") / cin
+    ).round(0)
+    usable = cin.notna() & cin.gt(0)
+    panel["spend_per_cin"] = spend.where(usable, pd.NA).astype("Float64")
+    panel["spend_per_cin_missing"] = (
+        panel[missing_column("cin")].astype("string").where(~usable, pd.NA).astype("string")
+    )
+    panel.loc[~usable & panel["spend_per_cin_missing"].isna(), "spend_per_cin_missing"] = (
+        MissingReason.NOT_APPLICABLE.value
+    )
+
+    codes = panel["la_code"].astype(str)
+    key = pd.MultiIndex.from_arrays([codes, panel["year"].astype(int)])
+    lag_spend = pd.Series(panel["spend_per_cin"].to_numpy(dtype=float, na_value=np.nan), key)
+    idaci = pd.Series(panel["idaci"].to_numpy(dtype=float), key)
+    window = (key.get_level_values(1) >= 2017) & (key.get_level_values(1) <= 2024)
+    z_spend_scale = (np.nanmean(lag_spend[window]), np.nanstd(lag_spend[window]))
+    z_dep_scale = (np.nanmean(idaci[window]), np.nanstd(idaci[window]))
+    last = int(panel["year"].max())
+    beta = TRUE_ILACS["beta"]
+    cut = np.asarray(TRUE_ILACS["cutpoints"])
+    inspections: dict[str, list[tuple[pd.Timestamp, int]]] = {}
+    for code in codes.drop_duplicates():
+        la_effect = rng.normal(0.0, TRUE_ILACS["sigma_la"])
+        year = int(rng.integers(2019, 2022))
+        found = []
+        while year <= last:
+            before = lag_spend.get((code, year - 1), np.nan)
+            spend_z = (before - z_spend_scale[0]) / z_spend_scale[1]
+            dep_z = (idaci.get((code, year), np.nan) - z_dep_scale[0]) / z_dep_scale[1]
+            if not (np.isfinite(spend_z) and np.isfinite(dep_z)):
+                break
+            eta = (
+                beta["lag_spend_per_cin_1"] * spend_z
+                + beta["idaci"] * dep_z
+                + beta["interaction"] * spend_z * dep_z
+                + la_effect
+            )
+            grade = 1 + int((rng.uniform() > special.expit(cut - eta)).sum())
+            day = pd.Timestamp(year=year - 1, month=4, day=1) + pd.Timedelta(
+                days=int(rng.integers(0, 365))
+            )
+            found.append((day, grade))
+            year += {1: 3, 2: 3, 3: 2, 4: 1}[grade]
+        inspections[code] = found
+    values, labels, published, reasons = [], [], [], []
+    for code, year in zip(codes, panel["year"].astype(int), strict=True):
+        cutoff = pd.Timestamp(year=year, month=3, day=31)
+        in_force = [(d, g) for d, g in inspections[code] if d <= cutoff]
+        if year < 2018 or not in_force:
+            values.append(pd.NA)
+            labels.append(pd.NA)
+            published.append(pd.NA)
+            reasons.append(
+                MissingReason.NO_SOURCE.value
+                if year < 2018
+                else MissingReason.NOT_YET_INSPECTED.value
+            )
+            continue
+        day, grade = in_force[-1]
+        values.append(grade)
+        labels.append(ILACS_LABELS[grade])
+        published.append(day.date().isoformat())
+        reasons.append(pd.NA)
+    panel["ilacs_overall"] = pd.array(values, dtype="Int64")
+    panel["ilacs_overall_missing"] = pd.array(reasons, dtype="string")
+    panel["ilacs_overall_label"] = pd.array(labels, dtype="string")
+    panel["ilacs_overall_published"] = pd.array(published, dtype="string")
+    return panel
+
+
 def true_log_rate(panel: pd.DataFrame, *, params: dict[str, Any]) -> pd.Series:
     """The true eta - log(population) of each panel row, indexed by (la_code, year).
 
@@ -304,6 +406,7 @@ def simulate_panel(
     for col in OUTCOMES:
         panel.loc[~observed, missing_column(col)] = MissingReason.NOT_YET_PUBLISHED.value
     panel = suppress_small_counts(panel, below=suppress_below, known_range=known_range)
+    panel = _add_inspections(panel, seed)
     panel["synthetic"] = True
     panel = validate_panel(panel, source=f"simulated panel (seed {seed})")
     panel.attrs["synthetic"] = True

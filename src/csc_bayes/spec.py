@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from csc_bayes.data.interactions import add_interaction, parse_interaction_name
+from csc_bayes.data.judgements import ROW_SELECTIONS, first_year_in_force, outcome_categories
 from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
 from csc_bayes.data.within import add_within, parse_within_name
@@ -31,7 +33,7 @@ from csc_bayes.errors import SpecError
 from csc_bayes.priors import DISTRIBUTIONS, POSITIVE_PARAMS, SUPPORTS, Prior, prior, support_of
 from csc_bayes.terms import OPTION_KEYS, DataScale, key_values, kind_of, terms_of
 from csc_bayes.terms.censoring import censorable
-from csc_bayes.terms.family import FAMILIES
+from csc_bayes.terms.family import FAMILIES, ORDINAL_FAMILIES
 from csc_bayes.terms.la_year import LA_YEAR_TERMS  # noqa: F401  (public here since 0.1)
 from csc_bayes.terms.year import YEAR_EFFECT_LAWS  # noqa: F401  (public here since 0.1)
 
@@ -51,6 +53,7 @@ TOP_LEVEL_KEYS = (
     "years",
     "covariates",
     "random_effects",
+    "rows",
     *OPTION_KEYS,  # the keys the terms own (terms/)
     "priors",
     "sampler",
@@ -58,6 +61,11 @@ TOP_LEVEL_KEYS = (
 
 #: lower bound on the data scale s used by the default priors (guards a constant-rate panel)
 MIN_DATA_SCALE = 0.1
+#: the ``exposure`` of a family without one (an ordered category): no offset
+NO_EXPOSURE = "none"
+#: the data scale of an ordinal family: the default priors are on the logit scale, s = 1
+#: (beta ~ Normal(0, 1) per SD of a covariate, random-effect SDs ~ HalfNormal(1))
+ORDINAL_DATA_SCALE = (0.0, 1.0)
 #: a column name a spec may use: letters, digits and _, not starting with a digit
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -121,6 +129,7 @@ class ModelSpec:
     random_effects: tuple[str, ...] = RANDOM_EFFECTS
     options: dict[str, Any] = field(default_factory=dict)
     years: tuple[int, int] = (2013, 2024)
+    rows: str = "all"
     priors: dict[str, Prior] = field(default_factory=dict)
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
     description: str = ""
@@ -158,6 +167,17 @@ class ModelSpec:
         d.update(options)
         d = {k: v for k, v in d.items() if v is not None}
         return ModelSpec.from_dict(d, source=self.source)
+
+    # ------------------------------------------------------------------ family
+    @property
+    def ordinal(self) -> bool:
+        """Whether the outcome is an ordered category (``family = "cumulative_logit"``)."""
+        return self.family in ORDINAL_FAMILIES
+
+    @property
+    def has_exposure(self) -> bool:
+        """Whether eta has an offset log(exposure) (every count family; no ordinal one)."""
+        return self.exposure != NO_EXPOSURE
 
     # ------------------------------------------------------------------ derived names
     @property
@@ -218,6 +238,8 @@ class ModelSpec:
             "years": list(self.years),
             "priors": {k: self.priors[k].as_dict() for k in sorted(self.priors)},
         }
+        if self.rows != "all":  # only when set, so older specs keep their hashes
+            out["rows"] = self.rows
         out.update(self.optional_terms())
         return out
 
@@ -281,6 +303,8 @@ class ModelSpec:
             years=list(self.years),
             random_effects=list(self.random_effects),
         )
+        if self.rows != "all":
+            out["rows"] = self.rows
         out.update(self.optional_terms())
         out["covariates"] = {
             b: {c: list(v) for c, v in comps.items()} for b, comps in self.blocks.items()
@@ -301,6 +325,8 @@ class ModelSpec:
             f"years = {_toml_value(list(self.years))}",
             f"random_effects = {_toml_value(list(self.random_effects))}",
         ]
+        if self.rows != "all":
+            lines.append(f"rows = {_toml_value(self.rows)}")
         lines += [f"{k} = {_toml_value(v)}" for k, v in self.optional_terms().items()]
         for block, comps in self.blocks.items():
             lines += ["", f"[covariates.{block}]"]
@@ -325,10 +351,12 @@ class ModelSpec:
         sampler: dict[str, Any] | None = None,
         description: str = "",
         source: str = "<formula>",
+        rows: str = "all",
     ) -> ModelSpec:
         """A spec from a formula (grammar: :mod:`csc_bayes.formula`) and the keys it does not
         hold; ``name`` defaults to ``<outcome>_formula``, ``priors`` and ``sampler`` are
-        ``[priors]`` / ``[sampler]`` tables. Errors name ``source``."""
+        ``[priors]`` / ``[sampler]`` tables, ``rows`` the row selection (``"all"`` or, for an
+        ordinal family, ``"first_year_in_force"``). Errors name ``source``."""
         from csc_bayes.formula import spec_dict_from_formula
 
         d = spec_dict_from_formula(
@@ -341,6 +369,8 @@ class ModelSpec:
             description=description,
             source=source,
         )
+        if rows != "all":
+            d["rows"] = rows
         return cls.from_dict(d, source=source)
 
 
@@ -401,11 +431,18 @@ def find_spec(name_or_path: str | Path) -> ModelSpec:
 LAG_COLUMN = LAGGED_NAME
 
 
-def with_derived_columns(panel: pd.DataFrame, columns: Any, years: tuple[int, int]) -> pd.DataFrame:
+def with_derived_columns(
+    panel: pd.DataFrame,
+    columns: Any,
+    years: tuple[int, int],
+    scales: dict[str, tuple[float, float]] | None = None,
+) -> pd.DataFrame:
     """``panel`` with each column of ``columns`` that it lacks and that is derived from one it
     has: ``lag_<x>_<k>`` (x k years earlier, :mod:`csc_bayes.data.lags`), ``la_mean_<x>`` and
     ``la_dev_<x>`` (the authority's mean of x over ``years`` and the yearly deviation from it,
-    :mod:`csc_bayes.data.within`)."""
+    :mod:`csc_bayes.data.within`), and, when ``scales`` gives the (mean, sd) of both parts (a
+    fit's own standardisation), the interaction ``<a>_x_<b>`` = z_a z_b
+    (:mod:`csc_bayes.data.interactions`; :func:`select_rows` makes it for the fitted rows)."""
     for name in columns:
         if name in panel.columns:
             continue
@@ -415,7 +452,23 @@ def with_derived_columns(panel: pd.DataFrame, columns: Any, years: tuple[int, in
             panel = add_lagged(panel, *lag)
         elif within and within[1] in panel.columns:
             panel = add_within(panel, within[1], years)
+    for name in columns:
+        pair = None if name in panel.columns else parse_interaction_name(name, panel.columns)
+        if pair and scales is not None and all(part in scales for part in pair):
+            panel = add_interaction(panel, *pair, scales=scales)
     return panel
+
+
+def interactions_of(spec: ModelSpec) -> dict[str, tuple[str, str]]:
+    """The spec's interaction covariates ``<a>_x_<b>`` -> (a, b), both of them covariates of the
+    spec (checked when the spec is read)."""
+    covs = spec.covariates
+    out = {}
+    for c in covs:
+        pair = parse_interaction_name(c, [x for x in covs if x != c])
+        if pair is not None:
+            out[c] = pair
+    return out
 
 
 def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
@@ -429,9 +482,11 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
     panel = with_derived_columns(panel, spec.covariates, spec.years)
     numeric = [c for c in panel.columns if pd.api.types.is_numeric_dtype(panel[c])]
     numeric = [c for c in numeric if c != "year" and not c.endswith("_missing")]
-    for key, col in [("outcome", spec.outcome), ("exposure", spec.exposure)] + [
-        ("covariates", c) for c in spec.covariates
-    ]:
+    products = interactions_of(spec)
+    columns = [("outcome", spec.outcome)]
+    columns += [("exposure", spec.exposure)] if spec.has_exposure else []
+    columns += [("covariates", c) for c in spec.covariates if c not in products]
+    for key, col in columns:
         if col not in panel.columns or not pd.api.types.is_numeric_dtype(panel[col]):
             what = "is not a column of the panel" if col not in panel.columns else "is not numeric"
             raise SpecError(
@@ -440,6 +495,9 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
                 "with data build --extra)"
             )
     y = panel[spec.outcome].dropna().astype(float)
+    if spec.ordinal:
+        _check_ordered(spec, panel, y)
+        return panel
     bad = y[(y < 0) | (y != np.round(y))]
     if len(bad):
         row = panel.loc[bad.index[0]]
@@ -457,23 +515,54 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
     return panel
 
 
+def _check_ordered(spec: ModelSpec, panel: pd.DataFrame, y: pd.Series) -> None:
+    """An ordinal outcome is an ordered category coded 1..K (K >= 2; the data layer's levels
+    when it knows the column, :func:`~csc_bayes.data.judgements.outcome_categories`)."""
+    labels = outcome_categories(spec.outcome, y)
+    bad = y[(y < 1) | (y > len(labels)) | (y != np.round(y))]
+    if len(labels) < 2 or len(bad):
+        row = panel.loc[bad.index[0]] if len(bad) else None
+        where = (
+            f"; authority {row.get('la_code')} year {row.get('year')} has {bad.iloc[0]}"
+            if row is not None
+            else ""
+        )
+        raise SpecError(
+            f"{spec.source}: family {spec.family!r} needs an ordered category outcome coded "
+            f"1..K with K >= 2 (levels {list(labels)}); outcome {spec.outcome!r} is not"
+            f"{where}"
+        )
+
+
 def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split the panel rows in ``spec.years`` into (fitted, excluded).
 
     A row is excluded when its outcome, exposure or any covariate is missing (the reason is taken
     from the ``<column>_missing`` companion) or its exposure is zero; an outcome suppressed with
     a known range is kept when the spec censors such counts (``suppressed = "censored"``, the
-    default; :func:`csc_bayes.terms.censoring.censorable`). ``excluded`` has the
-    identity columns plus ``reason`` (e.g. ``"cpp: suppressed; idaci: not_available"``).
-    Both frames are sorted by la_code, year; ``fitted`` keeps every panel column.
+    default; :func:`csc_bayes.terms.censoring.censorable`). With ``rows =
+    "first_year_in_force"`` a row that repeats the judgement of the authority's year before is
+    excluded too (:func:`~csc_bayes.data.judgements.first_year_in_force`: one row per
+    judgement). ``excluded`` has the identity columns plus ``reason`` (e.g. ``"cpp:
+    suppressed; idaci: not_available"``). Both frames are sorted by la_code, year; ``fitted``
+    keeps every panel column, and interaction covariates ``<a>_x_<b>`` are computed on it,
+    standardised over the fitted rows (:mod:`csc_bayes.data.interactions`).
     """
     panel = model_columns(spec, panel)
+    repeat = None
+    if spec.rows == "first_year_in_force":  # spells found on the whole panel, not the window
+        _, repeat = first_year_in_force(panel, spec.outcome)
     first, last = spec.years
-    rows = panel[(panel["year"] >= first) & (panel["year"] <= last)]
-    rows = rows.sort_values(["la_code", "year"]).reset_index(drop=True)
+    window = (panel["year"] >= first) & (panel["year"] <= last)
+    rows = panel[window]
+    order = rows.sort_values(["la_code", "year"]).index
+    rows = rows.loc[order].reset_index(drop=True)
     reasons = pd.Series([""] * len(rows), index=rows.index, dtype=object)
     censored = censorable(spec, rows)
-    for col in (spec.outcome, spec.exposure, *spec.covariates):
+    products = interactions_of(spec)
+    exposure = (spec.exposure,) if spec.has_exposure else ()
+    plain = [c for c in spec.covariates if c not in products]  # a product's parts are covariates
+    for col in (spec.outcome, *exposure, *plain):
         missing = rows[col].isna().to_numpy()
         if col == spec.outcome:
             missing = missing & ~censored
@@ -483,14 +572,23 @@ def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.
         for i in np.flatnonzero(missing):
             text = f"{col}: {why.iloc[i] if why.iloc[i] is not None else 'missing'}"
             reasons.iloc[i] = f"{reasons.iloc[i]}; {text}" if reasons.iloc[i] else text
-    zero = rows[spec.exposure].fillna(1).astype(float).le(0).to_numpy()
-    for i in np.flatnonzero(zero):
-        text = f"{spec.exposure}: zero"
-        reasons.iloc[i] = f"{reasons.iloc[i]}; {text}" if reasons.iloc[i] else text
+    if spec.has_exposure:
+        zero = rows[spec.exposure].fillna(1).astype(float).le(0).to_numpy()
+        for i in np.flatnonzero(zero):
+            text = f"{spec.exposure}: zero"
+            reasons.iloc[i] = f"{reasons.iloc[i]}; {text}" if reasons.iloc[i] else text
+    if repeat is not None:
+        again = repeat.loc[order].reset_index(drop=True)
+        for i in np.flatnonzero(again.notna().to_numpy()):
+            text = f"repeat: {again.iloc[i]}"
+            reasons.iloc[i] = f"{reasons.iloc[i]}; {text}" if reasons.iloc[i] else text
     bad = reasons.ne("").to_numpy()
     ident = [c for c in ("la_code", "ons_code", "la_name", "region", "year") if c in rows]
     excluded = rows.loc[bad, ident].assign(reason=reasons[bad].astype("string"))
-    return rows.loc[~bad].reset_index(drop=True), excluded.reset_index(drop=True)
+    fitted = rows.loc[~bad].reset_index(drop=True)
+    for a, b in products.values():
+        fitted = add_interaction(fitted, a, b)  # standardised over the fitted rows
+    return fitted, excluded.reset_index(drop=True)
 
 
 def data_scale(spec: ModelSpec, fitted: pd.DataFrame) -> tuple[float, float]:
@@ -501,6 +599,8 @@ def data_scale(spec: ModelSpec, fitted: pd.DataFrame) -> tuple[float, float]:
     """
     if fitted.empty:
         raise SpecError(f"{spec.source}: no rows to fit for {spec.outcome} in years {spec.years}")
+    if spec.ordinal:
+        return ORDINAL_DATA_SCALE
     fitted = fitted[fitted[spec.outcome].notna()]
     if fitted.empty:
         raise SpecError(
@@ -578,8 +678,29 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
         raise SpecError(f"{source}: key 'name' must be letters, digits, _ or -, got {name!r}")
     description = _typed(d.get("description", ""), str, source, "description")
     outcome = _column(d["outcome"], source, "outcome")
-    exposure = _column(d.get("exposure", EXPOSURE), source, "exposure")
     family = _choice(d.get("family", "negative_binomial"), FAMILIES, source, "family")
+    if family in ORDINAL_FAMILIES:
+        exposure = d.get("exposure", NO_EXPOSURE)
+        if exposure != NO_EXPOSURE:
+            raise SpecError(
+                f"{source}: key 'exposure': family {family!r} models an ordered category, not a "
+                f"count per head, and takes no exposure (offset); leave 'exposure' out or set "
+                f"it to {NO_EXPOSURE!r}, got {exposure!r}"
+            )
+    else:
+        exposure = _column(d.get("exposure", EXPOSURE), source, "exposure")
+        if exposure == NO_EXPOSURE:
+            raise SpecError(
+                f"{source}: key 'exposure': family {family!r} is a count and needs an exposure "
+                "column (e.g. 'population')"
+            )
+    rows_selection = _choice(d.get("rows", "all"), ROW_SELECTIONS, source, "rows")
+    if rows_selection != "all" and family not in ORDINAL_FAMILIES:
+        raise SpecError(
+            f"{source}: key 'rows': {rows_selection!r} selects one row per judgement of an "
+            f"ordered category outcome; it needs an ordinal family {list(ORDINAL_FAMILIES)}, "
+            f"got family {family!r}"
+        )
 
     years = d.get("years", [2013, 2024])
     if (
@@ -595,6 +716,15 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
 
     blocks = _parse_blocks(d.get("covariates", {}), source)
     covariates = [c for comps in blocks.values() for covs in comps.values() for c in covs]
+    for cov in covariates:
+        others = [c for c in covariates if c != cov]
+        pair = parse_interaction_name(cov, None)
+        if pair is not None and parse_interaction_name(cov, others) is None:
+            raise SpecError(
+                f"{source}: covariate {cov!r} is an interaction {pair[0]!r} x {pair[1]!r} "
+                "(<a>_x_<b>); put both main effects among the covariates too (an interaction "
+                "without its main effects is not interpretable)"
+            )
 
     effects = _typed(d.get("random_effects", list(RANDOM_EFFECTS)), list, source, "random_effects")
     for g in effects:
@@ -628,6 +758,7 @@ def _parse(d: dict[str, Any], source: str) -> ModelSpec:
         random_effects=effects,
         options=options,
         years=(years[0], years[1]),
+        rows=rows_selection,
         description=description,
         sampler=_parse_sampler(d.get("sampler", {}), source),
         source=source,

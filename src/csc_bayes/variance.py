@@ -22,6 +22,7 @@ import xarray as xr
 
 from csc_bayes.errors import AnswerError
 from csc_bayes.linear_predictor import LinearPredictor, linear_predictor
+from csc_bayes.ordinal import require_count_fit
 from csc_bayes.posterior import Posterior, reader
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -236,6 +237,7 @@ def explain_variance(
       index-paired draw, V_between from :func:`between_la_variance`; and the same with the
       model's expected V_between, :func:`superpopulation_between_la_variance`.
     """
+    require_count_fit(fit, "explain")
     check_ci_prob(ci_prob)
     post = reader(fit)
     lp = linear_predictor(post)

@@ -1,4 +1,4 @@
-"""``csc-bayes explain | excess | predict``: the answers, from a saved fit.
+"""``csc-bayes explain | excess | predict | grades``: the answers, from a saved fit.
 
 FIT is a run folder (``fits/<model>/<run-id>``) or a model folder (its latest run).
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,12 +19,14 @@ from csc_bayes.cli._common import (
     OutputFormat,
     check_table_output,
     emit_table,
+    file_format,
     frame_table,
     neighbour_group,
     note,
     print_wide,
     refusing,
     require_raw,
+    write_table,
 )
 from csc_bayes.variance import DEFAULT_CI_PROB
 
@@ -111,10 +114,13 @@ def explain(
     is loaded from beside FIT if saved, else fitted and saved there.
     """
     from csc_bayes.fitting import find_null_fit
+    from csc_bayes.ordinal import require_count_fit
     from csc_bayes.variance import explain_variance
 
     check_table_output(fmt, out)
     fit = _load(fit_path)
+    with refusing():  # before fitting a null model it could not use
+        require_count_fit(fit, "explain")
     if null is not None:
         null_fit = _load(null)
     elif no_null:
@@ -272,8 +278,81 @@ def predict_command(
     emit_table(table, fmt, out, title=title, brief=brief)
 
 
+def grades_command(
+    fit_path: Path = FIT_ARG,
+    vary: list[str] | None = typer.Option(
+        None,
+        "--vary",
+        help="The two covariates to set low and high (default: the parts of the spec's "
+        "interaction); give --vary twice.",
+    ),
+    quantiles: tuple[float, float] = typer.Option(
+        (0.1, 0.9), "--quantiles", help="'low' and 'high': these quantiles over the fitted rows."
+    ),
+    typical: bool = typer.Option(
+        False,
+        "--typical",
+        help="An authority with random effects at zero, instead of the average over "
+        "authorities drawn from the fitted random effects.",
+    ),
+    fmt: OutputFormat = FORMAT_OPT,
+    out: Path | None = OUT_OPT,
+    effects_out: Path | None = typer.Option(
+        None, "--effects-out", help="Also write the coefficient table here (.csv or .json)."
+    ),
+    ci_prob: float = typer.Option(0.9, "--ci-prob", help="Width of the intervals (0-1)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the new authorities' draws."),
+) -> None:
+    """An ordinal model's answers: coefficients (log odds ratios) and predicted grade shares.
+
+    First the coefficients (per SD of each covariate; a positive one goes with worse grades),
+    then the probability of each grade at low and high values of two covariates, with the
+    high - low differences.
+    """
+    from csc_bayes.ordinal import grade_probabilities, ordinal_effects
+
+    check_table_output(fmt, out)
+    if vary is not None and len(vary) != 2:
+        raise typer.BadParameter("give --vary twice (two covariates)", param_hint="--vary")
+    fit = _load(fit_path)
+    with refusing():
+        effects = ordinal_effects(fit, prob=ci_prob)
+        table = grade_probabilities(
+            fit,
+            vary=tuple(vary) if vary else None,
+            quantiles=tuple(quantiles),
+            over_authorities=not typical,
+            prob=ci_prob,
+            seed=seed,
+        )
+    if effects_out is not None:
+        write_table(effects, effects_out, file_format(OutputFormat.table, effects_out))
+        note(f"wrote {effects_out}")
+    if fmt == OutputFormat.table:
+        print_wide(
+            frame_table(
+                _significant(effects),
+                title=f"Coefficients: log cumulative odds ratios per SD ({ci_prob:.0%} intervals)",
+            )
+        )
+    a, b = table.attrs["a"], table.attrs["b"]
+    who = "an authority with random effects at zero" if typical else "averaged over authorities"
+    title = f"P(grade) at low/high {a} (a) and {b} (b), {who} ({ci_prob:.0%} intervals)"
+    emit_table(_significant(table) if out is None else table, fmt, out, title=title)
+
+
+def _significant(frame: Any, digits: int = 4) -> Any:
+    """``frame`` with its float columns rounded to ``digits`` significant digits (display)."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype.kind == "f":
+            out[column] = out[column].map(lambda v: float(f"{v:.{digits}g}"))
+    return out
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``explain``, ``excess`` and ``predict`` to the ``csc-bayes`` app."""
+    """Add ``explain``, ``excess``, ``predict`` and ``grades`` to the ``csc-bayes`` app."""
     app.command("explain")(explain)
     app.command("excess")(excess_command)
     app.command("predict")(predict_command)
+    app.command("grades")(grades_command)

@@ -28,7 +28,9 @@ def fit_command(
         "offset(log(population)) + (1|la) + (1|region) + rw1(year)' (docs/model.md).",
     ),
     family: str | None = typer.Option(
-        None, help="negative_binomial (a formula's default) or poisson; overrides the spec."
+        None,
+        help="negative_binomial (a formula's default), poisson, or cumulative_logit (an "
+        "ordered category such as ilacs_overall; no offset); overrides the spec.",
     ),
     years: tuple[int, int] | None = typer.Option(
         None, help="First and last year to fit (a formula's default: 2013 2024)."

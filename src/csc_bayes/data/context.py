@@ -8,7 +8,8 @@
   :mod:`~csc_bayes.data.assessment`;
 * ``sw_turnover_rate``, ``sw_agency_rate``, ``sw_vacancy_rate``, ``sw_caseload`` (2018-2025):
   :mod:`~csc_bayes.data.workforce`;
-* ``ilacs_overall`` and ``ilacs_overall_label`` (2018-2025): :mod:`~csc_bayes.data.inspections`;
+* ``ilacs_overall``, ``ilacs_overall_label`` and ``ilacs_overall_published`` (2018-2025):
+  :mod:`~csc_bayes.data.inspections`;
 * ``spend_per_cin`` (the years of ``spend_per_child``): :func:`spend_per_cin`.
 
 The flows ``icpc``, ``cla_started`` and ``cla_ceased`` (:mod:`~csc_bayes.data.flows`) are
@@ -46,7 +47,7 @@ CONTEXT = (*POVERTY, *ASSESSMENT, *PRACTICE)
 #: every column the context adds with a ``_missing`` companion (flows filled by the build)
 CONTEXT_COLUMNS = (*CONTEXT, *FLOWS)
 #: columns without a companion: the words of a coded column (missing where the code is)
-LABELS = {"ilacs_overall_label": "ilacs_overall"}
+LABELS = {"ilacs_overall_label": "ilacs_overall", "ilacs_overall_published": "ilacs_overall"}
 #: whole-number columns (Int64); the rest are Float64
 COUNTS = ("low_income_children", "assessment_episodes", "ilacs_overall", *FLOWS)
 
@@ -86,7 +87,8 @@ def context_for(frame: pd.DataFrame, raw_dir: Path) -> pd.DataFrame:
         out[name] = out[name].astype(dtype)
         out[missing_column(name)] = out[missing_column(name)].astype("string")
     order = [c for name in CONTEXT for c in (name, missing_column(name))]
-    order.insert(order.index("ilacs_overall_missing") + 1, "ilacs_overall_label")
+    at = order.index("ilacs_overall_missing") + 1
+    order[at:at] = ["ilacs_overall_label", "ilacs_overall_published"]
     return out[order]
 
 

@@ -9,7 +9,10 @@ publication dates and overall effectiveness.
 A judgement is in force from its **publication date** until the next one is published. The
 panel's year t takes the judgement in force at 31 March t: the latest published on or before
 that day. Columns: ``ilacs_overall`` (Int64, 1 = Outstanding, 2 = Good, 3 = Requires
-improvement to be good, 4 = Inadequate) and ``ilacs_overall_label`` (the words).
+improvement to be good, 4 = Inadequate), ``ilacs_overall_label`` (the words) and
+``ilacs_overall_published`` (the publication date of that judgement, ISO ``YYYY-MM-DD``: one
+inspection's judgement repeats over the years it stays in force, and this tells one inspection
+from the next even when both gave the same grade; :mod:`csc_bayes.data.judgements`).
 
 Missing: ``not_yet_inspected`` when no ILACS judgement had been published for the authority
 by 31 March t (the one in force was then a SIF judgement of 2014-2017, not in this folder, or
@@ -123,19 +126,21 @@ def judgement_in_force(inspections: pd.DataFrame, la_code: str, year: int) -> pd
 
 
 def ilacs_table(raw_dir: Path, units: pd.DataFrame) -> pd.DataFrame:
-    """``ilacs_overall`` (Int64), ``ilacs_overall_missing`` and ``ilacs_overall_label`` for each
-    row of ``units`` (``la_code, year``), same index."""
+    """``ilacs_overall`` (Int64), ``ilacs_overall_missing``, ``ilacs_overall_label`` and
+    ``ilacs_overall_published`` for each row of ``units`` (``la_code, year``), same index."""
     inspections = read_ilacs(raw_dir)
-    values, reasons, labels = [], [], []
+    values, reasons, labels, published = [], [], [], []
     for la_code, year in zip(units["la_code"], units["year"], strict=True):
         found = None if year < FIRST_YEAR else judgement_in_force(inspections, str(la_code), year)
         if found is not None:
             values.append(int(found["overall"]))
             reasons.append(pd.NA)
             labels.append(found["label"])
+            published.append(found["published"].date().isoformat())
             continue
         values.append(pd.NA)
         labels.append(pd.NA)
+        published.append(pd.NA)
         reasons.append(
             MissingReason.NO_SOURCE.value
             if year < FIRST_YEAR
@@ -146,6 +151,7 @@ def ilacs_table(raw_dir: Path, units: pd.DataFrame) -> pd.DataFrame:
             "ilacs_overall": pd.array(values, dtype="Int64"),
             "ilacs_overall_missing": pd.array(reasons, dtype="string"),
             "ilacs_overall_label": pd.array(labels, dtype="string"),
+            "ilacs_overall_published": pd.array(published, dtype="string"),
         },
         index=units.index,
     )
