@@ -195,3 +195,78 @@ def test_year_dev_is_the_difference_from_the_years_mean_and_a_spec_can_name_it()
     fitted, excluded = select_rows(spec, rows)
     assert len(fitted) == 3 and excluded.empty
     assert fitted["year_dev_ilacs_not_yet_inspected"].round(3).tolist() == [-0.333, 0.667, -0.333]
+
+
+def _simulated_practice_panel(seed: int, effect: float) -> tuple[pd.DataFrame, float]:
+    """A synthetic panel (150 authorities, 2019-2023) whose CPP rate has a known practice term.
+
+    ``sw_agency_rate`` = the authority's own level (independent of need) + a national drift +
+    yearly noise; log rate = the simulation's need truth + ``effect`` x (agency rate - mean).
+    Returns the panel and the true practice share of the need model's between-LA variance:
+    1 - Var_j(a_j) / Var_j(a_j + r_j), a_j = region_j + la_j (true), r_j the authority's mean
+    practice term with what the need covariates' authority means can absorb removed (OLS).
+    """
+    from csc_bayes.simulate import simulate_panel, true_log_rate
+
+    sim = simulate_panel(first_year=2019, last_year=2023, seed=seed)
+    panel = sim.panel.copy()
+    truth = dict(sim.truth["cpp"])
+    truth["beta_per_unit"] = {**truth["beta_per_unit"], "spend_per_child": 0.0}
+    rng = np.random.default_rng(seed + 1000)
+    codes = panel["la_code"].astype(str)
+    own = pd.Series(rng.normal(0.15, 0.08, codes.nunique()), index=codes.unique())
+    drift = 0.01 * (panel["year"] - 2019)
+    agency = codes.map(own).to_numpy() + drift + rng.normal(0, 0.02, len(panel))
+    panel["sw_agency_rate"] = pd.array(agency, dtype="Float64")
+    practice = effect * (agency - agency.mean())
+    log_rate = true_log_rate(panel, params=truth).to_numpy() + practice
+    mu = panel["population"].to_numpy(float) * np.exp(log_rate)
+    phi = truth["phi"]
+    panel["cpp"] = pd.array(rng.negative_binomial(phi, phi / (phi + mu)), dtype="Int64")
+    panel["cpp_missing"] = pd.array([None] * len(panel), dtype="string")
+
+    by_la = panel.assign(c=practice).groupby(codes)
+    la = by_la[["c", "idaci", "ethnic_minority_share"]].mean().astype(float)
+    design = np.column_stack([np.ones(len(la)), la["idaci"], la["ethnic_minority_share"]])
+    coef, *_ = np.linalg.lstsq(design, la["c"].to_numpy(), rcond=None)
+    r = la["c"].to_numpy() - design @ coef
+    region = by_la["region"].first().map(truth["region_effect"]).to_numpy(float)
+    a = region + truth["la_effect"].reindex(la.index).to_numpy(float)
+    return panel, float(1 - np.var(a, ddof=1) / np.var(a + r, ddof=1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("effect", [2.0, 0.0])
+def test_practice_share_recovers_a_known_share_and_finds_none_where_there_is_none(effect):
+    import csc_bayes
+    from csc_bayes.fitting import find_without_practice_fit
+
+    panel, true_share = _simulated_practice_panel(seed=7, effect=effect)
+    spec = ModelSpec.from_dict(
+        {
+            "name": "cpp_practice_recovery",
+            "outcome": "cpp",
+            "years": [2019, 2023],
+            "covariates": {
+                "need": {"deprivation": ["idaci"], "ethnicity": ["ethnic_minority_share"]},
+                "practice": {"workforce": ["year_dev_sw_agency_rate"]},
+            },
+            "sampler": {"draws": 500, "tune": 500, "chains": 2, "seed": 11},
+        }
+    )
+    fit = csc_bayes.fit(spec, data=panel, out=None, progress=False)
+    reduced = find_without_practice_fit(fit, out=None, progress=False)
+    summary = explain_variance(fit, without_practice_fit=reduced).summary
+    row = summary.set_index(["measure", "component"]).loc[("practice_share", "finite")]
+    ratio = summary.set_index(["measure", "component"]).loc[
+        ("practice_rate_ratio_per_sd", "year_dev_sw_agency_rate")
+    ]
+    sd = float(fit.idata["constant_data"]["covariate_sd"].sel(covariate="year_dev_sw_agency_rate"))
+    if effect:
+        assert 0.2 < true_share < 0.45, true_share  # the world is what it is meant to be
+        assert row["lower"] <= true_share <= row["upper"], (row.to_dict(), true_share)
+        assert ratio["lower"] <= np.exp(effect * sd) <= ratio["upper"]
+    else:
+        assert true_share == 0.0
+        assert row["lower"] <= 0.0 <= row["upper"] and row["upper"] < 0.1, row.to_dict()
+        assert ratio["lower"] <= 1.0 <= ratio["upper"]
