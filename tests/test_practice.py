@@ -270,3 +270,20 @@ def test_practice_share_recovers_a_known_share_and_finds_none_where_there_is_non
         assert true_share == 0.0
         assert row["lower"] <= 0.0 <= row["upper"] and row["upper"] < 0.1, row.to_dict()
         assert ratio["lower"] <= 1.0 <= ratio["upper"]
+
+
+def test_synthetic_workforce_columns_leave_every_other_column_unchanged(monkeypatch):
+    import csc_bayes.simulate as simulate
+
+    with_workforce = simulate.simulate_panel(seed=3).panel
+    monkeypatch.setattr(simulate, "_add_workforce", lambda panel, seed: panel)
+    without = simulate.simulate_panel(seed=3).panel
+    added = [c for c in with_workforce.columns if c not in without.columns]
+    assert sorted(added) == sorted(
+        [*simulate._WORKFORCE, *(f"{c}_missing" for c in simulate._WORKFORCE)]
+    )
+    pd.testing.assert_frame_equal(with_workforce[list(without.columns)], without)
+    early = with_workforce[with_workforce["year"] < simulate.WORKFORCE_FIRST_YEAR]
+    assert early["sw_caseload"].isna().all() and (early["sw_caseload_missing"] == "no_source").all()
+    later = with_workforce[with_workforce["year"] >= simulate.WORKFORCE_FIRST_YEAR]
+    assert later["sw_agency_rate"].between(0, 0.6).all() and later["sw_caseload"].notna().all()
