@@ -268,7 +268,9 @@ def test_practice_share_recovers_a_known_share_and_finds_none_where_there_is_non
         assert ratio["lower"] <= np.exp(effect * sd) <= ratio["upper"]
     else:
         assert true_share == 0.0
-        assert row["lower"] <= 0.0 <= row["upper"] and row["upper"] < 0.1, row.to_dict()
+        # near zero; the interval is the spread of a ratio of two independent posteriors'
+        # V_between (about +-0.13 with 150 authorities x 5 years, docs/methods.md 1.5)
+        assert abs(row["median"]) < 0.05 and row["lower"] <= 0.0 <= row["upper"], row.to_dict()
         assert ratio["lower"] <= 1.0 <= ratio["upper"]
 
 
