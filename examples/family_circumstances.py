@@ -11,15 +11,20 @@ For each outcome, on the years DWP's child poverty covers (2015-2022), it fits (
 - ``<outcome>_need`` on the same years and rows (the IDACI-only model);
 - their null model (random effects only), for the between-LA variance the covariates explain,
 
-With ``--practice`` it also fits ``results/family_circumstances/cpp_need_practice.toml`` (need +
-children's social work workforce, 2018-2024, a non-need ``practice`` block) and ``cpp_need`` on
-the same rows, and reports the share of the need model's between-authority variance that the
-practice covariates account for, per index-paired draw,
+With ``--practice`` it also fits, for each outcome,
+``results/practice/<outcome>_need_practice.toml`` (need + practice: children's social work
+workforce, spending per child in need and the Ofsted ILACS judgement, each as its difference
+from the year's mean across authorities, 2018-2024)
+and the same model without its practice block on the same rows
+(``csc_bayes.fitting.find_without_practice_fit``), and reports what ``csc-bayes explain``
+reports for such a fit: each practice term's rate ratio per SD (per unit against "good or
+better" for an Ofsted indicator) and the share of the need model's between-authority variance
+that the practice terms account for, per index-paired draw,
 
     practice_share = 1 - V_between(need + practice) / V_between(need)
 
-(V_between: ``csc_bayes.variance.between_la_variance``, docs/methods.md 1.4), an association,
-not the effect of changing practice.
+(V_between: ``csc_bayes.variance.between_la_variance``, docs/methods.md 1.4-1.5), an
+association, not the effect of changing practice.
 
 It writes ``results/family_circumstances/summary.md`` (and ``.csv``): the variance shares
 (latent log-rate scale, Shapley attribution; docs/methods.md section 1), the proportion of
@@ -86,53 +91,34 @@ def summarise(outcome: str, model: str, fit, null) -> list[dict]:
     return rows
 
 
-def practice_rows(panel: pd.DataFrame, fits: Path) -> list[dict]:
-    """CPP: need + practice against need on the same rows (see the module docstring)."""
-    from csc_bayes.variance import between_la_variance
+def practice_rows(panel: pd.DataFrame, fits: Path, outcomes: list[str]) -> list[dict]:
+    """Each outcome's practice model (``results/practice/<outcome>_need_practice.toml``) against
+    the same model without its practice block on the same rows: the practice share and the rate
+    ratios, from ``csc_bayes.explain_variance`` (see the module docstring)."""
+    from csc_bayes.fitting import find_without_practice_fit
 
-    spec = csc_bayes.load_spec(REPO / "results" / "family_circumstances" / "cpp_need_practice.toml")
-    fit = csc_bayes.fit(spec, data=panel, out=fits, progress=False)
-    same_rows = panel.merge(fit.fitted_rows, on=["la_code", "year"], how="inner")
-    need = dataclasses.replace(csc_bayes.find_spec("cpp_need"), years=spec.years)
-    need = dataclasses.replace(need, name="cpp_need_2018_2024")
-    shared = {k: p.as_dict() for k, p in spec.priors.items() if k.startswith("sigma")}
-    need = need.with_priors(shared).with_sampler(target_accept=spec.sampler.target_accept)
-    need_fit = csc_bayes.fit(need, data=same_rows, out=fits, progress=False)
-    with_practice, without = between_la_variance(fit), between_la_variance(need_fit)
-    n = min(len(with_practice), len(without))
-    share = 1 - with_practice[:n] / without[:n]
-    lo, med, hi = np.quantile(share, [0.05, 0.5, 0.95])
-    rows = [
-        {
-            "outcome": "cpp",
-            "model": spec.name,
-            "quantity": "practice_share_of_need_model_between_la_variance",
-            "median": med,
-            "lower": lo,
-            "upper": hi,
-        }
-    ]
-    per_unit = fit.idata["posterior"]["beta_per_unit"]
-    sd = fit.idata["constant_data"]["covariate_sd"]
-    for cov in spec.blocks["practice"]["workforce"]:
-        # per SD of the covariate across authority-years, as a rate ratio
-        draws = np.exp(float(sd.sel(covariate=cov)) * per_unit.sel(covariate=cov).values.ravel())
-        q = np.quantile(draws, [0.05, 0.5, 0.95])
-        rows.append(
-            {
-                "outcome": "cpp",
-                "model": spec.name,
-                "quantity": f"rate_ratio_per_sd:{cov}",
-                "median": q[1],
-                "lower": q[0],
-                "upper": q[2],
-            }
-        )
-    for model, f in ((spec.name, fit), (need.name, need_fit)):
-        gate = f.metadata.get("diagnostics", {}).get("passed")
-        rows.append(
-            {"outcome": "cpp", "model": model, "quantity": "gate_passed", "median": float(gate)}
-        )
+    rows = []
+    for outcome in outcomes:
+        spec = csc_bayes.load_spec(REPO / "results" / "practice" / f"{outcome}_need_practice.toml")
+        fit = csc_bayes.fit(spec, data=panel, out=fits, progress=False)
+        reduced = find_without_practice_fit(fit, out=fits, progress=False)
+        summary = csc_bayes.explain_variance(fit, without_practice_fit=reduced).summary
+        for r in summary[summary["measure"].str.startswith("practice")].itertuples():
+            rows.append(
+                {
+                    "outcome": outcome,
+                    "model": spec.name,
+                    "quantity": f"{r.measure}:{r.component}",
+                    "median": r.median,
+                    "lower": r.lower,
+                    "upper": r.upper,
+                }
+            )
+        for model, f in ((spec.name, fit), (reduced.spec.name, reduced)):
+            gate = f.metadata.get("diagnostics", {}).get("passed")
+            gate_row = {"outcome": outcome, "model": model, "quantity": "gate_passed"}
+            rows.append({**gate_row, "median": float(gate)})
+        print(f"{outcome} practice: done", flush=True)
     return rows
 
 
@@ -142,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fits", type=Path, default=REPO / "fits" / "realdata")
     parser.add_argument("--results", type=Path, default=REPO / "results" / "family_circumstances")
     parser.add_argument("--outcomes", nargs="+", default=["cpp", "cin", "cla"])
-    parser.add_argument("--practice", action="store_true", help="also the CPP practice model")
+    parser.add_argument(
+        "--practice", action="store_true", help="also the practice models of --outcomes"
+    )
     args = parser.parse_args(argv)
 
     panel = csc_bayes.build_panel(args.raw)
@@ -164,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         rows += summarise(outcome, need.name, need_fit, need_null)
         print(f"{outcome}: done", flush=True)
     if args.practice:
-        rows += practice_rows(panel, args.fits)
+        rows += practice_rows(panel, args.fits, args.outcomes)
 
     table = pd.DataFrame(rows)
     args.results.mkdir(parents=True, exist_ok=True)

@@ -365,7 +365,9 @@ def _kfold(
     common_frame = common.to_frame(index=False)
     tasks = []
     for name, f in named.items():
-        panel = f.panel
+        # derived columns from the whole panel: year_dev_<x> is a difference from the mean over
+        # every authority of the year, held-out ones included (the others are per authority)
+        panel = with_derived_columns(f.panel, f.spec.covariates, f.spec.years)
         for fold in range(k):
             out_las = [c for c, i in folds.items() if i == fold]
             is_out = panel["la_code"].astype(str).isin(out_las)

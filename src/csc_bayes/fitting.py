@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import xarray as xr
@@ -19,6 +19,9 @@ import xarray as xr
 from csc_bayes import __version__
 from csc_bayes.errors import FitIntegrityError
 from csc_bayes.fits import Fit, data_hash, find_reusable_run, load_fit, save_fit
+
+if TYPE_CHECKING:  # pragma: no cover
+    from csc_bayes.spec import ModelSpec
 
 RefitPolicy = Literal["on_change", "always", "never"]
 _VERSIONED = (
@@ -281,18 +284,38 @@ def find_null_fit(fit_: Fit, *, out: str | Path | None = None, progress: bool = 
     of those rows and it was made by this :data:`~csc_bayes.model.MODEL_VERSION`. Otherwise it
     is fitted with ``fit_``'s sampler settings and saved beside ``fit_`` (or under ``out``).
     """
+    null_spec = fit_.spec.null_spec().with_sampler(**fit_.spec.sampler.as_dict())
+    return _on_same_rows(null_spec, fit_, out=out, progress=progress)
+
+
+def find_without_practice_fit(
+    fit_: Fit, *, out: str | Path | None = None, progress: bool = True
+) -> Fit:
+    """``fit_``'s model without its ``practice`` covariates, on the same rows: loaded if saved,
+    else fitted (``ModelSpec.without_block("practice")``: same priors, terms and sampler).
+
+    It is the comparison behind the practice share (``docs/methods.md`` 1.5), matched and saved
+    as :func:`find_null_fit` does: on exactly the authority-years ``fit_`` fitted (rows the
+    practice covariates left out are left out here too).
+    """
+    reduced = fit_.spec.without_block("practice")
+    return _on_same_rows(reduced, fit_, out=out, progress=progress)
+
+
+def _on_same_rows(spec: ModelSpec, fit_: Fit, *, out: str | Path | None, progress: bool) -> Fit:
+    """A saved fit of ``spec`` on ``fit_``'s fitted rows (same spec hash, data hash and model
+    version) beside ``fit_`` (or under ``out``), else a new fit saved there."""
     from csc_bayes.fits import list_runs, read_metadata
     from csc_bayes.model import MODEL_VERSION
 
-    null_spec = fit_.spec.null_spec().with_sampler(**fit_.spec.sampler.as_dict())
     same_rows = fit_.panel.merge(fit_.fitted_rows, on=["la_code", "year"], how="inner")
     if out is None:
         out = fit_.path.parent.parent if fit_.path is not None else None
     if out is not None:
-        wanted = (null_spec.canonical_hash(), data_hash(same_rows), MODEL_VERSION)
-        for run in reversed(list_runs(Path(out) / null_spec.name)):
+        wanted = (spec.canonical_hash(), data_hash(same_rows), MODEL_VERSION)
+        for run in reversed(list_runs(Path(out) / spec.name)):
             saved = read_metadata(run)
             found = (saved.get("spec_hash"), saved.get("data_hash"), saved.get("model_version"))
             if found == wanted:
                 return load_fit(run)
-    return fit(null_spec, data=same_rows, out=out, progress=progress)
+    return fit(spec, data=same_rows, out=out, progress=progress)

@@ -268,6 +268,39 @@ def _add_inspections(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
     return panel
 
 
+#: the first panel year of the children's social work workforce census (September 2017)
+WORKFORCE_FIRST_YEAR = 2018
+#: synthetic workforce columns: (England level, SD of an authority's own level, change a year,
+#: SD of a year's noise, lowest, highest, decimals)
+_WORKFORCE = {
+    "sw_turnover_rate": (0.16, 0.04, 0.0, 0.03, 0.02, 0.5, 3),
+    "sw_agency_rate": (0.16, 0.08, 0.005, 0.03, 0.0, 0.6, 3),
+    "sw_vacancy_rate": (0.17, 0.07, 0.005, 0.03, 0.0, 0.6, 3),
+    "sw_caseload": (17.0, 2.5, 0.0, 1.5, 8.0, 35.0, 1),
+}
+
+
+def _add_workforce(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The four workforce columns of the real panel (turnover, agency share and vacancy rate as
+    fractions, caseload per FTE), like the official ones: per column, England level + the
+    authority's own N(0, sd) level + a national change a year + N(0, sd) a year, clipped
+    (:data:`_WORKFORCE`); from 2018 only, earlier years missing as ``no_source``. They enter no
+    outcome. Drawn with their own generator, so every other column is as without them."""
+    rng = np.random.default_rng([seed, 17])
+    codes = panel["la_code"].astype(str)
+    first = codes.drop_duplicates().to_numpy()
+    years = panel["year"].to_numpy(dtype=int)
+    covered = years >= WORKFORCE_FIRST_YEAR
+    for column, (level, la_sd, trend, year_sd, low, high, decimals) in _WORKFORCE.items():
+        own = pd.Series(rng.normal(0.0, la_sd, len(first)), index=first)
+        value = level + codes.map(own).to_numpy() + trend * (years - WORKFORCE_FIRST_YEAR)
+        value = np.round(np.clip(value + rng.normal(0.0, year_sd, len(panel)), low, high), decimals)
+        panel[column] = pd.array(np.where(covered, value, np.nan), dtype="Float64")
+        reason = np.where(covered, None, MissingReason.NO_SOURCE.value)
+        panel[missing_column(column)] = pd.array(reason, dtype="string")
+    return panel
+
+
 def true_log_rate(panel: pd.DataFrame, *, params: dict[str, Any]) -> pd.Series:
     """The true eta - log(population) of each panel row, indexed by (la_code, year).
 
@@ -403,6 +436,7 @@ def simulate_panel(
     for col in FLAGGED:
         panel[missing_column(col)] = pd.array([pd.NA] * len(panel), dtype="string")
     panel = _add_child_poverty(panel, seed)
+    panel = _add_workforce(panel, seed)
     for col in OUTCOMES:
         panel.loc[~observed, missing_column(col)] = MissingReason.NOT_YET_PUBLISHED.value
     panel = suppress_small_counts(panel, below=suppress_below, known_range=known_range)

@@ -26,9 +26,10 @@ import pandas as pd
 
 from csc_bayes.data.interactions import add_interaction, parse_interaction_name
 from csc_bayes.data.judgements import ROW_SELECTIONS, first_year_in_force, outcome_categories
+from csc_bayes.data.grades import add_ilacs_indicator, is_ilacs_indicator
 from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
-from csc_bayes.data.within import add_within, parse_within_name
+from csc_bayes.data.within import add_within, add_year_dev, parse_within_name, parse_year_dev_name
 from csc_bayes.errors import SpecError
 from csc_bayes.priors import DISTRIBUTIONS, POSITIVE_PARAMS, SUPPORTS, Prior, prior, support_of
 from csc_bayes.terms import OPTION_KEYS, DataScale, key_values, kind_of, terms_of
@@ -285,6 +286,25 @@ class ModelSpec:
         )
         return replace(null, priors={k: v for k, v in self.priors.items() if k in null.parameters})
 
+    def without_block(self, block: str) -> ModelSpec:
+        """The same model without covariate block ``block`` (e.g. ``"practice"``): same outcome,
+        years, terms, sampler and the priors of the parameters it keeps; named
+        ``<name>_without_<block>``. Refused when the spec has no such block."""
+        if block not in self.blocks:
+            raise SpecError(
+                f"{self.source}: model {self.name!r} has no covariate block {block!r} "
+                f"(its blocks: {list(self.blocks) or 'none'})"
+            )
+        reduced = replace(
+            self,
+            name=f"{self.name}_without_{block}",
+            description=f"{self.description or self.name}, without its {block} covariates",
+            blocks={b: comps for b, comps in self.blocks.items() if b != block},
+            priors={},
+        )
+        kept = {k: v for k, v in self.priors.items() if k in reduced.parameters}
+        return replace(reduced, priors=kept)
+
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "<dict>") -> ModelSpec:
@@ -440,9 +460,13 @@ def with_derived_columns(
     """``panel`` with each column of ``columns`` that it lacks and that is derived from one it
     has: ``lag_<x>_<k>`` (x k years earlier, :mod:`csc_bayes.data.lags`), ``la_mean_<x>`` and
     ``la_dev_<x>`` (the authority's mean of x over ``years`` and the yearly deviation from it,
-    :mod:`csc_bayes.data.within`), and, when ``scales`` gives the (mean, sd) of both parts (a
-    fit's own standardisation), the interaction ``<a>_x_<b>`` = z_a z_b
-    (:mod:`csc_bayes.data.interactions`; :func:`select_rows` makes it for the fitted rows)."""
+    :mod:`csc_bayes.data.within`), ``year_dev_<x>`` (x minus its year's mean across the
+    panel's authorities, :mod:`csc_bayes.data.within`; x may itself be derived), the Ofsted
+    indicators ``ilacs_requires_improvement``, ``ilacs_inadequate``,
+    ``ilacs_not_yet_inspected`` from ``ilacs_overall`` (:mod:`csc_bayes.data.grades`), and,
+    when ``scales`` gives the (mean, sd) of both parts (a fit's own standardisation), the
+    interaction ``<a>_x_<b>`` = z_a z_b (:mod:`csc_bayes.data.interactions`;
+    :func:`select_rows` makes it for the fitted rows)."""
     for name in columns:
         if name in panel.columns:
             continue
@@ -452,6 +476,13 @@ def with_derived_columns(
             panel = add_lagged(panel, *lag)
         elif within and within[1] in panel.columns:
             panel = add_within(panel, within[1], years)
+        elif parse_year_dev_name(name):
+            base = parse_year_dev_name(name)
+            panel = with_derived_columns(panel, [base], years)  # e.g. year_dev_ilacs_inadequate
+            if base in panel.columns:
+                panel = add_year_dev(panel, base)
+        elif is_ilacs_indicator(name) and "ilacs_overall" in panel.columns:
+            panel = add_ilacs_indicator(panel, name)
     for name in columns:
         pair = None if name in panel.columns else parse_interaction_name(name, panel.columns)
         if pair and scales is not None and all(part in scales for part in pair):
@@ -491,7 +522,9 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
             what = "is not a column of the panel" if col not in panel.columns else "is not numeric"
             raise SpecError(
                 f"{spec.source}: {key} {col!r} {what}; numeric panel columns: {numeric} "
-                "(or lag_<column>_<k>, la_mean_<column>, la_dev_<column> of one; add your own "
+                "(or lag_<column>_<k>, la_mean_<column>, la_dev_<column>, year_dev_<column> of "
+                "one, or the ILACS indicators ilacs_requires_improvement, ilacs_inadequate, "
+                "ilacs_not_yet_inspected; add your own "
                 "with data build --extra)"
             )
     y = panel[spec.outcome].dropna().astype(float)

@@ -73,8 +73,9 @@ class VarianceExplained:
 
     Attributes:
         summary: one row per quantity: ``measure`` (share / finite_sd / superpopulation_sd /
-            bayes_r2 / between_la_explained), ``component``, ``median``, ``lower``, ``upper``,
-            ``mean``.
+            bayes_r2 / between_la_explained, and for a fit with practice covariates
+            practice_rate_ratio_per_sd / practice_rate_ratio_vs_reference / practice_share),
+            ``component``, ``median``, ``lower``, ``upper``, ``mean``.
         shares: per-draw latent-scale variance shares, dims (sample, component); each draw's
             shares sum to 1.
         draws: every per-draw quantity of ``summary``, dims (sample, quantity), where the
@@ -204,6 +205,104 @@ def _check_null_matches(post: Posterior, null: Posterior) -> None:
         )
 
 
+#: the covariate block whose association with the authorities' levels ``practice_draws`` reports
+PRACTICE_BLOCK = "practice"
+
+
+def practice_covariates(post: Posterior) -> list[str]:
+    """The fit's covariates in its ``practice`` block, in spec order (empty without one)."""
+    comps = post.spec.blocks.get(PRACTICE_BLOCK, {})
+    return [c for covs in comps.values() for c in covs if c in post.covariates]
+
+
+def _is_indicator(name: str) -> bool:
+    """An indicator column (or its yearly deviation): reported per unit, against its reference."""
+    from csc_bayes.data.grades import is_ilacs_indicator
+    from csc_bayes.data.within import parse_year_dev_name
+
+    return is_ilacs_indicator(parse_year_dev_name(name) or name)
+
+
+def _check_without_practice(post: Posterior, reduced: Posterior) -> None:
+    """The comparison fit must be the same model without the practice block, on the same rows."""
+    for coord, attr in (("la", "la_codes"), ("year", "years")):
+        if getattr(post, attr) != getattr(reduced, attr):
+            raise AnswerError(
+                f"the fit without practice does not match: its {coord!r} coordinate differs "
+                f"from the practice fit's ({len(getattr(reduced, attr))} vs "
+                f"{len(getattr(post, attr))} values); fit it on the same rows "
+                "(csc_bayes.fitting.find_without_practice_fit)"
+            )
+    if post.spec.outcome != reduced.spec.outcome:
+        raise AnswerError(
+            f"the fit without practice models {reduced.spec.outcome!r} but the practice fit "
+            f"models {post.spec.outcome!r}"
+        )
+    if PRACTICE_BLOCK in reduced.spec.blocks:
+        raise AnswerError(
+            f"the comparison fit {reduced.spec.name!r} has a practice block itself; give the "
+            "same model without it (ModelSpec.without_block('practice'))"
+        )
+    kept = [c for c in post.covariates if c not in practice_covariates(post)]
+    if reduced.covariates != kept:
+        raise AnswerError(
+            f"the fit without practice has covariates {reduced.covariates}; the practice fit's "
+            f"other covariates are {kept}"
+        )
+    if len(reduced.fitted_rows) != len(post.fitted_rows):
+        raise AnswerError(
+            f"the fit without practice has {len(reduced.fitted_rows)} fitted rows, the "
+            f"practice fit {len(post.fitted_rows)}: fit it on the same authority-years"
+        )
+
+
+def practice_draws(
+    fit: Fit | Posterior,
+    *,
+    without_practice_fit: Fit | Posterior | None = None,
+    lp: LinearPredictor | None = None,
+) -> dict[str, np.ndarray]:
+    """Per-draw answers about a fit's ``practice`` covariates (docs/methods.md 1.5).
+
+    Keys ``"<measure>:<component>"``:
+
+    - ``practice_rate_ratio_per_sd:<cov>``: exp(beta_k), the rate ratio for one SD of the
+      covariate across the fitted authority-years (``covariate_sd``), other terms held fixed;
+    - ``practice_rate_ratio_vs_reference:<cov>`` for an indicator (an Ofsted judgement against
+      "good or better"): exp(beta_per_unit_k);
+    - ``practice_share:finite`` (needs ``without_practice_fit``, the same model without its
+      practice block on the same rows), per index-paired draw s:
+      ``1 - V_between(need + practice)_s / V_between(need)_s`` with V_between from
+      :func:`between_la_variance`: the share of the need model's between-authority variance that
+      goes with the practice covariates.
+
+    Empty when the fit has no practice block. Every number is an association.
+    """
+    post = reader(fit)
+    covs = practice_covariates(post)
+    if not covs:
+        if without_practice_fit is not None:
+            raise AnswerError(
+                f"model {post.spec.name!r} has no practice covariates, so there is no practice "
+                "share to compute"
+            )
+        return {}
+    out: dict[str, np.ndarray] = {}
+    beta, per_unit = post.draws("beta"), post.draws("beta_per_unit")
+    for cov in covs:
+        k = post.covariates.index(cov)
+        if _is_indicator(cov):
+            out[f"practice_rate_ratio_vs_reference:{cov}"] = np.exp(per_unit[:, k])
+        else:
+            out[f"practice_rate_ratio_per_sd:{cov}"] = np.exp(beta[:, k])
+    if without_practice_fit is not None:
+        reduced = reader(without_practice_fit)
+        _check_without_practice(post, reduced)
+        full, need = _paired(between_la_variance(post, lp), between_la_variance(reduced))
+        out["practice_share:finite"] = 1 - full / need
+    return out
+
+
 def _summarise(label: str, component: str, values: np.ndarray, ci_prob: float) -> dict[str, Any]:
     lo, hi = interval(values, ci_prob)
     return {
@@ -217,7 +316,11 @@ def _summarise(label: str, component: str, values: np.ndarray, ci_prob: float) -
 
 
 def explain_variance(
-    fit: Fit, *, null_fit: Fit | None = None, ci_prob: float = DEFAULT_CI_PROB
+    fit: Fit,
+    *,
+    null_fit: Fit | None = None,
+    without_practice_fit: Fit | None = None,
+    ci_prob: float = DEFAULT_CI_PROB,
 ) -> VarianceExplained:
     """How much variation each source explains, with ``ci_prob`` credible intervals.
 
@@ -236,6 +339,11 @@ def explain_variance(
     - ``between_la_explained`` (needs ``null_fit``): 1 - V_between(full) / V_between(null) per
       index-paired draw, V_between from :func:`between_la_variance`; and the same with the
       model's expected V_between, :func:`superpopulation_between_la_variance`.
+    - for a fit with a ``practice`` block, :func:`practice_draws`: each practice covariate's
+      rate ratio per SD (per unit, against the reference, for an indicator) and, given
+      ``without_practice_fit`` (the same model without the practice block, on the same rows),
+      ``practice_share``: the share of that model's between-LA variance the practice terms
+      account for.
     """
     require_count_fit(fit, "explain")
     check_ci_prob(ci_prob)
@@ -276,6 +384,7 @@ def explain_variance(
             superpopulation_between_la_variance(null_post),
         )
         quantities["between_la_explained:superpopulation"] = 1 - full_sp / null_sp
+    quantities.update(practice_draws(post, without_practice_fit=without_practice_fit, lp=lp))
 
     n = min(len(v) for v in quantities.values())
     rows = [_summarise(*key.split(":", 1), values, ci_prob) for key, values in quantities.items()]

@@ -104,6 +104,15 @@ def explain(
     no_null: bool = typer.Option(
         False, "--no-null", help="Skip the null model (and the between-LA share it gives)."
     ),
+    without_practice: Path | None = typer.Option(
+        None,
+        "--without-practice",
+        help="For a model with practice covariates: the same model without them, on the same "
+        "rows; default: the matching one.",
+    ),
+    no_practice: bool = typer.Option(
+        False, "--no-practice", help="Skip the fit without practice (and the practice share)."
+    ),
     fmt: OutputFormat = FORMAT_OPT,
     out: Path | None = OUT_OPT,
     ci_prob: float = CI_OPT,
@@ -111,9 +120,13 @@ def explain(
     """How much variation each source explains, and how much is left unexplained.
 
     Without --null, the matching null model (random effects only, same outcome, years and data)
-    is loaded from beside FIT if saved, else fitted and saved there.
+    is loaded from beside FIT if saved, else fitted and saved there. For a model with a
+    practice block (workforce, spending, Ofsted judgement), also each practice term's rate
+    ratio and the share of the need model's between-LA variance that the practice terms
+    account for (an association), against the same model without them (loaded or fitted
+    likewise unless --without-practice or --no-practice).
     """
-    from csc_bayes.fitting import find_null_fit
+    from csc_bayes.fitting import find_null_fit, find_without_practice_fit
     from csc_bayes.ordinal import require_count_fit
     from csc_bayes.variance import explain_variance
 
@@ -121,6 +134,22 @@ def explain(
     fit = _load(fit_path)
     with refusing():  # before fitting a null model it could not use
         require_count_fit(fit, "explain")
+    has_practice = "practice" in fit.spec.blocks
+    if without_practice is not None and not has_practice:
+        raise typer.BadParameter(
+            f"model {fit.spec.name!r} has no practice covariates", param_hint="--without-practice"
+        )
+    if without_practice is not None:
+        reduced = _load(without_practice)
+    elif no_practice or not has_practice:
+        reduced = None
+    else:
+        note(
+            f"model without practice {fit.spec.without_block('practice').name}: loading the "
+            "saved fit of the same data, or fitting it (use --without-practice FIT or "
+            "--no-practice to choose otherwise)"
+        )
+        reduced = find_without_practice_fit(fit)
     if null is not None:
         null_fit = _load(null)
     elif no_null:
@@ -132,7 +161,9 @@ def explain(
         )
         null_fit = find_null_fit(fit)
     with refusing():
-        result = explain_variance(fit, null_fit=null_fit, ci_prob=ci_prob)
+        result = explain_variance(
+            fit, null_fit=null_fit, without_practice_fit=reduced, ci_prob=ci_prob
+        )
     frame = result.to_frame()
     nested = json.dumps(result.to_dict(), indent=2)
     if fmt == OutputFormat.table and out is None:
