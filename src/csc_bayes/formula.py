@@ -21,7 +21,7 @@ Grammar (whitespace is ignored; terms are joined by ``+``; ``name`` is an ASCII 
                 | "rw1(year)"                          random-walk year effects
                 | "ar1(year | la)"                     AR(1) LA-year deviations
     covariate  := name | "lag(" name "," k ")"         k a positive integer
-    block      := "need" | "spending" | "practice"     (csc_bayes.spec.BLOCKS)
+    block      := "need" | "spending" | "practice" | "leading"   (csc_bayes.spec.BLOCKS)
     component  := name | `any text`                    (backticks for non-identifier names)
     la_terms   := covariate ["+ year_c"] | "year_c"   (at most one slope covariate)
 

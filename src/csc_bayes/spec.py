@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
+from csc_bayes.data.ratios import add_log_ratio, parse_log_ratio_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
 from csc_bayes.data.within import add_within, parse_within_name
 from csc_bayes.errors import SpecError
@@ -36,8 +37,10 @@ from csc_bayes.terms.year import YEAR_EFFECT_LAWS  # noqa: F401  (public here si
 
 #: covariate blocks a specification may use; ``need`` is what "expected need" is built from
 #: ``spending`` and ``practice`` (workforce, inspection judgements: how an authority works, not
-#: what its children need) are held at their average in expected need, like every non-need block
-BLOCKS = ("need", "spending", "practice")
+#: what its children need) and ``leading`` (last year's indicators of this year's change, e.g.
+#: ``lag_log_ratio_s47__cin_1``: forecasting, not need) are held at their average in expected
+#: need, like every non-need block
+BLOCKS = ("need", "spending", "practice", "leading")
 #: random-effect grouping factors, in canonical order; ``la`` is required
 RANDOM_EFFECTS = ("la", "region", "year")
 BACKENDS = ("numpyro", "blackjax", "nutpie", "pymc")
@@ -401,19 +404,38 @@ LAG_COLUMN = LAGGED_NAME
 
 
 def with_derived_columns(panel: pd.DataFrame, columns: Any, years: tuple[int, int]) -> pd.DataFrame:
-    """``panel`` with each column of ``columns`` that it lacks and that is derived from one it
+    """``panel`` with each column of ``columns`` that it lacks and that is derived from ones it
     has: ``lag_<x>_<k>`` (x k years earlier, :mod:`csc_bayes.data.lags`), ``la_mean_<x>`` and
     ``la_dev_<x>`` (the authority's mean of x over ``years`` and the yearly deviation from it,
-    :mod:`csc_bayes.data.within`)."""
+    :mod:`csc_bayes.data.within`), ``log_ratio_<a>__<b>`` (log(a / b),
+    :mod:`csc_bayes.data.ratios`). The sources may themselves be derived:
+    ``lag_log_ratio_s47__cin_1`` is the ratio first, then its lag. A name that cannot be derived
+    is left for :func:`model_columns` to report."""
     for name in columns:
-        if name in panel.columns:
-            continue
-        lag = parse_lagged_name(name)
-        within = parse_within_name(name)
-        if lag and lag[0] in panel.columns:
+        panel = _derive(panel, name, years)
+    return panel
+
+
+def _derive(panel: pd.DataFrame, name: str, years: tuple[int, int], depth: int = 0) -> pd.DataFrame:
+    """``panel`` with ``name`` added if it is derivable (recursively, a few levels deep)."""
+    if name in panel.columns or depth > 4:
+        return panel
+    lag = parse_lagged_name(name)
+    within = parse_within_name(name)
+    ratio = parse_log_ratio_name(name)
+    if lag:
+        panel = _derive(panel, lag[0], years, depth + 1)
+        if lag[0] in panel.columns:
             panel = add_lagged(panel, *lag)
-        elif within and within[1] in panel.columns:
+    elif within:
+        panel = _derive(panel, within[1], years, depth + 1)
+        if within[1] in panel.columns:
             panel = add_within(panel, within[1], years)
+    elif ratio:
+        for source in ratio:
+            panel = _derive(panel, source, years, depth + 1)
+        if all(source in panel.columns for source in ratio):
+            panel = add_log_ratio(panel, *ratio)
     return panel
 
 
@@ -435,7 +457,8 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
             what = "is not a column of the panel" if col not in panel.columns else "is not numeric"
             raise SpecError(
                 f"{spec.source}: {key} {col!r} {what}; numeric panel columns: {numeric} "
-                "(or lag_<column>_<k>, la_mean_<column>, la_dev_<column> of one; add your own "
+                "(or lag_<column>_<k>, la_mean_<column>, la_dev_<column> of one, "
+                "log_ratio_<a>__<b> of two; add your own "
                 "with data build --extra)"
             )
     y = panel[spec.outcome].dropna().astype(float)
