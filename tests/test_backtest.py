@@ -205,6 +205,48 @@ def test_cli_bad_origins_fail_in_one_line(case):
     assert result.exit_code == 2
 
 
+def test_backtest_table_combines_saved_backtests_and_checks_the_targets(case):
+    """Two saved backtests (here the same one twice, as two 'outcomes') -> one table whose
+    numbers are the pooled summaries' and whose target flags follow from them."""
+    root, _panel, result = case
+    folders = []
+    for name in ("a", "b"):
+        folders.append(result.save(root / "table_input" / name))
+    out = root / "table"
+    run = CliRunner().invoke(app, ["backtest-table", *map(str, folders), "--out", str(out)])
+    assert run.exit_code == 0, run.output
+    assert "Forecast backtests against naive" in run.stdout
+    table = pd.read_csv(out / "forecast_table.csv")
+    assert len(table) == 2 * len(HORIZONS)
+    pooled = result.pooled.set_index(["horizon", "method"])
+    for row in table.to_dict("records"):
+        m, b = pooled.loc[(row["horizon"], "cpp_need_ar")], pooled.loc[(row["horizon"], "naive")]
+        assert row["outcome"] == "cpp" and row["model"] == "cpp_need_ar"
+        assert row["mae_ratio"] == pytest.approx(m["mae_median"] / b["mae_median"])
+        assert row["naive_crps"] == pytest.approx(b["mean_crps"])
+        assert row["crps_minus_naive"] == pytest.approx(m["crps_minus_naive"])
+        assert row["meets_mae"] == (row["mae_ratio"] <= 0.9)
+        assert row["meets_crps"] == (row["crps_minus_naive"] < 0)
+        assert row["meets_coverage_50"] == (0.45 <= row["coverage_50"] <= 0.55)
+        assert row["meets_coverage_90"] == (0.87 <= row["coverage_90"] <= 0.93)
+        assert row["refits"] == 3 and row["gate_failures"] == result.info["gate_failures"]
+    text = (out / "forecast_table.md").read_text()
+    assert "mae_ratio = MAE / naive MAE <= 0.9" in text and "| cpp | cpp_need_ar |" in text
+    # the per-authority scores are not needed: the table reads summaries only
+    (folders[0] / "scores.csv").unlink()
+    args = ["backtest-table", str(folders[0]), "--baseline", "naive_trend"]
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+
+
+def test_backtest_table_refuses_a_folder_that_is_not_a_backtest(case):
+    root, _panel, _result = case
+    run = CliRunner().invoke(app, ["backtest-table", str(root / "fits")])
+    assert run.exit_code == 1
+    assert run.stderr.startswith("error: ") and "is not a saved backtest" in run.stderr
+    assert "Traceback" not in run.output
+
+
 # ====================================================================== sums over authorities
 def test_aggregate_median_and_interval_against_the_authorities(case):
     _root, _panel, result = case

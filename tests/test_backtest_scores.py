@@ -13,6 +13,7 @@ from csc_bayes.backtest import (
     backtest,
     covered,
     crps_from_draws,
+    forecast_table,
     markdown_table,
     masked_panel,
     naive_concentration,
@@ -309,3 +310,52 @@ def test_aggregate_draws_sum_per_draw():
     assert list(england.rows["population"]) == [600.0, 600.0]
     with pytest.raises(AnswerError, match="aggregate"):
         aggregate_draws(draws, "county")
+
+
+# ====================================================================== the forecast table
+def _saved(folder, model, outcome, model_scores, naive_scores):
+    """A hand-made saved backtest: pooled.csv and info.json (one horizon, two methods)."""
+    folder.mkdir(parents=True)
+    rows = []
+    for method, (crps, mae, c50, c90) in ((model, model_scores), ("naive", naive_scores)):
+        rows.append(
+            {
+                "horizon": 1,
+                "method": method,
+                "origins": "2019-2024 (6)",
+                "n_authorities": 900,
+                "coverage_50": c50,
+                "coverage_90": c90,
+                "mean_crps": crps,
+                "mean_crps_over_y": 0.1,
+                "mae_median": mae,
+                "crps_minus_naive": crps - naive_scores[0] if method == model else np.nan,
+                "se_minus_naive": 1.0 if method == model else np.nan,
+            }
+        )
+    pd.DataFrame(rows).to_csv(folder / "pooled.csv", index=False)
+    (folder / "info.json").write_text(f'{{"model": "{model}", "outcome": "{outcome}"}}')
+    return folder
+
+
+def test_forecast_table_checks_each_target_at_its_boundary(tmp_path):
+    good = _saved(tmp_path / "a", "m_a", "cpp", (9.0, 90.0, 0.45, 0.93), (10.0, 100.0, 0.6, 0.9))
+    bad = _saved(tmp_path / "b", "m_b", "cin", (10.0, 90.1, 0.56, 0.86), (10.0, 100.0, 0.5, 0.9))
+    table = forecast_table([good, bad]).set_index("outcome")
+    assert table.loc["cpp", "mae_ratio"] == pytest.approx(0.9)
+    assert table.loc["cpp", ["meets_mae", "meets_crps", "meets_coverage_50"]].all()
+    assert table.loc["cpp", "meets_coverage_90"] and table.loc["cpp", "meets_all"]
+    assert table.loc["cpp", "naive_crps"] == 10.0 and table.loc["cpp", "refits"] is None
+    # a tie in CRPS is not "below"; 0.901 is above 0.9; 0.56 and 0.86 are outside their bands
+    assert not table.loc["cin", ["meets_mae", "meets_crps", "meets_coverage_50"]].any()
+    assert not table.loc["cin", "meets_coverage_90"] and not table.loc["cin", "meets_all"]
+
+
+def test_forecast_table_names_what_is_missing(tmp_path):
+    with pytest.raises(AnswerError, match="give at least one"):
+        forecast_table([])
+    with pytest.raises(AnswerError, match=r"not a saved backtest .*pooled.csv"):
+        forecast_table([tmp_path])
+    folder = _saved(tmp_path / "a", "m_a", "cpp", (9.0, 90.0, 0.5, 0.9), (10.0, 100.0, 0.5, 0.9))
+    with pytest.raises(AnswerError, match="no row for 'naive_trend'"):
+        forecast_table([folder], baseline="naive_trend")

@@ -759,6 +759,186 @@ def _run(
     return outcomes
 
 
+# ====================================================================== several outcomes' table
+#: the forecasting targets a backtest is checked against (issue 14): the model's mean absolute
+#: error of the median at most this fraction of the naive rule's ...
+TARGET_MAE_RATIO = 0.9
+#: ... its mean CRPS below the naive rule's, and its interval coverage inside these bands
+TARGET_COVERAGE = {50: (0.45, 0.55), 90: (0.87, 0.93)}
+#: the columns of :func:`forecast_table`
+TABLE_COLUMNS = (
+    "outcome",
+    "model",
+    "horizon",
+    "origins",
+    "n_forecasts",
+    "mean_crps",
+    "naive_crps",
+    "crps_minus_naive",
+    "se_minus_naive",
+    "mae_median",
+    "naive_mae",
+    "mae_ratio",
+    "coverage_50",
+    "coverage_90",
+    "gate_failures",
+    "refits",
+    "meets_mae",
+    "meets_crps",
+    "meets_coverage_50",
+    "meets_coverage_90",
+    "meets_all",
+)
+
+
+def read_backtest_summary(folder: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``(pooled, info)`` of a saved backtest folder (:meth:`BacktestResult.save`): the
+    summaries only, never the per-authority scores.
+
+    Raises:
+        AnswerError: the folder lacks ``pooled.csv`` or ``info.json``, or they are unreadable.
+    """
+    folder = Path(folder)
+    missing = [f for f in ("pooled.csv", "info.json") if not (folder / f).is_file()]
+    if missing:
+        raise AnswerError(
+            f"{folder} is not a saved backtest (csc-bayes backtest ... --out): no {missing}"
+        )
+    try:
+        info = json.loads((folder / "info.json").read_text())
+        pooled = pd.read_csv(folder / "pooled.csv")
+    except (ValueError, OSError) as exc:
+        raise AnswerError(f"cannot read the backtest in {folder}: {exc}") from exc
+    needed = {"horizon", "method", "origins", "n_authorities", *SCORES}
+    absent = sorted(needed - set(pooled.columns))
+    if absent:
+        raise AnswerError(f"{folder / 'pooled.csv'} lacks column(s) {absent}")
+    for key in ("model", "outcome"):
+        if key not in info:
+            raise AnswerError(f"{folder / 'info.json'} has no {key!r}")
+    return pooled, info
+
+
+def forecast_table(folders: Sequence[str | Path], *, baseline: str = "naive") -> pd.DataFrame:
+    """One row per backtest folder and horizon: the model's pooled scores next to ``baseline``'s
+    and whether they meet the forecasting targets.
+
+    With the pooled means over origins and authorities (:func:`pool`):
+    ``mae_ratio = MAE_model / MAE_baseline`` (MAE: mean absolute error of the predictive median),
+    ``meets_mae``: mae_ratio <= :data:`TARGET_MAE_RATIO`; ``meets_crps``: the mean CRPS is
+    below the baseline's (``crps_minus_<baseline>`` < 0, ``se_minus_<baseline>`` its SE between
+    origins); ``meets_coverage_<p>``: the central p% interval's coverage inside
+    :data:`TARGET_COVERAGE`; ``meets_all``: all four.
+
+    Raises:
+        AnswerError: no folder, a folder that is not a saved backtest, or one without the
+            baseline's scores.
+    """
+    if not folders:
+        raise AnswerError("give at least one saved backtest folder")
+    records = []
+    for folder in folders:
+        pooled, info = read_backtest_summary(folder)
+        model = str(info["model"])
+        refits = _refits(Path(folder))
+        for horizon, group in pooled.groupby("horizon", sort=True):
+            rows = group.set_index("method")
+            if model not in rows.index or baseline not in rows.index:
+                raise AnswerError(
+                    f"{Path(folder) / 'pooled.csv'} has no row for "
+                    f"{model if model not in rows.index else baseline!r} at horizon {horizon}"
+                )
+            m, b = rows.loc[model], rows.loc[baseline]
+            ratio = float(m["mae_median"] / b["mae_median"])
+            diff = float(m.get(f"crps_minus_{baseline}", m["mean_crps"] - b["mean_crps"]))
+            record: dict[str, Any] = {
+                "outcome": info["outcome"],
+                "model": model,
+                "horizon": int(horizon),
+                "origins": m["origins"],
+                "n_forecasts": int(m["n_authorities"]),
+                "mean_crps": float(m["mean_crps"]),
+                "naive_crps": float(b["mean_crps"]),
+                "crps_minus_naive": diff,
+                "se_minus_naive": float(m.get(f"se_minus_{baseline}", float("nan"))),
+                "mae_median": float(m["mae_median"]),
+                "naive_mae": float(b["mae_median"]),
+                "mae_ratio": ratio,
+                "coverage_50": float(m["coverage_50"]),
+                "coverage_90": float(m["coverage_90"]),
+                "gate_failures": info.get("gate_failures"),
+                "refits": refits,
+                "meets_mae": ratio <= TARGET_MAE_RATIO,
+                "meets_crps": diff < 0,
+            }
+            for level, (lo, hi) in TARGET_COVERAGE.items():
+                value = record[f"coverage_{level}"]
+                record[f"meets_coverage_{level}"] = bool(lo <= value <= hi)
+            record["meets_all"] = all(
+                record[k]
+                for k in ("meets_mae", "meets_crps", "meets_coverage_50", "meets_coverage_90")
+            )
+            records.append(record)
+    table = pd.DataFrame(records, columns=list(TABLE_COLUMNS))
+    if baseline != "naive":
+        table = table.rename(
+            columns={
+                "naive_crps": f"{baseline}_crps",
+                "crps_minus_naive": f"crps_minus_{baseline}",
+                "se_minus_naive": f"se_minus_{baseline}",
+                "naive_mae": f"{baseline}_mae",
+            }
+        )
+    return table
+
+
+def _refits(folder: Path) -> int | None:
+    """How many refits a saved backtest ran (rows of its fits.csv), or None without one."""
+    path = folder / "fits.csv"
+    return len(pd.read_csv(path)) if path.is_file() else None
+
+
+def forecast_table_markdown(table: pd.DataFrame, *, baseline: str = "naive") -> str:
+    """The table of :func:`forecast_table` as markdown, with the targets it checks."""
+    lo50, hi50 = TARGET_COVERAGE[50]
+    lo90, hi90 = TARGET_COVERAGE[90]
+    shown = table.copy()
+    for column in [c for c in shown.columns if c.startswith("meets_")]:
+        shown[column] = shown[column].map({True: "yes", False: "**no**"})
+    columns = [c for c in shown.columns if c != "refits"]
+    lines = [
+        f"# Forecast backtests against the {baseline} rule",
+        "",
+        "Pooled over the origins (each the test year, forecast from a refit on the years before "
+        "it) and the authorities every method forecast. CRPS and MAE (mean absolute error of "
+        "the predictive median) in children; coverage of the central 50% / 90% intervals. "
+        f"Targets: mae_ratio = MAE / {baseline} MAE <= {TARGET_MAE_RATIO}; mean CRPS below "
+        f"the {baseline} rule's; coverage 50% in [{lo50}, {hi50}], 90% in [{lo90}, {hi90}]. "
+        f"se_minus_{baseline}: the SE of the CRPS difference between origins. "
+        "gate_failures: refits that missed the convergence gate. Definitions: "
+        "docs/methods.md, section 3e.",
+        "",
+        *markdown_table(shown, columns),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def save_forecast_table(
+    folders: Sequence[str | Path], out: str | Path, *, baseline: str = "naive"
+) -> pd.DataFrame:
+    """:func:`forecast_table` of ``folders`` written to ``out``/forecast_table.csv and
+    forecast_table.md (atomically); returns the table."""
+    from csc_bayes.excess import to_safe_csv
+    from csc_bayes.fits import write_text_atomic
+
+    table = forecast_table(folders, baseline=baseline)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    to_safe_csv(table, out / "forecast_table.csv")
+    write_text_atomic(out / "forecast_table.md", forecast_table_markdown(table, baseline=baseline))
+    return table
+
+
 #: the public name (``csc_bayes.run_backtest``): a function called like its module would be
 #: hidden behind the module once it is imported (as ``excess`` and ``predict`` would be)
 run_backtest = backtest

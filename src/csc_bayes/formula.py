@@ -22,7 +22,7 @@ Grammar (whitespace is ignored; terms are joined by ``+``; ``name`` is an ASCII 
                 | "ar1(year | la)"                     AR(1) LA-year deviations
     covariate  := single | single ":" single           ":" an interaction (product)
     single     := name | "lag(" name "," k ")"         k a positive integer
-    block      := "need" | "spending" | "practice"     (csc_bayes.spec.BLOCKS)
+    block      := "need" | "spending" | "practice" | "leading"   (csc_bayes.spec.BLOCKS)
     component  := name | `any text`                    (backticks for non-identifier names)
     la_terms   := covariate ["+ year_c"] | "year_c"   (at most one slope covariate)
 

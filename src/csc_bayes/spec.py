@@ -28,6 +28,7 @@ from csc_bayes.data.interactions import add_interaction, parse_interaction_name
 from csc_bayes.data.judgements import ROW_SELECTIONS, first_year_in_force, outcome_categories
 from csc_bayes.data.grades import add_ilacs_indicator, is_ilacs_indicator
 from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
+from csc_bayes.data.ratios import add_log_ratio, parse_log_ratio_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
 from csc_bayes.data.within import add_within, add_year_dev, parse_within_name, parse_year_dev_name
 from csc_bayes.errors import SpecError
@@ -40,8 +41,10 @@ from csc_bayes.terms.year import YEAR_EFFECT_LAWS  # noqa: F401  (public here si
 
 #: covariate blocks a specification may use; ``need`` is what "expected need" is built from
 #: ``spending`` and ``practice`` (workforce, inspection judgements: how an authority works, not
-#: what its children need) are held at their average in expected need, like every non-need block
-BLOCKS = ("need", "spending", "practice")
+#: what its children need) and ``leading`` (last year's indicators of this year's change, e.g.
+#: ``lag_log_ratio_s47__cin_1``: forecasting, not need) are held at their average in expected
+#: need, like every non-need block
+BLOCKS = ("need", "spending", "practice", "leading")
 #: random-effect grouping factors, in canonical order; ``la`` is required
 RANDOM_EFFECTS = ("la", "region", "year")
 BACKENDS = ("numpyro", "blackjax", "nutpie", "pymc")
@@ -457,32 +460,20 @@ def with_derived_columns(
     years: tuple[int, int],
     scales: dict[str, tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
-    """``panel`` with each column of ``columns`` that it lacks and that is derived from one it
+    """``panel`` with each column of ``columns`` that it lacks and that is derived from ones it
     has: ``lag_<x>_<k>`` (x k years earlier, :mod:`csc_bayes.data.lags`), ``la_mean_<x>`` and
     ``la_dev_<x>`` (the authority's mean of x over ``years`` and the yearly deviation from it,
     :mod:`csc_bayes.data.within`), ``year_dev_<x>`` (x minus its year's mean across the
-    panel's authorities, :mod:`csc_bayes.data.within`; x may itself be derived), the Ofsted
-    indicators ``ilacs_requires_improvement``, ``ilacs_inadequate``,
-    ``ilacs_not_yet_inspected`` from ``ilacs_overall`` (:mod:`csc_bayes.data.grades`), and,
-    when ``scales`` gives the (mean, sd) of both parts (a fit's own standardisation), the
-    interaction ``<a>_x_<b>`` = z_a z_b (:mod:`csc_bayes.data.interactions`;
-    :func:`select_rows` makes it for the fitted rows)."""
+    panel's authorities, :mod:`csc_bayes.data.within`), ``log_ratio_<a>__<b>`` (log(a / b),
+    :mod:`csc_bayes.data.ratios`), the Ofsted indicators ``ilacs_requires_improvement``,
+    ``ilacs_inadequate``, ``ilacs_not_yet_inspected`` from ``ilacs_overall``
+    (:mod:`csc_bayes.data.grades`), and, when ``scales`` gives the (mean, sd) of both parts (a
+    fit's own standardisation), the interaction ``<a>_x_<b>`` = z_a z_b
+    (:mod:`csc_bayes.data.interactions`; :func:`select_rows` makes it for the fitted rows).
+    The sources may themselves be derived: ``lag_log_ratio_s47__cin_1`` is the ratio first,
+    then its lag. A name that cannot be derived is left for :func:`model_columns` to report."""
     for name in columns:
-        if name in panel.columns:
-            continue
-        lag = parse_lagged_name(name)
-        within = parse_within_name(name)
-        if lag and lag[0] in panel.columns:
-            panel = add_lagged(panel, *lag)
-        elif within and within[1] in panel.columns:
-            panel = add_within(panel, within[1], years)
-        elif parse_year_dev_name(name):
-            base = parse_year_dev_name(name)
-            panel = with_derived_columns(panel, [base], years)  # e.g. year_dev_ilacs_inadequate
-            if base in panel.columns:
-                panel = add_year_dev(panel, base)
-        elif is_ilacs_indicator(name) and "ilacs_overall" in panel.columns:
-            panel = add_ilacs_indicator(panel, name)
+        panel = _derive(panel, name, years)
     for name in columns:
         pair = None if name in panel.columns else parse_interaction_name(name, panel.columns)
         if pair and scales is not None and all(part in scales for part in pair):
@@ -490,16 +481,34 @@ def with_derived_columns(
     return panel
 
 
-def interactions_of(spec: ModelSpec) -> dict[str, tuple[str, str]]:
-    """The spec's interaction covariates ``<a>_x_<b>`` -> (a, b), both of them covariates of the
-    spec (checked when the spec is read)."""
-    covs = spec.covariates
-    out = {}
-    for c in covs:
-        pair = parse_interaction_name(c, [x for x in covs if x != c])
-        if pair is not None:
-            out[c] = pair
-    return out
+def _derive(panel: pd.DataFrame, name: str, years: tuple[int, int], depth: int = 0) -> pd.DataFrame:
+    """``panel`` with ``name`` added if it is derivable (recursively, a few levels deep)."""
+    if name in panel.columns or depth > 4:
+        return panel
+    lag = parse_lagged_name(name)
+    within = parse_within_name(name)
+    ratio = parse_log_ratio_name(name)
+    year_dev = parse_year_dev_name(name)
+    if lag:
+        panel = _derive(panel, lag[0], years, depth + 1)
+        if lag[0] in panel.columns:
+            panel = add_lagged(panel, *lag)
+    elif within:
+        panel = _derive(panel, within[1], years, depth + 1)
+        if within[1] in panel.columns:
+            panel = add_within(panel, within[1], years)
+    elif year_dev:
+        panel = _derive(panel, year_dev, years, depth + 1)  # e.g. year_dev_ilacs_inadequate
+        if year_dev in panel.columns:
+            panel = add_year_dev(panel, year_dev)
+    elif ratio:
+        for source in ratio:
+            panel = _derive(panel, source, years, depth + 1)
+        if all(source in panel.columns for source in ratio):
+            panel = add_log_ratio(panel, *ratio)
+    elif is_ilacs_indicator(name) and "ilacs_overall" in panel.columns:
+        panel = add_ilacs_indicator(panel, name)
+    return panel
 
 
 def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
@@ -523,8 +532,8 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
             raise SpecError(
                 f"{spec.source}: {key} {col!r} {what}; numeric panel columns: {numeric} "
                 "(or lag_<column>_<k>, la_mean_<column>, la_dev_<column>, year_dev_<column> of "
-                "one, or the ILACS indicators ilacs_requires_improvement, ilacs_inadequate, "
-                "ilacs_not_yet_inspected; add your own "
+                "one, log_ratio_<a>__<b> of two, or the ILACS indicators "
+                "ilacs_requires_improvement, ilacs_inadequate, ilacs_not_yet_inspected; add your own "
                 "with data build --extra)"
             )
     y = panel[spec.outcome].dropna().astype(float)

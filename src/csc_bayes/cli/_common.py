@@ -384,6 +384,8 @@ EXAMPLES: dict[str, str] = {
     "compare": "csc-bayes compare fits/cpp_need fits/cpp_null --kfold 5 --out results/cv",
     "backtest": "csc-bayes backtest cpp_need_ar --data panel.parquet --origins 2019 2024 "
     "--horizon 1 2 3 --out results/backtest",
+    "backtest-table": "csc-bayes backtest-table bt/cpp bt/cin bt/s47 bt/referrals "
+    "--out results/forecast",
 }
 
 

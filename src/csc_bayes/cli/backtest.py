@@ -184,6 +184,44 @@ def backtest_command(
         note(f"wrote {out}")
 
 
+def backtest_table_command(
+    folders: list[Path] = typer.Argument(
+        ..., help="Saved backtest folders (`csc-bayes backtest ... --out DIR`), one per outcome."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for forecast_table.csv and forecast_table.md."
+    ),
+    baseline: str = typer.Option(
+        "naive", "--baseline", help="The baseline the targets compare with (naive, naive_trend)."
+    ),
+) -> None:
+    """One table of several backtests (e.g. one per outcome) with the forecasting targets.
+
+    Per folder and horizon: the model's pooled mean CRPS and MAE of the median next to the
+    baseline's, MAE ratio, coverage of the central 50% / 90% intervals, and whether they meet
+    the targets: MAE ratio <= 0.9, CRPS below the baseline's, 50% coverage in [0.45, 0.55],
+    90% in [0.87, 0.93]. Reads only the folders' summaries (pooled.csv, info.json, fits.csv).
+    """
+    from csc_bayes.backtest import forecast_table, save_forecast_table
+
+    if out is not None:
+        check_output(out, folder=True)
+    with refusing():
+        if out is None:
+            table = forecast_table(folders, baseline=baseline)
+        else:
+            with writing(out):
+                table = save_forecast_table(folders, out, baseline=baseline)
+    shown = [c for c in table.columns if c not in ("refits", "origins")]
+    print_wide(frame_table(table[shown], title=f"Forecast backtests against {baseline}"))
+    failed = table.loc[~table["meets_all"].astype(bool), "outcome"].tolist()
+    if failed:
+        note(f"not every target met for: {', '.join(map(str, failed))}")
+    if out is not None:
+        note(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``backtest`` command."""
+    """Add the ``backtest`` and ``backtest-table`` commands."""
     app.command("backtest", cls=ManyValuesCommand)(backtest_command)
+    app.command("backtest-table")(backtest_table_command)

@@ -26,6 +26,7 @@ class MissingReason(StrEnum):
     NOT_IN_EXTRA_TABLE = "not_in_extra_table"  # a user's --extra table has no row for it
     BEFORE_FIRST_YEAR = "before_first_year"  # a lag reaching before the authority's first year
     NOT_YET_INSPECTED = "not_yet_inspected"  # no ILACS judgement published yet (Ofsted)
+    ZERO_IN_RATIO = "zero_in_ratio"  # log(a / b) with a or b zero (data/ratios.py)
 
 
 IDENTITY = ("la_code", "ons_code", "la_name", "region", "year")
