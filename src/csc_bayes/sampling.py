@@ -90,10 +90,10 @@ from csc_bayes.spec import (
 __all__ = [
     "BACKENDS",
     "HOST_DEVICES",
-    "DrawsToTarget",
     "MAX_TREEDEPTH",
     "NORMALISED_STATS",
     "NUMPYRO_CHAIN_METHOD",
+    "DrawsToTarget",
     "SampleResult",
     "Target",
     "UnknownBackendError",
@@ -486,10 +486,12 @@ def _sample_numpyro_to_target(
         if not look:
             continue
         idata = _numpyro_tree(posterior, stats, coords, dims, tune)
-        unmet = until(idata)
-        looks.append(
-            {"draws": drawn, "unmet": list(unmet), "seconds": time.perf_counter() - start}
+        seen = idata.copy()  # the gate reads the normalised statistics (as after sampling)
+        seen["sample_stats"] = xr.DataTree(
+            _normalise_stats(idata["sample_stats"].dataset, "numpyro", max_treedepth)
         )
+        unmet = until(seen)
+        looks.append({"draws": drawn, "unmet": list(unmet), "seconds": time.perf_counter() - start})
         if not unmet:
             break
     idata["posterior"].attrs["sampling_time"] = time.perf_counter() - start
@@ -503,8 +505,7 @@ def _sample_numpyro_to_target(
     stopped = (
         f"gate met after {drawn} draws per chain (R-hat and ESS targets)"
         if met
-        else f"cap reached: {drawn} draws per chain (max_draws) with "
-        + "; ".join(unmet)
+        else f"cap reached: {drawn} draws per chain (max_draws) with " + "; ".join(unmet)
     )
     record: dict[str, object] = {
         "blocks": drawn // plan.block_draws + (drawn % plan.block_draws > 0),
@@ -538,6 +539,7 @@ def _numpyro_tree(
     }
     attrs = {"posterior": make_attrs({"tuning_steps": tune}, inference_library=numpyro)}
     return from_dict(groups, coords=coords, dims=dims, sample_dims=["chain", "draw"], attrs=attrs)
+
 
 def _sample_with_pymc(
     model: pm.Model,

@@ -691,8 +691,7 @@ def _parse_sampler(raw: Any, source: str) -> SamplerSettings:
     auto = merged["draws"] == AUTO_DRAWS
     if isinstance(merged["draws"], str) and not auto:
         raise SpecError(
-            f"{source}: key 'sampler.draws' must be an integer or \"auto\", got "
-            f"{merged['draws']!r}"
+            f"{source}: key 'sampler.draws' must be an integer or \"auto\", got {merged['draws']!r}"
         )
     given = [k for k in AUTO_KEYS if k in raw]
     if given and not auto:
@@ -702,7 +701,7 @@ def _parse_sampler(raw: Any, source: str) -> SamplerSettings:
         )
     if auto and backend != "numpyro":
         raise SpecError(
-            f"{source}: key 'sampler.draws' = \"auto\" needs backend = \"numpyro\" (the one "
+            f'{source}: key \'sampler.draws\' = "auto" needs backend = "numpyro" (the one '
             f"that can continue a run), got backend {backend!r}"
         )
     ints: dict[str, Any] = {"draws": AUTO_DRAWS} if auto else {}
