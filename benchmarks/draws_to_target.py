@@ -27,6 +27,7 @@ import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,9 +50,9 @@ def one(spec_name: str, mode: str, data: str | None, fixed: int) -> dict:
         first = spec.with_sampler(draws="auto").sampler.min_draws
         spec = spec.with_sampler(draws="auto", max_draws=fixed, min_draws=min(first, fixed))
     load_start = os.getloadavg()[0]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = fit(spec, data=data, out=None, progress=False)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     load_end = os.getloadavg()[0]
     meta = result.metadata
     idata = result.idata
@@ -67,6 +68,29 @@ def one(spec_name: str, mode: str, data: str | None, fixed: int) -> dict:
         return float(fn(values))
 
     auto = meta["sampler"].get("auto", {})
+    # draws = "auto" continues the same chains, so the fixed run's first k draws are what an
+    # auto run of the same seed has at its look after k draws: where it would have stopped
+    would_stop: int | str | None = None
+    if mode == "fixed":
+        try:
+            from csc_bayes.diagnostics import check_convergence
+            from csc_bayes.fitting import TARGET_REASONS
+            from csc_bayes.sampling import DrawsToTarget
+
+            first = find_spec(spec_name).with_sampler(draws="auto").sampler
+            plan = DrawsToTarget(min(first.min_draws, fixed), first.block_draws, fixed)
+            drawn = 0
+            for size, look in plan.blocks():
+                drawn += size
+                if not look:
+                    continue
+                part = idata.isel(draw=slice(0, drawn))
+                gate = check_convergence(part)
+                if not [f for f in gate.failures if str(f.reason) in TARGET_REASONS]:
+                    would_stop = drawn
+                    break
+        except Exception as exc:  # a summary must not cost the fit it summarises
+            would_stop = f"not computed: {exc!r}"
     gate = meta["diagnostics"]
     return {
         "spec": spec_name,
@@ -75,9 +99,11 @@ def one(spec_name: str, mode: str, data: str | None, fixed: int) -> dict:
         if mode == "fixed"
         else f"4 x ({spec.sampler.tune} + auto <= {fixed})",
         "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
         "sampling_s": round(meta["timings"]["sampling"], 1),
         "draws_per_chain": int(idata["posterior"].sizes["draw"]),
         "blocks": auto.get("blocks"),
+        "auto_would_stop_at": auto.get("draws") if mode == "auto" else would_stop,
         "stopped": auto.get("stopped", "fixed budget"),
         "gate_passed": bool(gate["passed"]),
         "gate_failures": " ".join(f["reason"] for f in gate["failures"]) or "-",
@@ -98,6 +124,7 @@ def main() -> None:
     parser.add_argument("--specs", nargs="+", default=["cpp_need_ar", "cin_need_ar"])
     parser.add_argument("--fixed", type=int, default=4000, help="fixed draws per chain = cap")
     parser.add_argument("--modes", nargs="+", default=["auto", "fixed"])
+    parser.add_argument("--jobs", type=int, default=1, help="fits at once (compare CPU s then)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--one", nargs=2, metavar=("SPEC", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -107,21 +134,24 @@ def main() -> None:
         return
 
     env = {**os.environ, "CSC_BAYES_JAX_CACHE": "off"}
-    rows = []
-    for spec in args.specs:
-        for mode in args.modes:
-            cmd = [sys.executable, __file__, "--one", spec, mode, "--fixed", str(args.fixed)]
-            if args.data:
-                cmd += ["--data", args.data]
-            print(f"{datetime.now(UTC):%H:%M:%S} {spec} {mode} ...", flush=True)
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-            line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if line is None:
-                print(done.stdout[-2000:], done.stderr[-4000:], flush=True)
-                raise SystemExit(f"{spec} {mode} failed (exit {done.returncode})")
-            row = json.loads(line[len("RESULT ") :])
-            print(json.dumps({k: v for k, v in row.items() if k != "looks"}), flush=True)
-            rows.append(row)
+    runs = [(spec, mode) for spec in args.specs for mode in args.modes]
+
+    def run(spec: str, mode: str) -> dict:
+        cmd = [sys.executable, __file__, "--one", spec, mode, "--fixed", str(args.fixed)]
+        if args.data:
+            cmd += ["--data", args.data]
+        print(f"{datetime.now(UTC):%H:%M:%S} {spec} {mode} ...", flush=True)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            print(done.stdout[-2000:], done.stderr[-4000:], flush=True)
+            raise SystemExit(f"{spec} {mode} failed (exit {done.returncode})")
+        row = json.loads(line[len("RESULT ") :])
+        print(json.dumps({k: v for k, v in row.items() if k != "looks"}), flush=True)
+        return row
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(lambda r: run(*r), runs))
 
     args.out.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame([{k: v for k, v in r.items() if k != "looks"} for r in rows])
@@ -143,20 +173,23 @@ def main() -> None:
         f"# Draws to target against a fixed budget ({machine['when']})",
         "",
         f"Panel: {machine['data']}; {machine['cpus']} cores shared with other work (load = "
-        "1-minute average at the start / end of each fit). Each fit in a fresh Python, JAX "
-        "compilation cache off. Wall = the whole `fit` (build, compile, warm-up, draws, gate, "
-        "pointwise groups).",
+        f"1-minute average at the start / end of each fit); {args.jobs} fit(s) at a time. Each "
+        "fit in a fresh Python, JAX compilation cache off. Wall and CPU seconds cover the whole "
+        "`fit` (build, compile, warm-up, draws, gate, pointwise groups); on a loaded machine "
+        "compare CPU seconds.",
         "",
     ]
     for spec, part in frame.groupby("spec", sort=False):
         lines += [f"## {spec}", "", "| " + " | ".join(cols) + " |"]
         lines += ["|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join("-" if pd.isna(v) else str(v) for v in r) + " |" for r in part[cols].to_numpy()]
+        for r in part[cols].to_numpy():
+            lines.append("| " + " | ".join("-" if pd.isna(v) else str(v) for v in r) + " |")
         lines.append("")
         for r in rows:
             if r["spec"] == spec and r["looks"]:
                 looks = "; ".join(
-                    f"{x['draws']} draws at {x['seconds']:.0f} s: "
+                    f"{x['draws']} draws at {x['seconds']:.0f} s wall, "
+                    f"{x.get('cpu_seconds', float('nan')):.0f} s CPU: "
                     + (", ".join(u.split(":")[0] for u in x["unmet"]) or "met")
                     for x in r["looks"]
                 )

@@ -415,7 +415,7 @@ def _sample_numpyro_to_target(
     Returns:
         The DataTree (posterior, sample_stats, observed_data, constant_data) and a record:
         ``blocks``, ``draws`` (per chain), ``stopped`` (why), ``met`` (bool) and ``looks`` (per
-        block: draws so far, the unmet targets, seconds).
+        block: draws so far, the unmet targets, wall and CPU seconds since sampling started).
     """
     from arviz_base import from_dict
     from numpyro.infer import MCMC, NUTS
@@ -456,7 +456,7 @@ def _sample_numpyro_to_target(
         chain_method=chain_method,
         progress_bar=progress,
     )
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     key = jax.random.PRNGKey(jax_seed)
     if chains > 1:
         key = jax.random.split(key, chains)
@@ -491,7 +491,14 @@ def _sample_numpyro_to_target(
             _normalise_stats(idata["sample_stats"].dataset, "numpyro", max_treedepth)
         )
         unmet = until(seen)
-        looks.append({"draws": drawn, "unmet": list(unmet), "seconds": time.perf_counter() - start})
+        looks.append(
+            {
+                "draws": drawn,
+                "unmet": list(unmet),
+                "seconds": time.perf_counter() - start,
+                "cpu_seconds": time.process_time() - cpu_start,
+            }
+        )
         if not unmet:
             break
     idata["posterior"].attrs["sampling_time"] = time.perf_counter() - start

@@ -80,9 +80,10 @@ AUTO_KEYS = ("min_draws", "block_draws", "max_draws")
 class SamplerSettings:
     """NUTS settings; ``backend`` is one of :data:`BACKENDS` (numpyro is the default).
 
-    ``draws`` is the number of draws per chain, or ``"auto"``: draw ``min_draws``, then blocks of
-    ``block_draws``, until the convergence gate's R-hat and ESS targets are met or ``max_draws``
-    draws per chain are reached (numpyro only; ``csc_bayes.sampling``).
+    ``draws`` is the number of draws per chain, or ``"auto"``: draw blocks of ``block_draws``
+    and, once there are ``min_draws`` (or ``max_draws``, if fewer), look after each block, until
+    the convergence gate's R-hat and ESS targets are met or ``max_draws`` draws per chain are
+    reached (numpyro only; ``csc_bayes.sampling.DrawsToTarget``).
     """
 
     backend: str = "numpyro"
@@ -720,11 +721,6 @@ def _parse_sampler(raw: Any, source: str) -> SamplerSettings:
                 f"draw), got {value}"
             )
         ints[key] = value
-    if auto and ints["max_draws"] < ints["min_draws"]:
-        raise SpecError(
-            f"{source}: key 'sampler.max_draws' ({ints['max_draws']}) must be >= "
-            f"sampler.min_draws ({ints['min_draws']})"
-        )
     target = merged["target_accept"]
     if not isinstance(target, (int, float)) or isinstance(target, bool) or not 0 < target < 1:
         raise SpecError(
