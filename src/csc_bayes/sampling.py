@@ -54,6 +54,18 @@ fit records that (``settings["chain_method"]`` and the ``sample_stats`` attribut
 (PyMC's own ``pymc.sampling.jax``, which ``pm.sample`` imports for numpyro and nutpie, rewrites
 ``XLA_FLAGS`` when imported; csc_bayes itself modifies no environment variable.)
 
+Draws to target: ``sample(..., draws="auto", until=..., to_target=DrawsToTarget(...))`` (numpyro
+only) drives numpyro's ``MCMC`` here on the log density PyMC compiles for JAX, with the seeding,
+jittered starts and kernel of ``pm.sample(nuts_sampler="numpyro")``: warm-up and a first block in
+one program, then blocks of ``block_draws`` continued from every chain's last state (numpyro's
+``MCMC.last_state``; PyMC's own numpyro driver cannot continue a run). From ``min_draws`` on,
+``until`` sees all draws so far after every block (posterior and normalised statistics) and
+returns the targets they miss; sampling stops when it returns none, or at ``max_draws``. The
+draws are the first draws of a fixed-draw run with the same settings, bit for bit, and have the
+same groups, variables, coordinates and statistics; ``settings["auto"]`` records the blocks, the
+draws, why it stopped and every look. Chains run :data:`AUTO_CHAIN_METHOD` when there is a host
+device per chain (measured by ``benchmarks/chain_method.py``).
+
 Compile cache: :func:`prepare_jax` also points JAX's persistent compilation cache at
 ``$CSC_BAYES_JAX_CACHE`` (default ``~/.cache/csc_bayes/jax``; ``off`` disables it) unless the
 JAX cache directory was configured already, so a refit of an unchanged model skips most XLA
@@ -88,6 +100,7 @@ from csc_bayes.spec import (
 )
 
 __all__ = [
+    "AUTO_CHAIN_METHOD",
     "BACKENDS",
     "HOST_DEVICES",
     "MAX_TREEDEPTH",
@@ -111,6 +124,13 @@ NORMALISED_STATS = ("diverging", "tree_depth", "reached_max_treedepth", "energy"
 
 #: how numpyro and blackjax run chains when enough XLA host devices exist (else "vectorized")
 NUMPYRO_CHAIN_METHOD = "parallel"
+
+#: how ``draws="auto"`` runs chains when there is an XLA host device per chain: the faster of
+#: "parallel" and "vectorized" in ``benchmarks/chain_method.py`` (results/chain_method.md)
+AUTO_CHAIN_METHOD = "parallel"
+_AUTO_CHAIN_EVIDENCE = (
+    "faster than vectorized chains per CPU second (benchmarks/results/chain_method.md)"
+)
 
 #: XLA host (CPU) devices asked for when sampling starts: one per chain for parallel chains
 HOST_DEVICES = max(8, os.cpu_count() or 1)
@@ -251,7 +271,10 @@ def sample(
     chain_reason = "requested"
     if chain_method is None:
         devices = jax.local_device_count()
-        if devices >= chains:
+        if devices >= chains and auto:
+            chain_method = AUTO_CHAIN_METHOD
+            chain_reason = f"{devices} devices; {AUTO_CHAIN_METHOD} {_AUTO_CHAIN_EVIDENCE}"
+        elif devices >= chains:
             chain_method, chain_reason = NUMPYRO_CHAIN_METHOD, f"{devices} devices"
         else:
             chain_method = "vectorized"
