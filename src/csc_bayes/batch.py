@@ -600,7 +600,9 @@ def fit_task(
     from csc_bayes.fitting import fit
 
     before = {p.name for p in list_runs(Path(out) / spec.name)}
-    result = fit(spec, data=panel, out=out, refit=refit, progress=False, **sampler)
+    if sampler:  # every [sampler] key, draws = "auto" and its keys included
+        spec = spec.with_sampler(**sampler)
+    result = fit(spec, data=panel, out=out, refit=refit, progress=False)
     run = result.path
     return {
         "run": str(run),
