@@ -49,11 +49,23 @@ def _plan(tmp_path: Path, **extra) -> dict:
         ({"data": {"colour": 1}}, "'data.colour'"),
         ({"sampler": {"draws": -5}}, "'sampler.draws'"),
         ({"sampler": {"thin": 2}}, "'sampler.thin'"),
+        ({"sampler": {"draws": "plenty"}}, "'sampler.draws'"),
+        ({"sampler": {"max_draws": 3000}}, "'sampler.max_draws'"),
     ],
 )
 def test_invalid_plans_name_the_key(tmp_path, change, named):
     with pytest.raises(PlanError, match=named):
         parse_plan(_plan(tmp_path, **change), source="plan.toml")
+
+
+def test_a_plan_may_draw_to_target(tmp_path):
+    sampler = {"draws": "auto", "block_draws": 250, "max_draws": 3000}
+    plan = parse_plan(_plan(tmp_path, sampler=sampler))
+    assert plan.sampler == sampler
+    (spec,) = plan.model_specs()
+    # what fit_task does with them on a worker
+    settings = spec.with_sampler(**plan.sampler).sampler
+    assert (settings.draws, settings.block_draws, settings.max_draws) == ("auto", 250, 3000)
 
 
 def test_missing_plan_file_is_named(tmp_path):

@@ -96,3 +96,23 @@ def test_tables_sent_to_a_file_or_pipe_are_not_cut_to_80_columns(capsys):
     out = capsys.readouterr().out
     assert all(name in out for name in columns), out
     assert "…" not in out
+
+
+def test_cli_fit_parses_draws_auto_and_the_cap(monkeypatch):
+    import csc_bayes
+
+    seen: dict = {}
+
+    def fake_fit(spec, **kwargs):  # stands in for sampling: only what the command passes
+        seen.update(kwargs)
+        raise FitIntegrityError("stopped here by the test")
+
+    monkeypatch.setattr(csc_bayes, "fit", fake_fit)
+    args = ["fit", "cpp_need", "--draws", "AUTO", "--max-draws", "600", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "stopped here by the test" in result.stderr
+    assert seen["draws"] == "auto" and seen["max_draws"] == 600
+    CliRunner().invoke(app, ["fit", "cpp_need", "--draws", "250", "--no-progress"])
+    assert seen["draws"] == 250 and seen["max_draws"] is None
+    bad = CliRunner().invoke(app, ["fit", "cpp_need", "--draws", "lots"])
+    assert bad.exit_code == 2 and "'auto'" in bad.output and "--draws" in bad.output

@@ -462,3 +462,24 @@ def html_escape(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def test_provenance_says_why_draws_to_target_stopped(good_fit):
+    from csc_bayes.report import provenance
+
+    auto = {"min_draws": 1000, "block_draws": 500, "max_draws": 4000, "blocks": 3,
+            "draws": 1500, "met": True, "looks": [{"draws": 1000, "unmet": ["ESS_BULK: x"]}],
+            "stopped": "gate met after 1500 draws per chain (R-hat and ESS targets)"}  # fmt: skip
+    before = good_fit.metadata["sampler"]
+    good_fit.metadata["sampler"] = {"backend": "numpyro", "draws": "auto", "auto": auto}
+    try:
+        table = provenance(good_fit)["sampler"]
+    finally:
+        good_fit.metadata["sampler"] = before
+    rows = dict(zip(table.iloc[:, 0], table.iloc[:, 1], strict=True))
+    assert rows["draws"] == "auto"
+    assert rows["draws to target"] == (
+        "gate met after 1500 draws per chain (R-hat and ESS targets); 3 blocks (first look at "
+        "1000, then every 500, cap 4000)"
+    )
+    assert "auto" not in rows  # not the record of every look

@@ -13,6 +13,7 @@ from csc_bayes.sampling import (
     BACKENDS,
     MAX_TREEDEPTH,
     NORMALISED_STATS,
+    DrawsToTarget,
     UnknownBackendError,
     enable_compilation_cache,
     sample,
@@ -172,3 +173,83 @@ def test_compilation_cache_location(monkeypatch, tmp_path):
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "jax")
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+def _looks_until(met_at_look: int | None):
+    """A stand-in target: unmet until look number ``met_at_look`` (None: never met)."""
+    looks: list[int] = []
+
+    def until(idata) -> list[str]:
+        looks.append(idata["posterior"].sizes["draw"])
+        # the gate reads what it reads after sampling: normalised statistics
+        assert set(NORMALISED_STATS) <= set(idata["sample_stats"].data_vars)
+        return [] if met_at_look is not None and len(looks) >= met_at_look else ["ESS_BULK: x"]
+
+    return until, looks
+
+
+def test_draws_auto_stops_at_the_first_look_that_meets_the_target(model, results):
+    until, looks = _looks_until(2)
+    auto = sample(
+        model,
+        seed=11,
+        **{**TINY, "draws": "auto"},
+        until=until,
+        to_target=DrawsToTarget(min_draws=10, block_draws=5, max_draws=30),
+        posterior_predictive=False,
+        log_likelihood=False,
+    )
+    record = auto.settings["auto"]
+    assert looks == [10, 15]  # first look at min_draws, then one per block
+    assert record["draws"] == 15 and record["blocks"] == 3 and record["met"] is True
+    assert record["stopped"] == "gate met after 15 draws per chain (R-hat and ESS targets)"
+    assert [look["unmet"] for look in record["looks"]] == [["ESS_BULK: x"], []]
+    # the same chains as a fixed-draw run of the same seed, cut at 15 draws, in the same layout
+    fixed = results["numpyro"].idata
+    for group in ("posterior", "sample_stats"):
+        got, want = auto.idata[group].dataset, fixed[group].dataset.isel(draw=slice(0, 15))
+        assert list(got.data_vars) == list(want.data_vars)
+        assert dict(got.sizes) == dict(want.sizes)
+        for name in want.data_vars:
+            assert got[name].dtype == want[name].dtype and got[name].dims == want[name].dims
+            np.testing.assert_array_equal(got[name].values, want[name].values, err_msg=name)
+    assert list(auto.idata["posterior"]["la"].values) == list(fixed["posterior"]["la"].values)
+    assert {"observed_data", "constant_data"} <= set(auto.idata.children)
+
+
+def test_draws_auto_records_the_cap(model):
+    until, looks = _looks_until(None)
+    auto = sample(
+        model,
+        seed=11,
+        **{**TINY, "draws": "auto"},
+        until=until,
+        # blocks of 5 as above: the same compiled programs (JAX's compilation cache)
+        to_target=DrawsToTarget(min_draws=50, block_draws=5, max_draws=10),
+        posterior_predictive=False,
+        log_likelihood=False,
+    )
+    record = auto.settings["auto"]
+    assert looks == [10]  # min_draws above the cap: one look, at the cap
+    assert record["met"] is False and record["blocks"] == 2
+    assert record["stopped"] == "cap reached: 10 draws per chain (max_draws) with ESS_BULK: x"
+    assert auto.idata["posterior"].sizes["draw"] == 10
+
+
+def test_draws_to_target_blocks_look_from_min_draws_and_end_at_the_cap():
+    assert DrawsToTarget(1000, 500, 4000).blocks() == [(500, False)] + [(500, True)] * 7
+    assert DrawsToTarget(10, 4, 18).blocks() == [
+        (4, False),
+        (4, False),
+        (4, True),
+        (4, True),
+        (2, True),
+    ]
+    assert DrawsToTarget(50, 5, 12).blocks() == [(5, False), (5, False), (2, True)]
+
+
+def test_draws_auto_needs_numpyro_and_a_target(model):
+    with pytest.raises(ValueError, match='draws="auto" needs backend="numpyro"'):
+        sample(model, backend="nutpie", seed=1, **{**TINY, "draws": "auto"}, until=lambda i: [])
+    with pytest.raises(ValueError, match="until"):
+        sample(model, seed=1, **{**TINY, "draws": "auto"})

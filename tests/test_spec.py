@@ -259,6 +259,58 @@ def test_max_treedepth_is_a_sampler_setting_that_leaves_old_hashes_alone():
             spec.with_sampler(max_treedepth=bad)
 
 
+def test_draws_auto_is_a_sampler_setting_that_leaves_fixed_hashes_alone(tmp_path):
+    spec = find_spec("cpp_need")
+    # the hash of a fixed-draw spec is what it was before draws = "auto" existed
+    assert spec.sampler_hash() == (
+        "100183d72b72a8d1ec1ce238890dbbbb527ebc19be4563d7c8a284b1e7cc0abb"
+    )
+    assert not {"min_draws", "block_draws", "max_draws"} & set(spec.sampler.as_dict())
+    auto = spec.with_sampler(draws="auto")
+    assert auto.sampler.auto and auto.sampler.draws == "auto"
+    assert (auto.sampler.min_draws, auto.sampler.block_draws, auto.sampler.max_draws) == (
+        1000,
+        500,
+        4000,
+    )
+    assert auto.sampler_hash() != spec.sampler_hash()
+    assert auto.with_sampler(max_draws=6000).sampler_hash() != auto.sampler_hash()
+    # a number of draws replaces "auto" and its keys: back to the fixed spec's hash
+    assert auto.with_sampler(draws=1000).sampler_hash() == spec.sampler_hash()
+    # a TOML round trip keeps it
+    path = tmp_path / "auto.toml"
+    path.write_text(auto.with_sampler(max_draws=2500).to_toml())
+    again = load_spec(path)
+    assert again.sampler.draws == "auto" and again.sampler.max_draws == 2500
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"draws": "many"}, r"'sampler\.draws' must be an integer or \"auto\""),
+        ({"max_draws": 5000}, r"'sampler\.max_draws' applies only with sampler\.draws = \"auto\""),
+        ({"draws": "auto", "backend": "nutpie"}, r"needs backend = \"numpyro\""),
+        ({"draws": "auto", "block_draws": 0}, r"'sampler\.block_draws' must be >= 1"),
+        ({"draws": "auto", "max_draws": 2.5}, r"'sampler\.max_draws' must be an integer"),
+    ],
+)
+def test_draws_auto_bad_settings_are_named(overrides, message):
+    with pytest.raises(SpecError, match=message):
+        find_spec("cpp_need").with_sampler(**overrides)
+
+
+def test_shipped_forecasting_specs_draw_to_target_with_a_cap_at_least_their_old_budget():
+    for name, old_budget in {
+        "cpp_need_ar": 4000,
+        "cin_need_ar": 4000,
+        "cin_need_ar_t": 4000,
+        "cla_need_ar": 2000,
+    }.items():
+        sampler = find_spec(name).sampler
+        assert sampler.draws == "auto", name
+        assert sampler.max_draws >= old_budget, name
+
+
 def test_round_trip_toml(tmp_path):
     doc = tomllib.loads(GOOD)
     doc["priors"] = {

@@ -592,7 +592,7 @@ def backtest(
     baselines: Sequence[str] = DEFAULT_BASELINES,
     fits_dir: str | Path | None = "fits/backtest",
     refit: str = "on_change",
-    draws: int | None = None,
+    draws: int | str | None = None,
     tune: int | None = None,
     chains: int | None = None,
     seed: int = 0,
@@ -614,7 +614,8 @@ def backtest(
         fits_dir: where the refits are saved (``<fits_dir>/<spec>_<first>-<last>/<run>``; a
             rerun reuses them with ``refit="on_change"``); None keeps them in memory.
         refit: ``on_change``, ``always`` or ``never`` (:func:`csc_bayes.fitting.fit`).
-        draws, tune, chains: override the spec's sampler settings.
+        draws, tune, chains: override the spec's sampler settings (``draws="auto"``: to the
+            gate's targets, :func:`csc_bayes.fitting.fit`).
         seed: seed of the predictive and baseline draws.
         workers, scheduler, client: where the refits run (:func:`csc_bayes.batch.run_tasks`);
             ``workers=1`` without a scheduler or client runs them here, one after another.

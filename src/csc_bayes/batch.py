@@ -15,8 +15,8 @@ A *plan* (TOML) is a grid ``specs x outcomes x year windows``; each cell is one 
     authorities = 30                         # synthetic only: the first N authorities
 
     [sampler]                                # optional overrides of every spec's settings
-    draws = 200
-    chains = 2
+    draws = 200                              # or "auto" (with min_draws, block_draws,
+    chains = 2                               # max_draws): to the gate's R-hat and ESS targets
 
 Resuming: every task calls ``fit(..., refit="on_change")``, which returns a saved run with the
 same spec, data and sampler hashes instead of sampling again. A run is renamed into place only
@@ -67,7 +67,18 @@ SINGLE_THREAD_ENV = {
 }
 PLAN_KEYS = ("out", "specs", "outcomes", "years", "refit", "data", "sampler")
 DATA_KEYS = ("source", "seed", "authorities", "first_year", "last_year")
-SAMPLER_KEYS = ("backend", "draws", "tune", "chains", "seed", "target_accept", "max_treedepth")
+SAMPLER_KEYS = (
+    "backend",
+    "draws",
+    "tune",
+    "chains",
+    "seed",
+    "target_accept",
+    "max_treedepth",
+    "min_draws",
+    "block_draws",
+    "max_draws",
+)
 REFIT_POLICIES = ("on_change", "always", "never")
 
 
@@ -589,7 +600,9 @@ def fit_task(
     from csc_bayes.fitting import fit
 
     before = {p.name for p in list_runs(Path(out) / spec.name)}
-    result = fit(spec, data=panel, out=out, refit=refit, progress=False, **sampler)
+    if sampler:  # every [sampler] key, draws = "auto" and its keys included
+        spec = spec.with_sampler(**sampler)
+    result = fit(spec, data=panel, out=out, refit=refit, progress=False)
     run = result.path
     return {
         "run": str(run),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -81,12 +82,13 @@ def fit(
     data: pd.DataFrame | str | Path | None = None,
     out: str | Path | None = "fits",
     backend: str | None = None,
-    draws: int | None = None,
+    draws: int | Literal["auto"] | None = None,
     tune: int | None = None,
     chains: int | None = None,
     seed: int | None = None,
     target_accept: float | None = None,
     max_treedepth: int | None = None,
+    max_draws: int | None = None,
     refit: RefitPolicy = "on_change",
     progress: bool = True,
     priors: dict[str, Any] | None = None,
@@ -103,7 +105,11 @@ def fit(
         data: a panel DataFrame or a panel parquet path; None uses the embedded synthetic panel.
         out: root folder for saved fits (``out/<model>/<run-id>/``); None keeps it in memory.
         backend, draws, tune, chains, seed, target_accept, max_treedepth: override the spec's
-            ``[sampler]``.
+            ``[sampler]``. ``draws="auto"``: sample in blocks until the gate's R-hat and ESS
+            targets are met, or the cap is reached (:func:`draws_target`; ``[sampler]``
+            ``min_draws``, ``block_draws``, ``max_draws``); ``metadata["sampler"]["auto"]``
+            records the blocks, the draws and why it stopped.
+        max_draws: with ``draws="auto"``, the cap (draws per chain).
         refit: ``"on_change"`` reuses a saved run with the same spec, data and sampler settings;
             ``"always"`` samples anew; ``"never"`` only loads (error if no matching run).
         progress: show the sampler's progress bar.
@@ -119,7 +125,7 @@ def fit(
     from csc_bayes.diagnostics import check_convergence
     from csc_bayes.model import MODEL_VERSION, attach_coords, build_model
     from csc_bayes.pointwise import pointwise_groups
-    from csc_bayes.sampling import sample
+    from csc_bayes.sampling import DrawsToTarget, sample
 
     spec = as_spec(spec, family=family, years=years, name=name)
     if priors:
@@ -134,6 +140,7 @@ def fit(
             seed=seed,
             target_accept=target_accept,
             max_treedepth=max_treedepth,
+            max_draws=max_draws,
         ).items()
         if v is not None
     }
@@ -161,6 +168,12 @@ def fit(
     built = build_model(spec, panel)
     build_seconds = time.perf_counter() - started
     s = spec.sampler
+    auto = {}
+    if s.auto:
+        auto = {
+            "until": draws_target(built),
+            "to_target": DrawsToTarget(s.min_draws, s.block_draws, s.max_draws),
+        }
     result = sample(
         built.model,
         backend=s.backend,
@@ -173,6 +186,7 @@ def fit(
         progress=progress,
         log_likelihood=False,  # both from the one linear predictor, below: a few numpy passes
         posterior_predictive=False,
+        **auto,
     )
     idata = attach_coords(result.idata, built)
     gate = check_convergence(idata)
@@ -202,6 +216,8 @@ def fit(
             "target_accept": s.target_accept,
             "max_treedepth": s.max_treedepth,
             "chain_method": result.settings.get("chain_method"),
+            "chain_method_reason": result.settings.get("chain_method_reason"),
+            **({"auto": result.settings["auto"]} if s.auto else {}),
         },
         "priors": {name: p.as_dict() for name, p in built.priors.items()},
         "versions": package_versions(),
@@ -245,6 +261,29 @@ def _censored_summary(spec: Any, data: pd.DataFrame) -> dict[str, Any]:
         )
     ]
     return {"mode": spec.option("suppressed"), "n_rows": int(censored.sum()), "rows": rows}
+
+
+#: the gate's checks that more draws can pass; the others (divergences, tree depth, E-BFMI,
+#: chains) are judged on the final draws by the gate itself
+TARGET_REASONS = ("RHAT", "ESS_BULK", "ESS_TAIL")
+
+
+def draws_target(built: Any) -> Callable[[xr.DataTree], list[str]]:
+    """The stopping rule of ``draws="auto"``: the gate's R-hat and ESS failures on the draws so far.
+
+    Returns a function of the sampler's DataTree that attaches the model's coordinates and the
+    variables its terms leave out of the gate (``model.attach_coords``), runs
+    :func:`~csc_bayes.diagnostics.check_convergence` exactly as :func:`fit` does afterwards, and
+    returns the messages of its ``RHAT``, ``ESS_BULK`` and ``ESS_TAIL`` failures (empty: met).
+    """
+    from csc_bayes.diagnostics import check_convergence
+    from csc_bayes.model import attach_coords
+
+    def unmet(idata: xr.DataTree) -> list[str]:
+        gate = check_convergence(attach_coords(idata, built))
+        return [f.message for f in gate.failures if str(f.reason) in TARGET_REASONS]
+
+    return unmet
 
 
 def as_spec(

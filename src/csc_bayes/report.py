@@ -702,6 +702,13 @@ def provenance(fit: Any) -> dict[str, pd.DataFrame]:
         "fit schema version": meta.get("schema_version", "not recorded"),
     }
     sampler_meta = dict(meta.get("sampler", {}) or {})
+    auto = sampler_meta.pop("auto", None)  # draws = "auto": why it stopped, not every look
+    if isinstance(auto, dict):
+        sampler_meta["draws to target"] = (
+            f"{auto.get('stopped', '?')}; {auto.get('blocks', '?')} blocks (first look at "
+            f"{auto.get('min_draws', '?')}, then every {auto.get('block_draws', '?')}, cap "
+            f"{auto.get('max_draws', '?')})"
+        )
     sampler = {
         "back end": sampler_meta.pop("backend", meta.get("backend", "not recorded")),
         **{k.replace("_", " "): v for k, v in sampler_meta.items() if k != "chain_method"},

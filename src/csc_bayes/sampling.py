@@ -54,6 +54,18 @@ fit records that (``settings["chain_method"]`` and the ``sample_stats`` attribut
 (PyMC's own ``pymc.sampling.jax``, which ``pm.sample`` imports for numpyro and nutpie, rewrites
 ``XLA_FLAGS`` when imported; csc_bayes itself modifies no environment variable.)
 
+Draws to target: ``sample(..., draws="auto", until=..., to_target=DrawsToTarget(...))`` (numpyro
+only) drives numpyro's ``MCMC`` here on the log density PyMC compiles for JAX, with the seeding,
+jittered starts and kernel of ``pm.sample(nuts_sampler="numpyro")``: warm-up and a first block in
+one program, then blocks of ``block_draws`` continued from every chain's last state (numpyro's
+``MCMC.last_state``; PyMC's own numpyro driver cannot continue a run). From ``min_draws`` on,
+``until`` sees all draws so far after every block (posterior and normalised statistics) and
+returns the targets they miss; sampling stops when it returns none, or at ``max_draws``. The
+draws are the first draws of a fixed-draw run with the same settings, bit for bit, and have the
+same groups, variables, coordinates and statistics; ``settings["auto"]`` records the blocks, the
+draws, why it stopped and every look. Chains run :data:`AUTO_CHAIN_METHOD` when there is a host
+device per chain (measured by ``benchmarks/chain_method.py``).
+
 Compile cache: :func:`prepare_jax` also points JAX's persistent compilation cache at
 ``$CSC_BAYES_JAX_CACHE`` (default ``~/.cache/csc_bayes/jax``; ``off`` disables it) unless the
 JAX cache directory was configured already, so a refit of an unchanged model skips most XLA
@@ -65,8 +77,9 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import jax
@@ -77,15 +90,25 @@ import xarray as xr
 from csc_bayes.errors import CscBayesError, UnknownBackendError
 
 # one list of back ends and one default depth, validated in spec files too
-from csc_bayes.spec import BACKENDS, DEFAULT_MAX_TREEDEPTH
+from csc_bayes.spec import (
+    AUTO_DRAWS,
+    BACKENDS,
+    DEFAULT_BLOCK_DRAWS,
+    DEFAULT_MAX_DRAWS,
+    DEFAULT_MAX_TREEDEPTH,
+    DEFAULT_MIN_DRAWS,
+)
 
 __all__ = [
+    "AUTO_CHAIN_METHOD",
     "BACKENDS",
     "HOST_DEVICES",
     "MAX_TREEDEPTH",
     "NORMALISED_STATS",
     "NUMPYRO_CHAIN_METHOD",
+    "DrawsToTarget",
     "SampleResult",
+    "Target",
     "UnknownBackendError",
     "enable_compilation_cache",
     "prepare_jax",
@@ -101,6 +124,13 @@ NORMALISED_STATS = ("diverging", "tree_depth", "reached_max_treedepth", "energy"
 
 #: how numpyro and blackjax run chains when enough XLA host devices exist (else "vectorized")
 NUMPYRO_CHAIN_METHOD = "parallel"
+
+#: how ``draws="auto"`` runs chains when there is an XLA host device per chain: the faster of
+#: "parallel" and "vectorized" in ``benchmarks/chain_method.py`` (results/chain_method.md)
+AUTO_CHAIN_METHOD = "parallel"
+_AUTO_CHAIN_EVIDENCE = (
+    "faster than vectorized chains per CPU second (benchmarks/results/chain_method.md)"
+)
 
 #: XLA host (CPU) devices asked for when sampling starts: one per chain for parallel chains
 HOST_DEVICES = max(8, os.cpu_count() or 1)
@@ -188,7 +218,7 @@ def sample(
     model: pm.Model,
     *,
     backend: str = "numpyro",
-    draws: int,
+    draws: int | str,
     tune: int,
     chains: int,
     seed: int,
@@ -198,6 +228,8 @@ def sample(
     log_likelihood: bool = True,
     max_treedepth: int = MAX_TREEDEPTH,
     chain_method: str | None = None,
+    until: Target | None = None,
+    to_target: DrawsToTarget | None = None,
 ) -> SampleResult:
     """Sample ``model`` with NUTS on ``backend`` and add log-likelihood and predictive draws.
 
@@ -205,6 +237,9 @@ def sample(
         model: a PyMC model with continuous free variables and observed ``y`` on ``obs``.
         backend: one of :data:`BACKENDS`.
         draws, tune: draws kept per chain, and warm-up iterations per chain (discarded).
+            ``draws="auto"`` (numpyro only): draw in blocks (``to_target``, default
+            :class:`DrawsToTarget` ()) until ``until`` returns no unmet target or the cap is
+            reached; ``settings["auto"]`` records the blocks, the draws and why it stopped.
         chains: number of chains (the convergence gate wants at least 4).
         seed: integer seed; the same seed gives the same draws for the same back end.
         target_accept: target mean acceptance probability of step-size adaptation.
@@ -215,19 +250,31 @@ def sample(
         chain_method: numpyro / blackjax only: "parallel", "vectorized" or "sequential"
             (numpyro only); default :data:`NUMPYRO_CHAIN_METHOD` when there is an XLA host
             device per chain, else "vectorized".
+        until: with ``draws="auto"``: the targets the draws so far miss (:data:`Target`).
+        to_target: with ``draws="auto"``: the first look, the block size and the cap.
 
     Raises:
         UnknownBackendError: ``backend`` is not one of :data:`BACKENDS`.
+        ValueError: ``draws="auto"`` with a back end other than numpyro, or without ``until``.
     """
     if backend not in BACKENDS:
         raise UnknownBackendError(
             f"unknown sampling back end {backend!r}; choose one of {', '.join(BACKENDS)}"
         )
+    auto = draws == AUTO_DRAWS
+    if auto and (backend != "numpyro" or until is None):
+        raise ValueError(
+            'draws="auto" needs backend="numpyro" (the one that can continue a run) and a '
+            f"target (until=...); got backend={backend!r}, until={until!r}"
+        )
     prepared = prepare_jax(chains)
     chain_reason = "requested"
     if chain_method is None:
         devices = jax.local_device_count()
-        if devices >= chains:
+        if devices >= chains and auto:
+            chain_method = AUTO_CHAIN_METHOD
+            chain_reason = f"{devices} devices; {AUTO_CHAIN_METHOD} {_AUTO_CHAIN_EVIDENCE}"
+        elif devices >= chains:
             chain_method, chain_reason = NUMPYRO_CHAIN_METHOD, f"{devices} devices"
         else:
             chain_method = "vectorized"
@@ -235,7 +282,23 @@ def sample(
                 " (JAX had started before sampling)" if prepared["backend_started"] else ""
             )
     start = time.perf_counter()
-    if backend == "blackjax":
+    record: dict[str, object] | None = None
+    if auto:
+        plan = to_target or DrawsToTarget()
+        idata, record = _sample_numpyro_to_target(
+            model,
+            plan=plan,
+            until=until,  # type: ignore[arg-type]
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            target_accept=target_accept,
+            progress=progress,
+            max_treedepth=max_treedepth,
+            chain_method=chain_method,
+        )
+        record = {**asdict(plan), **record}
+    elif backend == "blackjax":
         idata = _sample_blackjax(
             model,
             draws=draws,
@@ -298,8 +361,214 @@ def sample(
         "target_accept": target_accept,
         "max_treedepth": max_treedepth,
         "chain_method": chain_method if backend in ("numpyro", "blackjax") else None,
+        "chain_method_reason": chain_reason if backend in ("numpyro", "blackjax") else None,
     }
+    if record is not None:
+        settings["auto"] = record
     return SampleResult(idata=idata, timings=timings, backend=backend, settings=settings)
+
+
+@dataclass(frozen=True)
+class DrawsToTarget:
+    """``draws = "auto"``: when to look at the draws and when to give up (draws per chain).
+
+    Draws come in blocks of ``block_draws`` (one compiled program for every block); the draws
+    are looked at after each block once there are at least ``min_draws``, and sampling stops
+    at the first look whose draws meet the target, or after ``max_draws`` (the last block is cut
+    to end there).
+    """
+
+    min_draws: int = DEFAULT_MIN_DRAWS
+    block_draws: int = DEFAULT_BLOCK_DRAWS
+    max_draws: int = DEFAULT_MAX_DRAWS
+
+    def blocks(self) -> list[tuple[int, bool]]:
+        """(draws per chain, look after it?) of each block up to the cap."""
+        out: list[tuple[int, bool]] = []
+        drawn = 0
+        while drawn < self.max_draws:
+            size = min(self.block_draws, self.max_draws - drawn)
+            drawn += size
+            out.append((size, drawn >= self.min_draws or drawn == self.max_draws))
+        return out
+
+
+#: ``until(idata)`` of :func:`sample` with ``draws="auto"``: the targets the draws so far miss
+#: (one line each; empty when every target is met)
+Target = Callable[[xr.DataTree], list[str]]
+
+#: sample statistics numpyro collects, as PyMC's numpyro driver collects them
+_NUMPYRO_FIELDS = (
+    "num_steps",
+    "potential_energy",
+    "energy",
+    "adapt_state.step_size",
+    "accept_prob",
+    "diverging",
+)
+_NUMPYRO_STAT_NAMES = {
+    "potential_energy": "lp",
+    "adapt_state.step_size": "step_size",
+    "num_steps": "n_steps",
+    "accept_prob": "acceptance_rate",
+}
+
+
+def _sample_numpyro_to_target(
+    model: pm.Model,
+    *,
+    plan: DrawsToTarget,
+    until: Target,
+    tune: int,
+    chains: int,
+    seed: int,
+    target_accept: float,
+    progress: bool,
+    max_treedepth: int,
+    chain_method: str,
+) -> tuple[xr.DataTree, dict[str, object]]:
+    """numpyro's NUTS driven here in blocks, on the log density PyMC compiles for JAX.
+
+    The same start, kernel and random streams as ``pm.sample(nuts_sampler="numpyro")`` (PyMC's
+    ``pymc.sampling.jax.sample_jax_nuts``): the seed is spawned the same way, the jittered
+    initial points come from PyMC's own helper, and numpyro continues each chain's state (its
+    random key included) from one block to the next, so n draws here are the first n draws of
+    a fixed-draw fit of the same settings. Warm-up runs once, before the first block.
+
+    Returns:
+        The DataTree (posterior, sample_stats, observed_data, constant_data) and a record:
+        ``blocks``, ``draws`` (per chain), ``stopped`` (why), ``met`` (bool) and ``looks`` (per
+        block: draws so far, the unmet targets, wall and CPU seconds since sampling started).
+    """
+    from arviz_base import from_dict
+    from numpyro.infer import MCMC, NUTS
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        find_constants,
+        find_observations,
+    )
+    from pymc.sampling.jax import (
+        _get_batched_jittered_initial_points,
+        get_jaxified_graph,
+        get_jaxified_logp,
+    )
+    from pymc.util import _get_seeds_per_chain, get_default_varnames, get_random_generator
+
+    # pm.sample's seeding: one seed per chain spawned from `seed`, the JAX driver takes the first
+    first = int(get_random_generator(seed).spawn(chains)[0].integers(2**30))
+    (jax_seed,) = _get_seeds_per_chain(first, 1)
+    logp_fn = get_jaxified_logp(model, negative_logp=False)
+    initial_points = _get_batched_jittered_initial_points(
+        model=model, chains=chains, initvals=None, random_seed=jax_seed, logp_fn=logp_fn
+    )
+    kernel = NUTS(
+        potential_fn=logp_fn,
+        target_accept_prob=target_accept,
+        max_tree_depth=max_treedepth,
+        adapt_step_size=True,
+        adapt_mass_matrix=True,
+        dense_mass=False,
+    )
+    blocks = plan.blocks()
+    mcmc = MCMC(
+        kernel,
+        num_warmup=tune,
+        num_samples=blocks[0][0],
+        num_chains=chains,
+        postprocess_fn=None,
+        chain_method=chain_method,
+        progress_bar=progress,
+    )
+    start, cpu_start = time.perf_counter(), time.process_time()
+    key = jax.random.PRNGKey(jax_seed)
+    if chains > 1:
+        key = jax.random.split(key, chains)
+
+    outputs = list(get_default_varnames(model.unobserved_value_vars, include_transformed=False))
+    to_posterior = jax.jit(jax.vmap(jax.vmap(get_jaxified_graph(model.value_vars, outputs))))
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    posterior: dict[str, list[np.ndarray]] = {v.name: [] for v in outputs}
+    stats: dict[str, list[np.ndarray]] = {}
+    looks: list[dict[str, object]] = []
+    drawn, unmet = 0, ["no look yet"]
+    for i, (size, look) in enumerate(blocks):
+        mcmc.num_samples = size
+        if i == 0:  # warm-up and the first block in one program, as a fixed-draw run
+            mcmc.run(key, init_params=initial_points, extra_fields=_NUMPYRO_FIELDS)
+        else:  # continue every chain from its last state (random key included)
+            mcmc.post_warmup_state = mcmc.last_state
+            mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=_NUMPYRO_FIELDS)
+        raw = mcmc.get_samples(group_by_chain=True)
+        for var, x in zip(outputs, to_posterior(*raw), strict=True):
+            posterior[var.name].append(np.asarray(x))
+        for field_name, value in mcmc.get_extra_fields(group_by_chain=True).items():
+            stats.setdefault(_NUMPYRO_STAT_NAMES.get(field_name, field_name), []).append(
+                np.asarray(value)
+            )
+        drawn += size
+        if not look:
+            continue
+        idata = _numpyro_tree(posterior, stats, coords, dims, tune)
+        seen = idata.copy()  # the gate reads the normalised statistics (as after sampling)
+        seen["sample_stats"] = xr.DataTree(
+            _normalise_stats(idata["sample_stats"].dataset, "numpyro", max_treedepth)
+        )
+        unmet = until(seen)
+        looks.append(
+            {
+                "draws": drawn,
+                "unmet": list(unmet),
+                "seconds": time.perf_counter() - start,
+                "cpu_seconds": time.process_time() - cpu_start,
+            }
+        )
+        if not unmet:
+            break
+    idata["posterior"].attrs["sampling_time"] = time.perf_counter() - start
+    for name, data in (
+        ("observed_data", find_observations(model)),
+        ("constant_data", find_constants(model)),
+    ):
+        if data:
+            idata[name] = from_dict({name: data}, coords=coords, dims=dims, sample_dims=[])[name]
+    met = not unmet
+    stopped = (
+        f"gate met after {drawn} draws per chain (R-hat and ESS targets)"
+        if met
+        else f"cap reached: {drawn} draws per chain (max_draws) with " + "; ".join(unmet)
+    )
+    record: dict[str, object] = {
+        "blocks": drawn // plan.block_draws + (drawn % plan.block_draws > 0),
+        "draws": drawn,
+        "met": met,
+        "stopped": stopped,
+        "looks": looks,
+    }
+    return idata, record
+
+
+def _numpyro_tree(
+    posterior: dict[str, list[np.ndarray]],
+    stats: dict[str, list[np.ndarray]],
+    coords: dict,
+    dims: dict,
+    tune: int,
+) -> xr.DataTree:
+    """The draws of the blocks so far, laid out as PyMC's numpyro driver lays them out."""
+    import numpyro
+    from arviz_base import from_dict, make_attrs
+
+    joined: dict[str, np.ndarray] = {}
+    for name, parts in stats.items():
+        joined[name] = np.concatenate(parts, axis=1)
+        if name == "n_steps":  # PyMC's tree depth of a numpyro draw, in PyMC's order
+            joined["tree_depth"] = np.log2(joined[name]).astype(int) + 1
+    groups = {
+        "posterior": {k: np.concatenate(v, axis=1) for k, v in posterior.items()},
+        "sample_stats": joined,
+    }
+    attrs = {"posterior": make_attrs({"tuning_steps": tune}, inference_library=numpyro)}
+    return from_dict(groups, coords=coords, dims=dims, sample_dims=["chain", "draw"], attrs=attrs)
 
 
 def _sample_with_pymc(

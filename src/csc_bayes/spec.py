@@ -78,21 +78,47 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_MAX_TREEDEPTH = 10
 
 
+#: ``sampler.draws = "auto"``: sample in blocks until the gate's R-hat and ESS targets are met
+AUTO_DRAWS = "auto"
+#: defaults of ``draws = "auto"`` (draws per chain): the first look, the block between looks,
+#: and the cap (docs/diagnostics.md, "Draws to target")
+DEFAULT_MIN_DRAWS = 1000
+DEFAULT_BLOCK_DRAWS = 500
+DEFAULT_MAX_DRAWS = 4000
+#: the keys that belong to ``draws = "auto"`` only
+AUTO_KEYS = ("min_draws", "block_draws", "max_draws")
+
+
 @dataclass(frozen=True)
 class SamplerSettings:
-    """NUTS settings; ``backend`` is one of :data:`BACKENDS` (numpyro is the default)."""
+    """NUTS settings; ``backend`` is one of :data:`BACKENDS` (numpyro is the default).
+
+    ``draws`` is the number of draws per chain, or ``"auto"``: draw blocks of ``block_draws``
+    and, once there are ``min_draws`` (or ``max_draws``, if fewer), look after each block, until
+    the convergence gate's R-hat and ESS targets are met or ``max_draws`` draws per chain are
+    reached (numpyro only; ``csc_bayes.sampling.DrawsToTarget``).
+    """
 
     backend: str = "numpyro"
-    draws: int = 1000
+    draws: int | str = 1000
     tune: int = 1000
     chains: int = 4
     target_accept: float = 0.85
     seed: int = 20240331
     max_treedepth: int = DEFAULT_MAX_TREEDEPTH
+    min_draws: int = DEFAULT_MIN_DRAWS
+    block_draws: int = DEFAULT_BLOCK_DRAWS
+    max_draws: int = DEFAULT_MAX_DRAWS
+
+    @property
+    def auto(self) -> bool:
+        """True for ``draws = "auto"``."""
+        return self.draws == AUTO_DRAWS
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings; ``max_treedepth`` only when not the default, so that the sampler
-        hashes of runs saved before it could be set are unchanged."""
+        """The settings; ``max_treedepth`` only when not the default, and the ``draws = "auto"``
+        keys only with ``draws = "auto"``, so that the sampler hashes of runs saved before they
+        could be set are unchanged."""
         out: dict[str, Any] = {
             "backend": self.backend,
             "draws": self.draws,
@@ -103,6 +129,8 @@ class SamplerSettings:
         }
         if self.max_treedepth != DEFAULT_MAX_TREEDEPTH:
             out["max_treedepth"] = self.max_treedepth
+        if self.auto:
+            out.update({k: getattr(self, k) for k in AUTO_KEYS})
         return out
 
 
@@ -265,6 +293,8 @@ class ModelSpec:
     def with_sampler(self, **overrides: Any) -> ModelSpec:
         """A copy with some sampler settings replaced, e.g. ``spec.with_sampler(draws=200)``."""
         merged = {**self.sampler.as_dict(), **overrides}
+        if merged.get("draws") != AUTO_DRAWS:  # a fixed number of draws replaces "auto"
+            merged = {k: v for k, v in merged.items() if k not in AUTO_KEYS or k in overrides}
         sampler = _parse_sampler(merged, self.source)
         return replace(self, sampler=sampler)
 
@@ -836,12 +866,34 @@ def _parse_blocks(raw: Any, source: str) -> dict[str, dict[str, tuple[str, ...]]
 
 def _parse_sampler(raw: Any, source: str) -> SamplerSettings:
     raw = _typed(raw, dict, source, "sampler")
-    base = {**SamplerSettings().as_dict(), "max_treedepth": DEFAULT_MAX_TREEDEPTH}
+    base = {
+        **SamplerSettings().as_dict(),
+        "max_treedepth": DEFAULT_MAX_TREEDEPTH,
+        **{k: getattr(SamplerSettings(), k) for k in AUTO_KEYS},
+    }
     _no_unknown(raw, tuple(base), source, prefix="sampler.")
     merged = {**base, **raw}
     backend = _choice(merged["backend"], BACKENDS, source, "sampler.backend")
-    ints = {}
-    for key in ("draws", "tune", "chains", "seed", "max_treedepth"):
+    auto = merged["draws"] == AUTO_DRAWS
+    if isinstance(merged["draws"], str) and not auto:
+        raise SpecError(
+            f"{source}: key 'sampler.draws' must be an integer or \"auto\", got {merged['draws']!r}"
+        )
+    given = [k for k in AUTO_KEYS if k in raw]
+    if given and not auto:
+        raise SpecError(
+            f"{source}: key 'sampler.{given[0]}' applies only with sampler.draws = \"auto\" "
+            f"(draws is {merged['draws']!r})"
+        )
+    if auto and backend != "numpyro":
+        raise SpecError(
+            f'{source}: key \'sampler.draws\' = "auto" needs backend = "numpyro" (the one '
+            f"that can continue a run), got backend {backend!r}"
+        )
+    ints: dict[str, Any] = {"draws": AUTO_DRAWS} if auto else {}
+    common = ("tune", "chains", "seed", "max_treedepth")
+    keys = (*common, *AUTO_KEYS) if auto else ("draws", *common)
+    for key in keys:
         value = merged[key]
         if not isinstance(value, int) or isinstance(value, bool):
             raise SpecError(f"{source}: key 'sampler.{key}' must be an integer, got {value!r}")

@@ -155,6 +155,31 @@ RAW_OPT = typer.Option(
 )
 
 
+#: help of ``--draws`` wherever a command fits
+DRAWS_HELP = (
+    "Draws per chain, or 'auto': blocks until the convergence gate's R-hat and ESS targets "
+    "are met or the spec's max_draws is reached (default: the spec's)."
+)
+
+
+def parse_draws(value: str | None, hint: str = "--draws") -> int | str | None:
+    """``--draws``: a whole number of draws per chain (>= 1), ``auto``, or None (the spec's)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        draws = int(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"give a whole number of draws per chain or 'auto', not {value!r}", param_hint=hint
+        ) from None
+    if draws < 1:
+        raise typer.BadParameter(f"draws per chain must be >= 1, got {draws}", param_hint=hint)
+    return draws
+
+
 def require_raw(raw: Path | None) -> Path:
     """``--raw``, which ``--neighbours`` needs (a usage error without it)."""
     if raw is None:

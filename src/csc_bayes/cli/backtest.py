@@ -8,9 +8,11 @@ import typer
 from typer.core import TyperCommand
 
 from csc_bayes.cli._common import (
+    DRAWS_HELP,
     check_output,
     frame_table,
     note,
+    parse_draws,
     print_wide,
     refusing,
     writing,
@@ -108,7 +110,7 @@ def backtest_command(
     refit: str = typer.Option(
         "on_change", help="on_change: reuse matching saved refits; always; never (only load)."
     ),
-    draws: int | None = typer.Option(None, min=1, help="Draws per chain (default: the spec's)."),
+    draws: str | None = typer.Option(None, help=DRAWS_HELP),
     tune: int | None = typer.Option(None, min=1, help="Warm-up iterations per chain."),
     chains: int | None = typer.Option(None, min=1, help="Chains per refit."),
     seed: int = typer.Option(0, "--seed", help="Seed of the predictive and baseline draws."),
@@ -136,6 +138,7 @@ def backtest_command(
         )
     if min(horizon) < 1:
         raise typer.BadParameter("horizons are whole years of 1 or more", param_hint="--horizon")
+    n_draws = parse_draws(draws)
     with refusing():
         years = origin_years(origins[0], origins[-1])
     if out is not None:
@@ -153,7 +156,7 @@ def backtest_command(
             baselines=tuple(baseline),
             fits_dir=fits_dir,
             refit=refit,
-            draws=draws,
+            draws=n_draws,
             tune=tune,
             chains=chains,
             seed=seed,

@@ -7,7 +7,15 @@ from typing import Literal
 
 import typer
 
-from csc_bayes.cli._common import ExitCode, check_output, frame_table, note, print_wide
+from csc_bayes.cli._common import (
+    DRAWS_HELP,
+    ExitCode,
+    check_output,
+    frame_table,
+    note,
+    parse_draws,
+    print_wide,
+)
 
 SPEC_ARG = typer.Argument(
     None,
@@ -46,7 +54,10 @@ def fit_command(
     backend: str | None = typer.Option(
         None, help="numpyro (default), blackjax, nutpie or pymc; overrides the spec."
     ),
-    draws: int | None = typer.Option(None, help="Draws per chain (spec default if omitted)."),
+    draws: str | None = typer.Option(None, help=DRAWS_HELP),
+    max_draws: int | None = typer.Option(
+        None, "--max-draws", min=1, help="With --draws auto: the cap, draws per chain."
+    ),
     tune: int | None = typer.Option(None, help="Warm-up iterations per chain."),
     chains: int | None = typer.Option(None, help="Chains (the gate needs at least 4)."),
     seed: int | None = typer.Option(None, help="Sampler seed (same data, spec, seed: same draws)."),
@@ -73,6 +84,7 @@ def fit_command(
     if refit not in ("on_change", "always", "never"):
         raise typer.BadParameter("use on_change, always or never", param_hint="--refit")
     policy: Literal["on_change", "always", "never"] = refit  # type: ignore[assignment]
+    n_draws = parse_draws(draws)
     if (spec is None) == (formula is None):
         raise typer.BadParameter("give a model name, a TOML file or --formula (one of them)")
     model = as_spec(formula or spec, family=family, years=years, name=name)
@@ -83,9 +95,9 @@ def fit_command(
     if data is None:
         note("No --data: fitting the SYNTHETIC panel (csc_bayes.simulate).")
     result = csc_bayes.fit(
-        model, data=data, out=out, backend=backend, draws=draws, tune=tune, chains=chains,
-        seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, refit=policy,
-        progress=progress,
+        model, data=data, out=out, backend=backend, draws=n_draws, tune=tune, chains=chains,
+        seed=seed, target_accept=target_accept, max_treedepth=max_treedepth, max_draws=max_draws,
+        refit=policy, progress=progress,
     )  # fmt: skip
     meta = result.metadata
     excluded = meta.get("excluded", {})
@@ -95,6 +107,9 @@ def fit_command(
         f"{excluded.get('n_rows', 0)} rows of the spec's years not fitted (reasons in "
         f"metadata.json)."
     )
+    auto = meta.get("sampler", {}).get("auto")
+    if auto:
+        note(f"Draws to target: {auto['stopped']} ({auto['blocks']} blocks).")
     timings = meta.get("timings", {})
     if "total" in timings:
         note(f"Back end {meta['backend']}: {timings['total']:.1f} s sampling in total.")
