@@ -44,6 +44,8 @@ COLUMNS = [
     "engine",
     "units",
     "wall_s",
+    "cpu_s",
+    "cpu_s_per_unit",
     "worker_s",
     "worker_s_per_unit",
     "load_start",
@@ -74,6 +76,11 @@ def main() -> None:
     panel_name = "synthetic" if args.panel == "synthetic" else Path(args.panel).name
     data = None if args.panel == "synthetic" else args.panel
 
+    def cpu_now() -> float:
+        """CPU seconds used so far by this process and every worker process (all threads)."""
+        workers = client.run(time.process_time)
+        return time.process_time() + sum(workers.values())
+
     def record(
         step: str,
         workflow: str,
@@ -92,6 +99,8 @@ def main() -> None:
             "engine": engine,
             "units": units,
             "wall_s": round(wall, 1),
+            "cpu_s": round(cpu_now() - cpu0, 1),
+            "cpu_s_per_unit": round((cpu_now() - cpu0) / units, 2),
             "worker_s": round(worker, 1),
             "worker_s_per_unit": round(worker / units, 2),
             "load_start": round(load[0], 2),
@@ -106,9 +115,10 @@ def main() -> None:
         print(row, flush=True)
 
     fit = None
+    cpu0 = 0.0
     with dask_client(n_workers=args.workers) as client:
         if any(s in args.steps for s in ("fit", "kfold_compiled", "kfold_fit")):
-            load0 = os.getloadavg()[0]
+            load0, cpu0 = os.getloadavg()[0], cpu_now()
             tic = time.perf_counter()
             fit = csc_bayes.fit("cpp_need", data=data, out=scratch / "fits", progress=False)
             wall = time.perf_counter() - tic
@@ -127,7 +137,7 @@ def main() -> None:
                 continue
             kind, engine = step.split("_")
             if kind == "kfold":
-                load0 = os.getloadavg()[0]
+                load0, cpu0 = os.getloadavg()[0], cpu_now()
                 tic = time.perf_counter()
                 comparison = compare_fits(
                     [fit],
@@ -155,7 +165,7 @@ def main() -> None:
                 sims = args.sims if engine == "compiled" else args.old_sims
                 folder = scratch / f"sbc-{engine}"
                 shutil.rmtree(folder, ignore_errors=True)
-                load0 = os.getloadavg()[0]
+                load0, cpu0 = os.getloadavg()[0], cpu_now()
                 tic = time.perf_counter()
                 result = run_sbc(
                     "cpp_need",
@@ -192,19 +202,21 @@ def write_markdown(table: pd.DataFrame, path: Path) -> None:
     lines = [
         "# Workflow timings (benchmarks/workflows.py)",
         "",
-        "Wall seconds on a local Dask cluster; worker seconds are the sum over tasks (for the "
-        "K-fold rows: wall x workers). Load: 1-minute load average at the start / end of the "
-        "step, on a 2-core machine shared with other jobs.",
+        "Wall seconds on a local Dask cluster; CPU seconds of the client and every worker "
+        "process (all threads) over the step, which depend much less on other jobs' load than "
+        "wall time; worker seconds are the sum of task wall times (for the K-fold rows: wall x "
+        "workers). Load: 1-minute load average at the start / end of the step, on a 2-core "
+        "machine shared with other jobs.",
         "",
-        "| date (UTC) | panel | workflow | engine | units | wall s | worker s | worker s per "
-        "unit | load start / end | result |",
-        "|---|---|---|---|---:|---:|---:|---:|---|---|",
+        "| date (UTC) | panel | workflow | engine | units | wall s | CPU s | CPU s per unit | "
+        "worker s | worker s per unit | load start / end | result |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in table.itertuples():
         lines.append(
             f"| {r.date_utc} | {r.panel} | {r.workflow} | {r.engine} | {r.units} | {r.wall_s} "
-            f"| {r.worker_s} | {r.worker_s_per_unit} | {r.load_start} / {r.load_end} "
-            f"| {r.result} |"
+            f"| {r.cpu_s} | {r.cpu_s_per_unit} | {r.worker_s} | {r.worker_s_per_unit} "
+            f"| {r.load_start} / {r.load_end} | {r.result} |"
         )
     lines += [
         "",

@@ -61,9 +61,7 @@ def test_compiled_log_density_is_pymcs_for_other_counts_and_weights(frozen):
     for point in _random_points(built, 3, seed=1):
         values = [point[n] for n in compiled.value_names]
         assert compiled.logdensity(values, y) == pytest.approx(logp(point), rel=1e-10)
-        assert compiled.logdensity(values, y_other) == pytest.approx(
-            logp_other(point), rel=1e-10
-        )
+        assert compiled.logdensity(values, y_other) == pytest.approx(logp_other(point), rel=1e-10)
         dropped = np.sum(pointwise(point)[weights == 0])
         assert compiled.logdensity(values, y, weights) == pytest.approx(
             logp(point) - dropped, rel=1e-10
@@ -164,9 +162,7 @@ def test_compiled_sbc_is_uniform_resumes_and_rejects_a_wrong_prior(tmp_path):
     again = run_sbc("cpp_need", sims=60, fits_dir=tmp_path / "good", saved_only=True, **small)
     pd.testing.assert_frame_equal(again.ranks, good.ranks)
 
-    wrong = run_sbc(
-        "cpp_need", sims=20, fits_dir=tmp_path / "wrong", fit_prior_scale=0.1, **small
-    )
+    wrong = run_sbc("cpp_need", sims=20, fits_dir=tmp_path / "wrong", fit_prior_scale=0.1, **small)
     assert not wrong.passed
     failing = set(wrong.tests.loc[~wrong.tests["passed"], "quantity"])
     assert failing & {"sigma_la", "sigma_region", "sigma_year", "intercept"}

@@ -241,7 +241,13 @@ def kfold_task(
     """One (model, fold) on a worker: fit without the held-out authorities, score them."""
     from csc_bayes.fitting import fit
 
+    import gc
+
+    import jax
+
     result = fit(spec, data=train, out=fits_dir, refit=refit, progress=False)
+    jax.clear_caches()  # the fit's programs are never reused in this process (a new model each)
+    gc.collect()
     lpd = heldout_lpd(result, heldout, outcome=spec.outcome, seed=seed)
     return {str(k): float(v) for k, v in lpd.items()}
 

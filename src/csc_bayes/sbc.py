@@ -307,6 +307,7 @@ def sbc_task(
         if find_reusable_run(Path(fits_dir) / s.name, data_hash=data_hash(panel), **hashes) is None:
             return None
     result = fit(fitted, data=panel, out=fits_dir, progress=False, seed=sampler_seed, **sampler)
+    _free_compiled()
     y = panel[generator.outcome].to_numpy(dtype=np.int64)
     stats_ = result.idata["sample_stats"]
     divergences = int(stats_["diverging"].sum()) if "diverging" in stats_ else 0
@@ -406,6 +407,17 @@ def sbc_batch_task(
     finally:
         model.close()
     return results
+
+
+def _free_compiled() -> None:
+    """Drop the JAX programs a fit compiled: each fit builds a new model, so they are never
+    reused in this process, and a worker running hundreds of fits would keep them all."""
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
 
 
 # ====================================================================== statistics
