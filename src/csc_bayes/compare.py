@@ -239,11 +239,11 @@ def kfold_task(
     refit: str = "on_change",
 ) -> dict[str, float]:
     """One (model, fold) on a worker: fit without the held-out authorities, score them."""
-    from csc_bayes.fitting import fit
-
     import gc
 
     import jax
+
+    from csc_bayes.fitting import fit
 
     result = fit(spec, data=train, out=fits_dir, refit=refit, progress=False)
     jax.clear_caches()  # the fit's programs are never reused in this process (a new model each)
