@@ -13,6 +13,8 @@ local cluster of ``--workers`` processes):
   to ``results/sbc_compiled/``, and the time and memory of every replicate (peak and current
   RSS of its worker after it) to ``results/workflows_memory.csv``.
 - ``sbc_fit``: the refit path on ``--old-sims`` replicates, for a per-replicate ratio.
+- ``kfoldone_fit``: one fold of the refit path (``compare.kfold_task`` for fold 0 on a worker),
+  for a per-fold ratio when the whole refit K-fold is too long to wait for.
 
 Rows are appended to ``results/workflows.csv`` as each step ends and ``workflows.md`` is
 rewritten from it, so an interrupted run keeps what it measured. Run it in the background:
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 
-STEPS = ("fit", "kfold_compiled", "sbc_compiled", "sbc_fit", "kfold_fit")
+STEPS = ("fit", "kfold_compiled", "sbc_compiled", "sbc_fit", "kfoldone_fit", "kfold_fit")
 COLUMNS = [
     "date_utc",
     "panel",
@@ -117,7 +119,7 @@ def main() -> None:
     fit = None
     cpu0 = 0.0
     with dask_client(n_workers=args.workers) as client:
-        if any(s in args.steps for s in ("fit", "kfold_compiled", "kfold_fit")):
+        if any(s.startswith(("fit", "kfold")) for s in args.steps):
             load0, cpu0 = os.getloadavg()[0], cpu_now()
             tic = time.perf_counter()
             fit = csc_bayes.fit("cpp_need", data=data, out=scratch / "fits", progress=False)
@@ -136,7 +138,36 @@ def main() -> None:
             if step not in args.steps:
                 continue
             kind, engine = step.split("_")
-            if kind == "kfold":
+            if kind == "kfoldone":
+                from csc_bayes.compare import _fold_spec, authority_folds, kfold_task
+
+                rows = fit.panel
+                folds = authority_folds(sorted(rows["la_code"].astype(str).unique()), 5, seed=0)
+                out = rows["la_code"].astype(str).map(folds) == 0
+                load0, cpu0 = os.getloadavg()[0], cpu_now()
+                tic = time.perf_counter()
+                lpd = client.submit(
+                    kfold_task,
+                    spec=_fold_spec(fit.spec, 0, args.kfold),
+                    train=rows[~out].reset_index(drop=True),
+                    heldout=rows[out & rows[fit.spec.outcome].notna()],
+                    fits_dir=str(scratch / "cv-one"),
+                    seed=0,
+                    refit="always",
+                    pure=False,
+                ).result()
+                wall = time.perf_counter() - tic
+                record(
+                    step,
+                    f"one fold of grouped {args.kfold}-fold CV of cpp_need",
+                    engine,
+                    1,
+                    wall,
+                    wall,
+                    (load0, os.getloadavg()[0]),
+                    f"{len(lpd)} authorities held out, elpd {sum(lpd.values()):.1f}",
+                )
+            elif kind == "kfold":
                 load0, cpu0 = os.getloadavg()[0], cpu_now()
                 tic = time.perf_counter()
                 comparison = compare_fits(
