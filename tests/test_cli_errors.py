@@ -230,6 +230,27 @@ def test_sbc_that_rejects_uniformity_exits_5(monkeypatch):
     assert invoke("sbc", "cpp_need", "--sims", "10").exit_code == 0
 
 
+def test_sbc_engine_option_reaches_run_sbc_and_is_checked(monkeypatch):
+    import csc_bayes.sbc
+
+    seen = {}
+    tests = pd.DataFrame({"quantity": ["phi"], "p_value": [0.5], "passed": [True]})
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        return SimpleNamespace(
+            tests=tests, passed=True, info={"fitted_spec": "cpp_need", "sims_done": 2}
+        )
+
+    monkeypatch.setattr(csc_bayes.sbc, "run_sbc", fake)
+    assert invoke("sbc", "cpp_need", "--sims", "2", "--engine", "compiled").exit_code == 0
+    assert seen["engine"] == "compiled"
+    assert invoke("sbc", "cpp_need", "--sims", "2").exit_code == 0
+    assert seen["engine"] == "fit"
+    result = invoke("sbc", "cpp_need", "--sims", "2", "--engine", "fast")
+    assert result.exit_code == 2 and "fast" in result.output
+
+
 def test_a_plan_with_years_outside_the_data_fails_before_any_worker(monkeypatch, tmp_path):
     import csc_bayes.batch
 

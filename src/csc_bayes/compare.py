@@ -51,6 +51,8 @@ from csc_bayes.terms.family import count_log_pmf  # noqa: F401  (public here sin
 
 #: new LA effects drawn per posterior draw in the K-fold predictive density
 NEW_GROUP_DRAWS = 20
+#: how K-fold refits run: one saved fit per fold, or one compiled model per shape
+KFOLD_ENGINES = ("fit", "compiled")
 
 
 @dataclass
@@ -246,11 +248,69 @@ def kfold_task(
     refit: str = "on_change",
 ) -> dict[str, float]:
     """One (model, fold) on a worker: fit without the held-out authorities, score them."""
+    import gc
+
+    import jax
+
     from csc_bayes.fitting import fit
 
     result = fit(spec, data=train, out=fits_dir, refit=refit, progress=False)
+    jax.clear_caches()  # the fit's programs are never reused in this process (a new model each)
+    gc.collect()
     lpd = heldout_lpd(result, heldout, outcome=spec.outcome, seed=seed)
     return {str(k): float(v) for k, v in lpd.items()}
+
+
+def kfold_compiled_task(
+    *,
+    spec: Any,
+    panel: pd.DataFrame,
+    folds: dict[str, int],
+    fold_ids: list[int],
+    common: pd.DataFrame,
+    seed: int,
+) -> dict[str, Any]:
+    """Several folds of one model on one worker, the model compiled once (``engine="compiled"``).
+
+    The model is built once on every fitted row of ``panel`` (:mod:`csc_bayes.compiled`); fold f
+    gives the rows of its authorities weight 0, so the fit knows nothing of their counts, and
+    scores them with :func:`heldout_lpd` as new groups, exactly as the refit path does. Every
+    fold reuses one compiled sampler. Returns ``{"elpd": {la_code: elpd}, "seconds": {fold:
+    seconds}, "peak_rss_mib": ...}``.
+    """
+    from csc_bayes.compiled import aligned_outcome, compile_model, peak_rss_mib
+    from csc_bayes.model import build_model
+
+    built = build_model(spec, panel)
+    model = compile_model(built)
+    y = aligned_outcome(built, panel, spec.outcome)
+    fitted_la = built.data["la_code"].astype(str).to_numpy()
+    s = spec.sampler
+    elpd: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    try:
+        for fold in fold_ids:
+            out_las = sorted(c for c, i in folds.items() if i == fold)
+            weights = (~np.isin(fitted_la, out_las)).astype(float)
+            draws = model.sample(
+                y,
+                weights,
+                draws=s.draws,
+                tune=s.tune,
+                chains=s.chains,
+                seed=s.seed,
+                target_accept=s.target_accept,
+                max_treedepth=s.max_treedepth,
+            )
+            fold_fit = model.to_fit(draws, y=y, spec=spec, panel=panel)
+            is_out = panel["la_code"].astype(str).isin(out_las)
+            heldout = panel[is_out].merge(common, on=["la_code", "year"], how="inner")
+            lpd = heldout_lpd(fold_fit, heldout, outcome=spec.outcome, seed=seed * 1000 + fold)
+            elpd.update({str(k): float(v) for k, v in lpd.items()})
+            seconds[str(fold)] = draws.seconds
+    finally:
+        model.close()
+    return {"elpd": elpd, "seconds": seconds, "peak_rss_mib": peak_rss_mib()}
 
 
 def _fold_spec(spec: Any, fold: int, k: int) -> Any:
@@ -270,6 +330,8 @@ def compare_fits(
     n_workers: int | None = None,
     client: Any = None,
     progress: bool = True,
+    engine: str = "fit",
+    fold_batches: int | None = None,
 ) -> Comparison:
     """Compare fitted models by PSIS-LOO and, with ``kfold=K``, grouped K-fold CV.
 
@@ -280,7 +342,16 @@ def compare_fits(
         seed: fixes the fold assignment and the new-group Monte Carlo draws.
         fits_dir: where the fold fits are saved (a re-run reuses them).
         scheduler, n_workers, client: where the refits run (see :func:`csc_bayes.batch.run_tasks`).
+        engine: ``"fit"`` refits each fold with :func:`csc_bayes.fit` (saved under
+            ``fits_dir``, so a re-run resumes); ``"compiled"`` builds each model once on all its
+            rows, gives a fold's held-out rows weight 0 and samples every fold with one compiled
+            program (:mod:`csc_bayes.compiled`; nothing is saved; see docs/scale.md for how its
+            model differs: priors and standardisation from all fitted rows).
+        fold_batches: ``engine="compiled"``: tasks per model, each compiling once and running
+            its share of the folds (default: one per worker, at most K).
     """
+    if engine not in KFOLD_ENGINES:
+        raise AnswerError(f"engine must be one of {KFOLD_ENGINES}, got {engine!r}")
     loaded = [f if isinstance(f, Fit) else load_fit(f) for f in fits]
     if len(loaded) < 1:
         raise AnswerError("give at least one fit")
@@ -338,10 +409,14 @@ def compare_fits(
             n_workers=n_workers,
             client=client,
             progress=progress,
+            engine=engine,
+            fold_batches=fold_batches,
         )
         pointwise["kfold"] = kf
         table = table.merge(_summary(kf, "kfold"), on="model")
-        info.update({"kfold": kfold, "seed": seed, "new_group_draws": NEW_GROUP_DRAWS})
+        info.update(
+            {"kfold": kfold, "seed": seed, "new_group_draws": NEW_GROUP_DRAWS, "engine": engine}
+        )
     order = "elpd_kfold" if kfold is not None else "elpd_loo"
     table = table.sort_values(order, ascending=False).reset_index(drop=True)
     pareto = pd.DataFrame(
@@ -357,12 +432,18 @@ def _kfold(
     k: int,
     seed: int,
     fits_dir: Path,
+    engine: str = "fit",
+    fold_batches: int | None = None,
     **where: Any,
 ) -> dict[str, pd.Series]:
     """Per-authority held-out elpd of every model, from K refits each on the batch engine."""
     la_codes = sorted(common.get_level_values(0).unique())
     folds = authority_folds(la_codes, k, seed=seed)
     common_frame = common.to_frame(index=False)
+    if engine == "compiled":
+        return _kfold_compiled(
+            named, folds, common_frame, la_codes, k=k, seed=seed, fold_batches=fold_batches, **where
+        )
     tasks = []
     for name, f in named.items():
         # derived columns from the whole panel: year_dev_<x> is a difference from the mean over
@@ -401,3 +482,60 @@ def _kfold(
                 values.update(o.value)
         out[name] = pd.Series(values).reindex(la_codes)
     return out
+
+
+def _kfold_compiled(
+    named: dict[str, Fit],
+    folds: dict[str, int],
+    common: pd.DataFrame,
+    la_codes: list[str],
+    *,
+    k: int,
+    seed: int,
+    fold_batches: int | None,
+    **where: Any,
+) -> dict[str, pd.Series]:
+    """K-fold with each model compiled once per task; folds split into ``fold_batches`` tasks."""
+    batches = min(k, fold_batches or _workers(where))
+    tasks = []
+    for name, f in named.items():
+        for b in range(batches):
+            tasks.append(
+                Task(
+                    key=f"{name}-folds{b}",
+                    func=kfold_compiled_task,
+                    kwargs={
+                        "spec": f.spec,
+                        "panel": f.panel,
+                        "folds": folds,
+                        "fold_ids": list(range(b, k, batches)),
+                        "common": common,
+                        "seed": seed,
+                    },
+                )
+            )
+    outcomes = run_tasks(tasks, description="CV folds (compiled)", **where)
+    failed = [f"{o.key}: {o.error}" for o in outcomes if o.status == "failed"]
+    if failed:
+        raise TaskFailedError(
+            f"{len(failed)} of {len(outcomes)} compiled K-fold tasks failed: "
+            + "; ".join(f.splitlines()[0] for f in failed)
+        )
+    out: dict[str, pd.Series] = {}
+    for name in named:
+        values: dict[str, float] = {}
+        for o in outcomes:
+            if o.key.rsplit("-folds", 1)[0] == name:
+                values.update(o.value["elpd"])
+        out[name] = pd.Series(values).reindex(la_codes)
+    return out
+
+
+def _workers(where: dict[str, Any]) -> int:
+    """Workers the tasks will run on: the client's, ``n_workers``, else the CPU count."""
+    import os
+
+    client = where.get("client")
+    if client is not None:
+        return max(1, len(client.scheduler_info().get("workers", {})))
+    return int(where.get("n_workers") or os.cpu_count() or 1)

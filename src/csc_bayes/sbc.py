@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,8 @@ N_RANKS = 99
 N_LA_EFFECTS = 3
 #: family-wise level of the uniformity tests
 ALPHA = 0.05
+#: how replicates are fitted: csc_bayes.fit per replicate, or one compiled model per batch
+SBC_ENGINES = ("fit", "compiled")
 
 
 # ====================================================================== the generator
@@ -230,28 +234,43 @@ def _thin(values: np.ndarray, n: int) -> np.ndarray:
 
 def replicate_ranks(idata: Any, truth: dict[str, Any], y: np.ndarray, *, n_ranks: int) -> dict:
     """Rank of each true quantity among ``n_ranks`` thinned posterior draws of a fit."""
-
     post = idata["posterior"]
+    return draw_ranks(
+        lambda name: flat_draws(post, name),
+        covariates=[str(c) for c in post["covariate"].values] if "beta" in post else [],
+        la_codes=[str(c) for c in post["la"].values],
+        loglik=flat_draws(idata["log_likelihood"], "y").sum(axis=1),
+        truth=truth,
+        y=y,
+        n_ranks=n_ranks,
+    )
 
-    def flat(name: str) -> np.ndarray:
-        return flat_draws(post, name)
 
+def draw_ranks(
+    flat: Any,
+    *,
+    covariates: list[str],
+    la_codes: list[str],
+    loglik: np.ndarray,
+    truth: dict[str, Any],
+    y: np.ndarray,
+    n_ranks: int,
+) -> dict[str, int]:
+    """Ranks of the true quantities; ``flat(name)`` gives a variable's draws (S, ...),
+    chain-major, and ``loglik`` the total log-likelihood of ``y`` at each draw (S,)."""
     checks: dict[str, tuple[np.ndarray, float]] = {
         "intercept": (flat("intercept"), truth["intercept"])
     }
     if len(truth["beta"]):
         beta = flat("beta")
-        covs = [str(c) for c in post["covariate"].values]
-        for k, cov in enumerate(covs):
+        for k, cov in enumerate(covariates):
             checks[f"beta[{cov}]"] = (beta[:, k], truth["beta"][cov])
     for name in ("sigma_la", "sigma_region", "sigma_year", "sigma_la_slope", "phi"):
         if name in truth:
             checks[name] = (flat(name), truth[name])
     la_effect = flat("la_effect")
-    la_codes = [str(c) for c in post["la"].values]
     for j, code in enumerate(la_codes[:N_LA_EFFECTS]):
         checks[f"la_effect[{code}]"] = (la_effect[:, j], truth["la_effect"][code])
-    loglik = flat_draws(idata["log_likelihood"], "y").sum(axis=1)
     checks["log_lik"] = (loglik, nb_loglik(y, truth["mu"], truth.get("phi", math.inf)))
     return {
         name: int(np.sum(_thin(draws, n_ranks) < true)) for name, (draws, true) in checks.items()
@@ -288,6 +307,7 @@ def sbc_task(
         if find_reusable_run(Path(fits_dir) / s.name, data_hash=data_hash(panel), **hashes) is None:
             return None
     result = fit(fitted, data=panel, out=fits_dir, progress=False, seed=sampler_seed, **sampler)
+    _free_compiled()
     y = panel[generator.outcome].to_numpy(dtype=np.int64)
     stats_ = result.idata["sample_stats"]
     divergences = int(stats_["diverging"].sum()) if "diverging" in stats_ else 0
@@ -297,6 +317,107 @@ def sbc_task(
         "divergences": divergences,
         "run": str(result.path),
     }
+
+
+def sbc_batch_task(
+    *,
+    generator: Any,
+    fitted: Any,
+    template: pd.DataFrame,
+    seed: int,
+    indices: list[int],
+    sampler: dict[str, Any],
+    fits_dir: str,
+    n_ranks: int,
+    saved_only: bool = False,
+) -> list[dict[str, Any] | None]:
+    """Several SBC replicates on one worker with the model compiled once (``engine="compiled"``).
+
+    The fitted spec's priors are frozen (:func:`sbc_specs`) and every replicate has the
+    template's rows, so one :class:`csc_bayes.compiled.CompiledModel` serves them all: only y
+    changes. Each replicate's ranks, timing and memory (peak and current RSS of this process
+    after it) are written to ``fits_dir/<fitted name>/compiled/simNNNN.json`` (atomically), and
+    a replicate already written there is read, not refitted. With ``saved_only`` nothing is
+    sampled (a replicate not written returns None).
+    """
+    from csc_bayes.compiled import aligned_outcome, compile_model, current_rss_mib, peak_rss_mib
+    from csc_bayes.fits import write_text_atomic
+    from csc_bayes.model import build_model
+
+    folder = Path(fits_dir) / fitted.name / "compiled"
+    results: list[dict[str, Any] | None] = []
+    todo = []
+    for i in indices:
+        path = folder / f"sim{i:04d}.json"
+        if path.exists():
+            results.append(json.loads(path.read_text()))
+        else:
+            results.append(None)
+            todo.append((len(results) - 1, i, path))
+    if saved_only or not todo:
+        return results
+    first, _ = simulate_replicate(generator, template, seed=(seed, todo[0][1]))
+    built = build_model(fitted, first)
+    model = compile_model(built)
+    covariates = list(fitted.covariates)
+    la_codes = built.authorities["la_code"].astype(str).tolist()
+    try:
+        for slot, i, path in todo:
+            tic = time.perf_counter()
+            panel, truth = simulate_replicate(generator, template, seed=(seed, i))
+            y = aligned_outcome(built, panel, generator.outcome)
+            draws = model.sample(
+                y,
+                draws=sampler["draws"],
+                tune=sampler["tune"],
+                chains=sampler["chains"],
+                seed=(seed * 100_003 + i) % (2**31),
+                target_accept=fitted.sampler.target_accept,
+                max_treedepth=fitted.sampler.max_treedepth,
+            )
+            loglik = model.pointwise_loglik(draws, y).sum(axis=-1).reshape(-1)
+
+            def flat(name: str, post: dict = draws.posterior) -> np.ndarray:
+                values = post[name]
+                return values.reshape(-1, *values.shape[2:])
+
+            ranks = draw_ranks(
+                flat,
+                covariates=covariates,
+                la_codes=la_codes,
+                loglik=loglik,
+                truth=truth,
+                y=y,
+                n_ranks=n_ranks,
+            )
+            record = {
+                "sim": i,
+                "ranks": ranks,
+                "diagnostics_passed": None,  # the gate is not run on this path
+                "divergences": draws.divergences,
+                "run": None,
+                "seconds": time.perf_counter() - tic,
+                "sampling_seconds": draws.seconds,
+                "peak_rss_mib": peak_rss_mib(),
+                "rss_mib": current_rss_mib(),
+            }
+            folder.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, json.dumps(record) + "\n")
+            results[slot] = record
+    finally:
+        model.close()
+    return results
+
+
+def _free_compiled() -> None:
+    """Drop the JAX programs a fit compiled: each fit builds a new model, so they are never
+    reused in this process, and a worker running hundreds of fits would keep them all."""
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
 
 
 # ====================================================================== statistics
@@ -448,6 +569,8 @@ def run_sbc(
     client: Any = None,
     progress: bool = True,
     saved_only: bool = False,
+    engine: str = "fit",
+    batches: int | None = None,
 ) -> SBCResult:
     """Simulation-based calibration of ``spec`` with ``sims`` replicates on the batch engine.
 
@@ -464,7 +587,15 @@ def run_sbc(
         scheduler, n_workers, client: where to run (see :func:`csc_bayes.batch.run_tasks`).
         saved_only: fit nothing; summarise the replicates already saved in ``fits_dir``
             (the progress of a long run that was stopped or is still going).
+        engine: ``"fit"``: one task per replicate, each a saved :func:`csc_bayes.fit` (numpyro,
+            the convergence gate recorded); ``"compiled"``: the replicates split into
+            ``batches`` tasks, each compiling the model once and sampling its replicates with
+            blackjax NUTS (:mod:`csc_bayes.compiled`); ranks, time and memory per replicate
+            are saved under ``fits_dir`` so a re-run resumes.
+        batches: ``engine="compiled"``: tasks (default: one per worker).
     """
+    if engine not in SBC_ENGINES:
+        raise ValueError(f"engine must be one of {SBC_ENGINES}, got {engine!r}")
     from csc_bayes.spec import ModelSpec, find_spec
 
     if not isinstance(spec, ModelSpec):
@@ -474,33 +605,53 @@ def run_sbc(
     template = sbc_template(n_authorities=n_authorities, years=years, seed=seed)
     generator, fitted = sbc_specs(spec, template, fit_prior_scale=fit_prior_scale)
     sampler = {"draws": draws, "tune": tune, "chains": chains}
-    tasks = [
-        Task(
-            key=f"{fitted.name}-sim{i:04d}",
-            func=sbc_task,
-            kwargs={
+    if engine == "compiled":
+        outcomes = _run_compiled(
+            sims,
+            batches=batches,
+            common={
                 "generator": generator,
                 "fitted": fitted,
                 "template": template,
                 "seed": seed,
-                "index": i,
                 "sampler": sampler,
                 "fits_dir": str(fits_dir),
                 "n_ranks": n_ranks,
                 "saved_only": saved_only,
             },
-            lock_dir=Path(fits_dir) / ".locks",
+            scheduler=scheduler,
+            n_workers=n_workers,
+            client=client,
+            progress=progress,
         )
-        for i in range(sims)
-    ]
-    outcomes = run_tasks(
-        tasks,
-        scheduler=scheduler,
-        n_workers=n_workers,
-        client=client,
-        progress=progress,
-        description="SBC fits",
-    )
+    else:
+        tasks = [
+            Task(
+                key=f"{fitted.name}-sim{i:04d}",
+                func=sbc_task,
+                kwargs={
+                    "generator": generator,
+                    "fitted": fitted,
+                    "template": template,
+                    "seed": seed,
+                    "index": i,
+                    "sampler": sampler,
+                    "fits_dir": str(fits_dir),
+                    "n_ranks": n_ranks,
+                    "saved_only": saved_only,
+                },
+                lock_dir=Path(fits_dir) / ".locks",
+            )
+            for i in range(sims)
+        ]
+        outcomes = run_tasks(
+            tasks,
+            scheduler=scheduler,
+            n_workers=n_workers,
+            client=client,
+            progress=progress,
+            description="SBC fits",
+        )
     done = [(i, o) for i, o in enumerate(outcomes) if o.status == "done" and o.value is not None]
     ranks = pd.DataFrame([o.value["ranks"] for _, o in done], index=[i for i, _ in done])
     ranks.index.name = "sim"
@@ -516,9 +667,18 @@ def run_sbc(
         "n_authorities": n_authorities,
         "years": list(years),
         "sampler": sampler,
-        "gate_failures": sum(not o.value["diagnostics_passed"] for _, o in done),
+        "engine": engine,
+        "gate_failures": (
+            sum(not o.value["diagnostics_passed"] for _, o in done) if engine == "fit" else None
+        ),
         "divergent_transitions": sum(o.value["divergences"] for _, o in done),
         "task_seconds_total": float(sum(o.seconds for _, o in done)),  # load time if saved_only
+        "replicates": [
+            {k: o.value.get(k) for k in ("seconds", "sampling_seconds", "peak_rss_mib", "rss_mib")}
+            | {"sim": i}
+            for i, o in done
+            if "seconds" in o.value
+        ],
         "saved_only": saved_only,
         "priors": {k: p.as_dict() for k, p in generator.priors.items()},
     }
@@ -526,3 +686,42 @@ def run_sbc(
         first = list(info["failed"])[:3]
         raise TaskFailedError(f"no SBC replicate finished; the first that failed: {first}")
     return SBCResult(ranks, uniformity_tests(ranks, n_ranks=n_ranks), n_ranks, info)
+
+
+def _run_compiled(
+    sims: int,
+    *,
+    batches: int | None,
+    common: dict[str, Any],
+    **where: Any,
+) -> list[Any]:
+    """Replicates in ``batches`` tasks (one compiled model each) -> one outcome per replicate."""
+    from csc_bayes.batch import TaskOutcome
+
+    client = where.get("client")
+    if batches is None:
+        if client is not None:
+            batches = len(client.scheduler_info().get("workers", {}))
+        else:
+            batches = where.get("n_workers") or os.cpu_count() or 1
+    batches = max(1, min(int(batches), sims))
+    fitted = common["fitted"]
+    tasks = [
+        Task(
+            key=f"{fitted.name}-batch{b:03d}",
+            func=sbc_batch_task,
+            kwargs={**common, "indices": list(range(b, sims, batches))},
+        )
+        for b in range(batches)
+    ]
+    outcomes = run_tasks(tasks, description="SBC batches (compiled)", **where)
+    per_sim: list[Any] = [None] * sims
+    for b, o in enumerate(outcomes):
+        for j, i in enumerate(range(b, sims, batches)):
+            if o.status != "done":
+                per_sim[i] = TaskOutcome(f"{o.key}-sim{i:04d}", o.status, None, o.error, 0.0)
+            else:
+                value = o.value[j]
+                seconds = 0.0 if value is None else float(value["seconds"])
+                per_sim[i] = TaskOutcome(f"{fitted.name}-sim{i:04d}", "done", value, None, seconds)
+    return per_sim

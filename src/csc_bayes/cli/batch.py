@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -56,6 +57,20 @@ def last_line(text: str | None) -> str:
     return lines[-1] if lines else ""
 
 
+class Engine(StrEnum):
+    """How SBC replicates and K-fold folds are fitted (docs/scale.md)."""
+
+    fit = "fit"
+    compiled = "compiled"
+
+
+ENGINE_HELP = (
+    "fit: a saved csc_bayes.fit per replicate / fold (resumable, the convergence gate run); "
+    "compiled: the model compiled once per worker and sampled for every replicate / fold "
+    "(much faster; docs/scale.md)."
+)
+
+
 def sbc(
     spec: str = typer.Argument(..., help="Model name (e.g. cpp_need) or spec TOML path."),
     sims: int = typer.Option(200, "--sims", min=1, help="Number of simulated data sets."),
@@ -70,6 +85,7 @@ def sbc(
     saved_only: bool = typer.Option(
         False, "--saved-only", help="Fit nothing: summarise the replicates already saved."
     ),
+    engine: Engine = typer.Option(Engine.fit, "--engine", help=ENGINE_HELP),
     scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
@@ -91,6 +107,7 @@ def sbc(
         scheduler=scheduler,
         n_workers=workers,
         saved_only=saved_only,
+        engine=engine.value,
     )
     print_wide(frame_table(result.tests, title=f"SBC of {result.info['fitted_spec']}"))
     verdict = "passed" if result.passed else "REJECTED"
@@ -122,6 +139,7 @@ def compare(
         None, "--out", help="Folder for table.csv/json, pareto_k.csv, info.json, compare.png."
     ),
     fits_dir: Path = typer.Option(Path("fits/cv"), "--fits", help="Where the fold fits go."),
+    engine: Engine = typer.Option(Engine.fit, "--engine", help=ENGINE_HELP),
     scheduler: str | None = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
     workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
 ) -> None:
@@ -146,6 +164,7 @@ def compare(
                 scheduler=scheduler,
                 n_workers=workers,
                 progress=fmt == OutputFormat.table,
+                engine=engine.value,
             )
     except RuntimeError as exc:
         if not str(exc).startswith("K-fold refits failed"):
