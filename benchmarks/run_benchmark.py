@@ -1,39 +1,47 @@
-"""Sampling-efficiency benchmark: the package default against what a user would otherwise write.
+"""Sampling-efficiency benchmark: the package's ``fit`` against what a bambi user would run.
 
-Fits the canonical model (``cpp_need_spending`` on ``simulate_panel(seed=1)``: ~151 LAs x 9
-regions x 10 years of negative binomial CPP counts) once per configuration, each in its own fresh
-subprocess, with the same draws, tuning, chains and seed:
+Every configuration fits the CPP counts of ``cpp_need`` (idaci + ethnic minority share, offset
+log population, LA, region and year random intercepts, negative binomial, 2013-2024) to one panel
+(the real one built by ``csc-bayes data build``, when given, and ``simulate_panel(seed=1)``), each
+in its own fresh subprocess, with the same chains, draws, warm-up and seed:
 
-=====================  ============  ==========  =============  ==================================
-config                 model         sampler     target_accept  what it shows
-=====================  ============  ==========  =============  ==================================
-``default``            hierarchical  numpyro     spec (0.85)    the package default
-``blackjax``           hierarchical  blackjax    spec           the other JAX back ends ...
-``nutpie``             hierarchical  nutpie      spec
-``pymc``               hierarchical  pymc        spec           ... and PyMC's own NUTS
-``textbook_pymc``      textbook      pymc        0.8            the BASELINE (ratios against it)
-``textbook_numpyro``   textbook      numpyro     0.8            gain is geometry, not back end
-``bambi``              bambi         pymc        0.8            bambi's own model (bench venv)
-=====================  ============  ==========  =============  ==================================
+=================  ============================================================================
+config             what runs (timed: the whole subprocess / the fit, see below)
+=================  ============================================================================
+``default``        ``csc-bayes fit cpp_need --data PANEL``: the package's whole command (import,
+                   data checks, model build, JAX compile, sampling, convergence gate, pointwise
+                   log-likelihood and predictive draws, saving the fit)
+``default_<be>``   the same command with ``--backend <be>`` (blackjax, nutpie, pymc)
+``bambi_default``  bambi's model (``baseline.py``), ``model.fit()``: PyMC's NUTS (the BASELINE)
+``bambi_numpyro``  the same, ``model.fit(inference_method="numpyro")``
+``nutpie_bambi``   the same, ``model.fit(inference_method="nutpie")`` (nutpie on bambi's PyMC
+                   model, nutpie's own default numba back end)
+``ar1_gate``       ``csc-bayes fit cpp_need_ar --data PANEL`` with the spec's own sampler settings
+                   (4 x (2000 + 4000), target_accept 0.95): the AR(1) forecasting model's time to
+                   a fit that passes the convergence gate (real panel only; no ratio)
+=================  ============================================================================
 
-Per configuration (``wall_s``, ``cpu_s`` cover model construction, compilation, tuning and
-draws; no posterior predictive or log-likelihood)::
+Per configuration (the package rows time the whole command, from process start to exit; the bambi
+rows time from ``bmb.Model(...)`` to the draws in hand, so the package pays for its Python
+start-up, imports and post-sampling work and bambi does not)::
 
+    wall_s, cpu_s   = wall and CPU (user + system, the process and its reaped children) seconds
     min_ess_bulk    = min over the contract terms and their elements of the rank-normalised bulk
                       ESS (intercept, beta, sigma_la, sigma_region, sigma_year, phi, la_effect,
                       region_effect, year_effect; bambi: the same terms under its own names)
     ess_per_s       = min_ess_bulk / wall_s          ess_per_cpu_s = min_ess_bulk / cpu_s
     grad_evals      = sum of sample_stats.n_steps over the kept draws of every chain
     ess_per_grad    = min_ess_bulk / grad_evals
-    ratio_<metric>  = <metric> / <metric of the baseline config>
+    ratio_<metric>  = <metric> / <metric of bambi_default on the same panel>
 
-``cpu_s`` is user + system CPU time of the worker process and its reaped children (PyMC's chain
-processes); ``peak_rss_mib`` the largest total resident memory of the worker's process tree,
-sampled every 0.2 s. JAX's persistent compilation cache is turned off for the run
-(``CSC_BAYES_JAX_CACHE=off``), so every JAX configuration pays its full compile time.
+``peak_rss_mib`` is the largest total resident memory of the subprocess tree (sampled every
+0.2 s); ``load1_before`` / ``load1_after`` the machine's 1-minute load average just before and
+after the subprocess. JAX's persistent compilation cache is off (``CSC_BAYES_JAX_CACHE=off``), so
+every JAX configuration pays its full compile time.
 
-    python benchmarks/run_benchmark.py                       # everything, 4 x (1000 + 1000)
-    python benchmarks/run_benchmark.py --configs default textbook_pymc --draws 500
+    python benchmarks/run_benchmark.py --real /tmp/real_panel.parquet      # the full run
+    python benchmarks/run_benchmark.py --panels simulated --configs default bambi_default
+    python benchmarks/run_benchmark.py --render                            # re-tabulate
 """
 
 from __future__ import annotations
@@ -60,10 +68,14 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
 #: python with bambi installed (pyproject's ``bench`` extra); override with $CSC_BENCH_PYTHON
 BENCH_PYTHON = os.environ.get("CSC_BENCH_PYTHON", "/tmp/benchvenv/bin/python")
+#: the real panel (``csc-bayes data build`` output); override with --real or $CSC_BENCH_REAL_PANEL
+DEFAULT_REAL = os.environ.get("CSC_BENCH_REAL_PANEL", "/tmp/real_panel.parquet")
 
-MODEL_NAME = "cpp_need_spending"
+MODEL_NAME = "cpp_need"
+AR_MODEL_NAME = "cpp_need_ar"
 PANEL_SEED = 1
-BASELINE = "textbook_pymc"
+BASELINE = "bambi_default"
+PANELS = ("real", "simulated")
 
 #: the posterior contract's terms whose worst bulk ESS is the benchmark's currency
 CONTRACT_TERMS = (
@@ -77,69 +89,85 @@ CONTRACT_TERMS = (
     "region_effect",
     "year_effect",
 )
-#: the same terms in bambi's posterior (``beta``: one variable per covariate; ``phi``: alpha)
-BAMBI_TERMS: dict[str, tuple[str, ...]] = {
-    "intercept": ("Intercept",),
-    "beta": ("idaci", "ethnic_minority_share", "spend_per_child"),
-    "sigma_la": ("1|la_sigma",),
-    "sigma_region": ("1|region_sigma",),
-    "sigma_year": ("1|year_sigma",),
-    "phi": ("alpha",),
-    "la_effect": ("1|la",),
-    "region_effect": ("1|region",),
-    "year_effect": ("1|year",),
-}
-#: targets the package default must reach (see benchmarks/README.md)
+#: cpp_need_ar's terms (Poisson: no phi; the AR(1) LA-year deviations and their parameters)
+AR_TERMS = (
+    "intercept",
+    "beta",
+    "sigma_la",
+    "sigma_region",
+    "sigma_year",
+    "sigma_la_year",
+    "rho_la_year",
+    "la_effect",
+    "region_effect",
+    "year_effect",
+)
+#: targets the package default must reach against bambi_default (see benchmarks/README.md)
 TARGET_RATIO_ESS_PER_S = 10.0
-TARGET_ESS_PER_GRAD = 0.03
 
 
 @dataclass(frozen=True)
 class Config:
     """One benchmark configuration.
 
-    ``model`` is a ``build_model`` parameterisation or ``"bambi"``; ``target_accept`` None
-    means the spec's sampler setting.
+    ``kind``: ``"cli"`` (a ``csc-bayes fit`` command of ``spec``, ``backend`` None = the spec's)
+    or ``"bambi"`` (bambi's model, ``backend`` its ``inference_method``). ``headline`` configs
+    run in the default plan before the others; ``real_only`` ones only on the real panel.
     """
 
     name: str
-    model: str
-    backend: str
-    target_accept: float | None
+    kind: str
+    spec: str
+    backend: str | None
     note: str
+    headline: bool = True
+    real_only: bool = False
 
 
 CONFIGS: dict[str, Config] = {
     c.name: c
     for c in (
-        Config("default", "hierarchical", "numpyro", None, "package default"),
-        Config("blackjax", "hierarchical", "blackjax", None, "default model, blackjax"),
-        Config("nutpie", "hierarchical", "nutpie", None, "default model, nutpie (JAX)"),
-        Config("pymc", "hierarchical", "pymc", None, "default model, PyMC NUTS"),
-        Config("textbook_pymc", "textbook", "pymc", 0.8, "BASELINE: textbook + PyMC NUTS"),
-        Config("textbook_numpyro", "textbook", "numpyro", 0.8, "textbook model, numpyro"),
-        Config("bambi", "bambi", "pymc", 0.8, "bambi's model + PyMC NUTS"),
+        Config("default", "cli", MODEL_NAME, None, "csc-bayes fit cpp_need (whole command)"),
+        Config("bambi_default", "bambi", MODEL_NAME, "pymc", "BASELINE: bambi, model.fit()"),
+        Config("bambi_numpyro", "bambi", MODEL_NAME, "numpyro", "bambi, numpyro NUTS"),
+        Config("nutpie_bambi", "bambi", MODEL_NAME, "nutpie", "bambi's model, nutpie NUTS"),
+        Config(
+            "ar1_gate",
+            "cli",
+            AR_MODEL_NAME,
+            None,
+            "csc-bayes fit cpp_need_ar: time to a passing gate",
+            real_only=True,
+        ),
+        Config("default_blackjax", "cli", MODEL_NAME, "blackjax", "fit --backend blackjax", False),
+        Config("default_nutpie", "cli", MODEL_NAME, "nutpie", "fit --backend nutpie", False),
+        Config("default_pymc", "cli", MODEL_NAME, "pymc", "fit --backend pymc", False),
     )
 }
 
 #: CSV columns, in order (``ess_<term>``: worst bulk ESS of that contract term)
 COLUMNS = (
+    "panel",
     "config",
+    "kind",
     "model",
     "backend",
-    "target_accept",
     "note",
     "status",
     "draws",
     "tune",
     "chains",
     "seed",
+    "target_accept",
     "n_obs",
     "wall_s",
     "cpu_s",
     "process_wall_s",
-    "load1_start",
-    "load1_end",
+    "process_cpu_s",
+    "sampling_s",
+    "post_sampling_s",
+    "load1_before",
+    "load1_after",
     "peak_rss_mib",
     "min_ess_bulk",
     "worst_term",
@@ -149,26 +177,21 @@ COLUMNS = (
     "ess_per_grad",
     "divergences",
     "max_rhat",
+    "gate_passed",
     "ratio_ess_per_s",
     "ratio_ess_per_cpu_s",
     "ratio_ess_per_grad",
-    *(f"ess_{t}" for t in CONTRACT_TERMS),
+    *(f"ess_{t}" for t in (*CONTRACT_TERMS, "sigma_la_year", "rho_la_year")),
 )
 
 
-# ================================================================================= worker side
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process and its reaped children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
+# ============================================================================ shared measurement
 def efficiency(posterior: Any, stats: Any, terms: Mapping[str, tuple[str, ...]]) -> dict:
     """Worst bulk ESS per contract term, max rank R-hat, gradients and divergences.
 
     ``posterior`` and ``stats`` are xarray Datasets (dims chain, draw, ...); ``terms`` maps each
-    contract term to the posterior variables that hold it.
+    contract term to the posterior variables that hold it. ``grad_evals`` is NaN when the
+    back end reports no ``n_steps``.
     """
     import arviz_stats as azs
     import numpy as np
@@ -181,106 +204,55 @@ def efficiency(posterior: Any, stats: Any, terms: Mapping[str, tuple[str, ...]])
     per_term = {
         term: float(min(np.nanmin(np.asarray(ess[v])) for v in vs)) for term, vs in terms.items()
     }
-    worst = min(per_term, key=per_term.get)
+    worst = min(per_term, key=per_term.__getitem__)
+    grads = int(np.asarray(stats["n_steps"]).sum()) if "n_steps" in stats else math.nan
     return {
         "min_ess_bulk": per_term[worst],
         "worst_term": worst,
-        "max_rhat": float(max(np.nanmax(np.asarray(rhat[v])) for v in names)),
-        "grad_evals": int(np.asarray(stats["n_steps"]).sum()),
+        "max_rhat": float(np.nanmax(np.concatenate([np.ravel(rhat[v]) for v in names]))),
+        "grad_evals": grads,
         "divergences": int(np.asarray(stats["diverging"]).sum()),
         **{f"ess_{t}": v for t, v in per_term.items()},
     }
 
 
-def _fit_package(
-    config: Config, *, draws: int, tune: int, chains: int, seed: int, max_las: int | None
-) -> tuple[dict, Callable[[], tuple[Any, Any, int, float]]]:
-    """Untimed setup (spec, panel) and the timed fit of a ``build_model`` configuration."""
-    from csc_bayes.model import build_model
-    from csc_bayes.sampling import sample
-    from csc_bayes.spec import find_spec
-
-    spec = find_spec(MODEL_NAME)
-    panel = _panel(max_las)
-    target_accept = config.target_accept or spec.sampler.target_accept
-
-    def fit() -> tuple[Any, Any, int, float]:
-        built = build_model(spec, panel, parameterisation=config.model)
-        result = sample(
-            built.model,
-            backend=config.backend,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            target_accept=target_accept,
-            progress=False,
-            posterior_predictive=False,
-            log_likelihood=False,
-        )
-        posterior, stats = result.idata["posterior"].dataset, result.idata["sample_stats"].dataset
-        return posterior, stats, len(built.data), target_accept
-
-    return {name: (name,) for name in CONTRACT_TERMS}, fit
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU seconds of this process (or, with RUSAGE_CHILDREN, its reaped children)."""
+    use = resource.getrusage(who)
+    return use.ru_utime + use.ru_stime
 
 
-def _fit_bambi(
-    config: Config, *, draws: int, tune: int, chains: int, seed: int, max_las: int | None
-) -> tuple[dict, Callable[[], tuple[Any, Any, int, float]]]:
-    """Untimed setup (data frame) and the timed fit of bambi's model with PyMC's NUTS."""
-    import bambi as bmb
+# ================================================================ bambi worker (the bench venv)
+def run_bambi_worker(
+    name: str, *, frame_path: Path, draws: int, tune: int, chains: int, seed: int
+) -> dict:
+    """Fit bambi's model in this process (a Python with bambi) and return its measurements."""
+    import pandas as pd
 
     sys.path.insert(0, str(HERE))
-    from baseline import FORMULA, baseline_data
+    from baseline import BAMBI_TERMS, fit_bambi
 
-    data = baseline_data(_panel(max_las))
-
-    def fit() -> tuple[Any, Any, int, float]:
-        model = bmb.Model(FORMULA, data, family="negativebinomial")
-        idata = model.fit(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=min(chains, os.cpu_count() or 1),
-            random_seed=seed,
-            target_accept=config.target_accept,
-            progressbar=False,
-        )
-        posterior, stats = idata["posterior"].dataset, idata["sample_stats"].dataset
-        return posterior, stats, len(data), config.target_accept
-
-    return BAMBI_TERMS, fit
-
-
-def _panel(max_las: int | None) -> Any:
-    """``simulate_panel(seed=1)``, or the same on the first ``max_las`` authorities (smoke)."""
-    from csc_bayes.simulate import default_authorities, simulate_panel
-
-    las = None if max_las is None else default_authorities(2024).head(max_las)
-    return simulate_panel(seed=PANEL_SEED, authorities=las).panel
-
-
-def run_worker(
-    name: str, *, draws: int, tune: int, chains: int, seed: int, max_las: int | None
-) -> dict:
-    """Fit one configuration in this process and return its measurements (JSON-safe)."""
     config = CONFIGS[name]
-    setup = _fit_bambi if config.model == "bambi" else _fit_package
-    terms, fit = setup(config, draws=draws, tune=tune, chains=chains, seed=seed, max_las=max_las)
-    load_start = os.getloadavg()[0]
-    cpu0, wall0 = cpu_seconds(), time.perf_counter()
-    posterior, stats, n_obs, target_accept = fit()
-    wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
-    load_end = os.getloadavg()[0]
+    frame = pd.read_parquet(frame_path)
+    own0 = cpu_seconds()
+    kids0 = cpu_seconds(resource.RUSAGE_CHILDREN)
+    wall0 = time.perf_counter()
+    idata = fit_bambi(
+        frame, inference_method=config.backend, draws=draws, tune=tune, chains=chains, seed=seed
+    )
+    wall = time.perf_counter() - wall0
+    cpu = cpu_seconds() - own0 + cpu_seconds(resource.RUSAGE_CHILDREN) - kids0
+    stats = idata["sample_stats"]
+    stats = getattr(stats, "dataset", stats)
+    posterior = idata["posterior"]
+    posterior = getattr(posterior, "dataset", posterior)
     return {
         "status": "ok",
-        "target_accept": target_accept,
-        "n_obs": n_obs,
+        "target_accept": 0.8,  # PyMC's / bambi's default; nutpie: its own adaptation
+        "n_obs": len(frame),
         "wall_s": wall,
         "cpu_s": cpu,
-        "load1_start": load_start,
-        "load1_end": load_end,
-        **efficiency(posterior, stats, terms),
+        **efficiency(posterior, stats, BAMBI_TERMS),
         "versions": _versions(),
     }
 
@@ -315,64 +287,185 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
+def measure(cmd: list[str], *, env: dict[str, str], timeout: float | None) -> dict[str, Any]:
+    """Run ``cmd`` to its end; its wall and CPU seconds, peak tree RSS, exit code and output.
+
+    CPU seconds are this process's RUSAGE_CHILDREN difference across the wait: the command and
+    every descendant it reaped (PyMC's chain processes). The orchestrator runs one at a time.
+    """
+    load_before = os.getloadavg()[0]
+    kids0 = cpu_seconds(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = [0]
+
+    def watch() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_bytes(proc.pid))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        log, _ = proc.communicate()
+    watcher.join()
+    return {
+        "process_wall_s": time.perf_counter() - start,
+        "process_cpu_s": cpu_seconds(resource.RUSAGE_CHILDREN) - kids0,
+        "peak_rss_mib": peak[0] / 2**20,
+        "load1_before": load_before,
+        "load1_after": os.getloadavg()[0],
+        "exit_code": proc.returncode,
+        "log": log.decode(errors="replace"),
+    }
+
+
+@dataclass(frozen=True)
+class PanelFiles:
+    """One panel as files the subprocesses read: the panel parquet, bambi's frame (or None)."""
+
+    name: str
+    panel: Path
+    bambi_frame: Path | None
+    source: str
+
+
+def prepare_panel(
+    name: str, *, real: Path, workdir: Path, max_las: int | None, bambi: bool
+) -> PanelFiles:
+    """Write the panel (simulated) or point at it (real); write bambi's frame if ``bambi``.
+
+    Raises FileNotFoundError when the real panel is asked for and ``real`` does not exist.
+    """
+    import pandas as pd
+
+    from csc_bayes.fitting import resolve_panel
+    from csc_bayes.spec import find_spec, select_rows
+
+    if name == "real":
+        if not real.is_file():
+            raise FileNotFoundError(
+                f"real panel {real} not found: build it with "
+                "`csc-bayes data build --raw ../shared/data/raw --out PANEL` and pass --real PANEL"
+            )
+        path, source = real, f"real panel `{real.name}` (csc-bayes data build)"
+    else:
+        from csc_bayes.simulate import default_authorities, simulate_panel
+
+        las = None if max_las is None else default_authorities(2024).head(max_las)
+        panel = simulate_panel(seed=PANEL_SEED, authorities=las).panel
+        path = workdir / "simulated_panel.parquet"
+        panel.to_parquet(path)
+        source = f"simulate_panel(seed={PANEL_SEED})" + (
+            f", first {max_las} authorities" if max_las else ""
+        )
+    frame_path = None
+    if bambi:
+        sys.path.insert(0, str(HERE))
+        from baseline import bambi_frame
+
+        panel, _ = resolve_panel(path)
+        fitted, _ = select_rows(find_spec(MODEL_NAME), panel)
+        frame_path = workdir / f"{name}_bambi_frame.parquet"
+        pd.DataFrame(bambi_frame(fitted)).to_parquet(frame_path)
+    return PanelFiles(name, path, frame_path, source)
+
+
 def run_config(
     name: str,
+    panel: PanelFiles,
     *,
     draws: int,
     tune: int,
     chains: int,
     seed: int,
-    max_las: int | None = None,
     timeout: float | None = None,
 ) -> dict:
-    """Run one configuration in a fresh subprocess; return its row (status says if it failed)."""
+    """Run one configuration on one panel in a fresh subprocess; return its row.
+
+    ``status`` is ``"ok"`` or says why there is no measurement. A package fit that fails the
+    convergence gate (exit 3) is still measured; ``gate_passed`` says so.
+    """
     config = CONFIGS[name]
-    python = BENCH_PYTHON if config.model == "bambi" else sys.executable
     row: dict[str, Any] = {
+        "panel": panel.name,
         "config": name,
-        "model": config.model,
-        "backend": config.backend,
-        "target_accept": config.target_accept,
+        "kind": config.kind,
+        "model": "bambi" if config.kind == "bambi" else config.spec,
+        "backend": config.backend or "numpyro",
         "note": config.note,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
         "seed": seed,
     }
-    if config.model == "bambi" and not _can_import(python, "bambi, csc_bayes"):
-        row["status"] = f"skipped: bambi/csc_bayes not importable with {python}"
-        return row
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        cmd = [python, str(Path(__file__).resolve()), "--worker", name, "--result", str(out)]
-        cmd += ["--draws", str(draws), "--tune", str(tune), "--chains", str(chains)]
-        cmd += ["--seed", str(seed)] + ([] if max_las is None else ["--max-las", str(max_las)])
-        env = {**os.environ, "CSC_BAYES_JAX_CACHE": "off"}
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        peak = [0]
-
-        def watch() -> None:
-            while proc.poll() is None:
-                peak[0] = max(peak[0], tree_rss_bytes(proc.pid))
-                time.sleep(0.2)
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        try:
-            log, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            log, _ = proc.communicate()
-        watcher.join()
-        row["process_wall_s"] = time.perf_counter() - start
-        row["peak_rss_mib"] = peak[0] / 2**20
-        if proc.returncode == 0 and out.is_file():
-            row.update(json.loads(out.read_text()))
-        else:
-            tail = log.decode(errors="replace").strip().splitlines()[-3:]
-            row["status"] = f"failed (exit {proc.returncode}): {' | '.join(tail)}"
+    env = {**os.environ, "CSC_BAYES_JAX_CACHE": "off"}
+    with tempfile.TemporaryDirectory(prefix="csc-bench-") as tmp:
+        if config.kind == "bambi":
+            row.update(draws=draws, tune=tune, chains=chains)
+            if panel.bambi_frame is None or not _can_import(BENCH_PYTHON, "bambi, arviz_stats"):
+                row["status"] = f"skipped: bambi not importable with {BENCH_PYTHON}"
+                return row
+            out = Path(tmp) / "result.json"
+            cmd = [BENCH_PYTHON, str(Path(__file__).resolve()), "--worker", name]
+            cmd += ["--frame", str(panel.bambi_frame), "--result", str(out)]
+            cmd += ["--draws", str(draws), "--tune", str(tune), "--chains", str(chains)]
+            cmd += ["--seed", str(seed)]
+            measured = measure(cmd, env=env, timeout=timeout)
+            row.update({k: v for k, v in measured.items() if k not in ("log", "exit_code")})
+            if measured["exit_code"] == 0 and out.is_file():
+                row.update(json.loads(out.read_text()))
+            else:
+                row["status"] = _failure(measured)
+            return row
+        # a csc-bayes fit command: the spec's sampler settings unless the run overrides them
+        cmd = [sys.executable, "-c", "from csc_bayes.cli import main; main()", "fit", config.spec]
+        cmd += ["--data", str(panel.panel), "--out", tmp, "--refit", "always", "--no-progress"]
+        if config.backend:
+            cmd += ["--backend", config.backend]
+        if config.spec == MODEL_NAME:  # same chains / draws / tune / seed as the bambi rows
+            cmd += ["--draws", str(draws), "--tune", str(tune), "--chains", str(chains)]
+            cmd += ["--seed", str(seed)]
+        measured = measure(cmd, env=env, timeout=timeout)
+        row.update({k: v for k, v in measured.items() if k not in ("log", "exit_code")})
+        if measured["exit_code"] not in (0, 3):  # 3: saved, but the gate failed
+            row["status"] = _failure(measured)
+            return row
+        row.update(_read_cli_fit(Path(tmp) / config.spec))
+        row["wall_s"], row["cpu_s"] = row["process_wall_s"], row["process_cpu_s"]
     return row
+
+
+def _read_cli_fit(model_dir: Path) -> dict[str, Any]:
+    """Measurements of the one saved run under ``model_dir`` (a ``csc-bayes fit --out`` folder)."""
+    from csc_bayes.fits import load_fit
+
+    fit = load_fit(model_dir)
+    meta = fit.metadata
+    posterior = fit.idata["posterior"].dataset
+    stats = fit.idata["sample_stats"].dataset
+    names = AR_TERMS if "rho_la_year" in posterior else CONTRACT_TERMS
+    sampler = meta["sampler"]
+    timings = meta.get("timings", {})
+    return {
+        "status": "ok",
+        "draws": sampler["draws"],
+        "tune": sampler["tune"],
+        "chains": sampler["chains"],
+        "seed": sampler["seed"],
+        "target_accept": sampler["target_accept"],
+        "n_obs": meta["n_obs"],
+        "sampling_s": timings.get("total", math.nan),
+        "post_sampling_s": timings.get("pointwise", math.nan),
+        "gate_passed": bool(meta["diagnostics"]["passed"]),
+        **efficiency(posterior, stats, {t: (t,) for t in names if t in posterior}),
+        "versions": meta.get("versions", {}),
+    }
+
+
+def _failure(measured: Mapping[str, Any]) -> str:
+    tail = measured["log"].strip().splitlines()[-3:]
+    return f"failed (exit {measured['exit_code']}): {' | '.join(tail)}"
 
 
 def _can_import(python: str, modules: str) -> bool:
@@ -386,28 +479,42 @@ def _can_import(python: str, modules: str) -> bool:
 def add_derived(rows: Iterable[dict], baseline: str = BASELINE) -> list[dict]:
     """Add ESS per wall second, per CPU second, per gradient, and ratios to the baseline row.
 
-    ``ratio_x = x / x[baseline]``; NaN where the baseline (or the row) has no result.
+    ``ratio_x = x / x[baseline on the same panel]``; NaN where the baseline (or the row) has no
+    result, and for ``ar1_gate`` (a different model).
     """
     rows = [dict(r) for r in rows]
     for r in rows:
         if r.get("status") == "ok":
             r["ess_per_s"] = r["min_ess_bulk"] / r["wall_s"]
             r["ess_per_cpu_s"] = r["min_ess_bulk"] / r["cpu_s"]
-            r["ess_per_grad"] = r["min_ess_bulk"] / r["grad_evals"]
-    base = next((r for r in rows if r["config"] == baseline and r.get("status") == "ok"), None)
+            grads = r.get("grad_evals", math.nan)
+            r["ess_per_grad"] = r["min_ess_bulk"] / grads if grads and grads > 0 else math.nan
     for r in rows:
+        base = next(
+            (
+                b
+                for b in rows
+                if b["config"] == baseline
+                and b.get("panel") == r.get("panel")
+                and b.get("status") == "ok"
+            ),
+            None,
+        )
         for metric in ("ess_per_s", "ess_per_cpu_s", "ess_per_grad"):
-            ok = base is not None and r.get("status") == "ok"
+            ok = base is not None and r.get("status") == "ok" and r.get("model") != AR_MODEL_NAME
             r[f"ratio_{metric}"] = r[metric] / base[metric] if ok else math.nan
     return rows
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as f:
+    """One line per (panel, configuration), columns :data:`COLUMNS`."""
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in rows:
             writer.writerow({c: _csv_value(r.get(c)) for c in COLUMNS})
+    tmp.replace(path)
 
 
 def _csv_value(v: Any) -> Any:
@@ -417,92 +524,156 @@ def _csv_value(v: Any) -> Any:
 
 
 def target_checks(rows: list[dict], baseline: str = BASELINE) -> list[tuple[str, str, bool]]:
-    """(target, measured, met) for the package default against the baseline."""
-    default = next((r for r in rows if r["config"] == "default" and r.get("status") == "ok"), None)
-    if default is None:
-        return []
-    ratio = default.get("ratio_ess_per_s", math.nan)
-    return [
-        (
-            f"min bulk ESS/s (wall, incl. compile) >= {TARGET_RATIO_ESS_PER_S:g}x {baseline}",
-            f"{ratio:.1f}x (CPU-s ratio {default['ratio_ess_per_cpu_s']:.1f}x)",
-            ratio >= TARGET_RATIO_ESS_PER_S,
-        ),
-        ("zero divergences", str(default["divergences"]), default["divergences"] == 0),
-        (
-            f"min bulk ESS per gradient >= {TARGET_ESS_PER_GRAD}",
-            f"{default['ess_per_grad']:.4f}",
-            default["ess_per_grad"] >= TARGET_ESS_PER_GRAD,
-        ),
-    ]
-
-
-def write_markdown(rows: list[dict], path: Path, machine: dict[str, Any]) -> None:
-    """The results table, per-term ESS, the target checks and the machine description."""
-
-    def f(v: Any, fmt: str) -> str:
-        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
-
-    def ratio(v: float) -> str:
-        return f(v, ".2f" if v < 1 else ".1f")
-
-    ok = [r for r in rows if r.get("status") == "ok"]
-    lines = [
-        f"# Sampling-efficiency benchmark ({machine['date']})",
-        "",
-        f"`{MODEL_NAME}` on `simulate_panel(seed={PANEL_SEED})`; "
-        f"{rows[0]['chains']} chains x ({rows[0]['tune']} tune + {rows[0]['draws']} draws), "
-        f"seed {rows[0]['seed']}; ratios against `{BASELINE}`. "
-        "Wall and CPU seconds cover model build, compilation, tuning and draws. "
-        "See benchmarks/README.md for what the columns mean.",
-        "",
-        "| config | model | sampler | target_accept | wall s | CPU s | min bulk ESS (term) "
-        "| ESS/s | ESS/CPU-s | gradients | ESS/grad | div | max R-hat | peak RSS MiB "
-        "| x ESS/s | x ESS/CPU-s | x ESS/grad |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in ok:
-        lines.append(
-            f"| {r['config']} | {r['model']} | {r['backend']} | {r['target_accept']:g} "
-            f"| {r['wall_s']:.0f} | {r['cpu_s']:.0f} "
-            f"| {r['min_ess_bulk']:.0f} (`{r['worst_term']}`) | {r['ess_per_s']:.3g} "
-            f"| {r['ess_per_cpu_s']:.3g} | {r['grad_evals']:,} | {r['ess_per_grad']:.4f} "
-            f"| {r['divergences']} | {r['max_rhat']:.3f} | {f(r.get('peak_rss_mib'), '.0f')} "
-            f"| {ratio(r['ratio_ess_per_s'])} | {ratio(r['ratio_ess_per_cpu_s'])} "
-            f"| {ratio(r['ratio_ess_per_grad'])} |"
+    """(target, measured, met) for the package default against ``baseline``, per panel."""
+    checks = []
+    for panel in PANELS:
+        default = next(
+            (
+                r
+                for r in rows
+                if r["config"] == "default" and r.get("panel") == panel and r.get("status") == "ok"
+            ),
+            None,
         )
-    for r in rows:
-        if r.get("status") != "ok":
-            lines.append(f"\n`{r['config']}`: {r.get('status')}")
-    lines += [
-        "",
-        "Worst bulk ESS of each contract term:",
-        "",
-        "| config | " + " | ".join(CONTRACT_TERMS) + " |",
-        "|---|" + "---|" * len(CONTRACT_TERMS),
-    ]
-    for r in ok:
-        ess = " | ".join(f"{r[f'ess_{t}']:.0f}" for t in CONTRACT_TERMS)
-        lines.append(f"| {r['config']} | {ess} |")
-    lines += [
-        "",
-        "Load (1-minute average) at the start / end of each timed fit: "
-        + ", ".join(f"{r['config']} {r['load1_start']:.1f} / {r['load1_end']:.1f}" for r in ok)
-        + ".",
-    ]
+        if default is None or math.isnan(default.get("ratio_ess_per_s", math.nan)):
+            continue
+        ratio = default["ratio_ess_per_s"]
+        checks.append(
+            (
+                f"{panel} panel: min bulk ESS/s (wall, compile included) >= "
+                f"{TARGET_RATIO_ESS_PER_S:g}x {baseline}",
+                f"{ratio:.1f}x (per CPU second {default['ratio_ess_per_cpu_s']:.1f}x)",
+                ratio >= TARGET_RATIO_ESS_PER_S,
+            )
+        )
+        checks.append(
+            (
+                f"{panel} panel: zero divergences, gate passed",
+                f"{default['divergences']} divergences, gate "
+                f"{'passed' if default.get('gate_passed') else 'FAILED'}",
+                default["divergences"] == 0 and bool(default.get("gate_passed")),
+            )
+        )
+    return checks
+
+
+def _fmt(v: Any, spec: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, spec)
+
+
+def _ratio(v: float) -> str:
+    return _fmt(v, ".2f" if not math.isnan(v) and v < 1 else ".1f")
+
+
+def write_markdown(
+    rows: list[dict], path: Path, machine: dict[str, Any], *, planned: int | None = None
+) -> None:
+    """The results tables per panel, the AR(1) gate, the target checks and the machine."""
     from csc_bayes.diagnostics import GateThresholds
 
-    gate = GateThresholds()
-    failing = [
-        f"`{r['config']}` ({_gate_problems(r, gate)})" for r in ok if _gate_problems(r, gate)
+    done = len(rows)
+    partial = planned is not None and done < planned
+    title = "Sampling-efficiency benchmark"
+    if partial:
+        title += f" (PARTIAL: {done} of {planned} runs finished)"
+    first = rows[0] if rows else {}
+    lines = [
+        f"# {title} ({machine['date']})",
+        "",
+        f"`{MODEL_NAME}` (CPP ~ idaci + ethnic minority share, offset log population, LA, region "
+        "and year random intercepts, negative binomial, 2013-2024). Same chains, draws, warm-up "
+        f"and seed everywhere: {first.get('chains', '?')} chains x ({first.get('tune', '?')} "
+        f"warm-up + {first.get('draws', '?')} draws), seed {first.get('seed', '?')}; ratios (x) "
+        f"against `{BASELINE}` on the same panel. `default*` rows time the whole `csc-bayes fit` "
+        "command (start-up, compile, sampling, gate, pointwise draws, saving); bambi rows time "
+        "`bmb.Model(...)` to the draws in hand. See benchmarks/README.md for the columns.",
     ]
-    if failing:
+    gate = GateThresholds()
+    for panel in PANELS:
+        prow = [r for r in rows if r.get("panel") == panel and r.get("model") != AR_MODEL_NAME]
+        if not prow:
+            continue
+        ok = [r for r in prow if r.get("status") == "ok"]
         lines += [
             "",
-            f"Not converged by the package's gate (R-hat < {gate.max_rhat}, bulk ESS >= "
-            f"{gate.min_ess_bulk:.0f}, no divergences): " + "; ".join(failing) + ". Their ESS "
-            "figures describe draws that should not be used, and are likely optimistic.",
+            f"## {panel.capitalize()} panel: {machine.get(f'panel {panel}', '')}",
+            "",
+            "| config | sampler | wall s | CPU s | min bulk ESS (term) | ESS/s | ESS/CPU-s "
+            "| gradients | ESS/grad | div | max R-hat | peak RSS MiB | load before / after "
+            "| x ESS/s | x ESS/CPU-s | x ESS/grad |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
+        for r in ok:
+            lines.append(
+                f"| {r['config']} | {r['backend']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} "
+                f"| {r['min_ess_bulk']:.0f} (`{r['worst_term']}`) | {r['ess_per_s']:.3g} "
+                f"| {r['ess_per_cpu_s']:.3g} | {_fmt(r.get('grad_evals'), ',.0f')} "
+                f"| {_fmt(r.get('ess_per_grad'), '.4f')} | {r['divergences']} "
+                f"| {r['max_rhat']:.3f} | {_fmt(r.get('peak_rss_mib'), '.0f')} "
+                f"| {r['load1_before']:.1f} / {r['load1_after']:.1f} "
+                f"| {_ratio(r['ratio_ess_per_s'])} | {_ratio(r['ratio_ess_per_cpu_s'])} "
+                f"| {_ratio(r['ratio_ess_per_grad'])} |"
+            )
+        lines += [f"\n`{r['config']}`: {r.get('status')}" for r in prow if r not in ok]
+        cli = [r for r in ok if r["kind"] == "cli"]
+        if cli:
+            lines += [
+                "",
+                "Package rows, where the whole command's time went: "
+                + "; ".join(
+                    f"`{r['config']}` sampling {r['sampling_s']:.0f} s (compile included), "
+                    f"pointwise draws {r['post_sampling_s']:.1f} s, the rest (start-up, data "
+                    f"checks, build, gate, saving) "
+                    f"{r['wall_s'] - r['sampling_s'] - r['post_sampling_s']:.0f} s"
+                    for r in cli
+                )
+                + ".",
+            ]
+        if ok:
+            lines += [
+                "",
+                "Worst bulk ESS of each contract term:",
+                "",
+                "| config | " + " | ".join(CONTRACT_TERMS) + " |",
+                "|---|" + "---|" * len(CONTRACT_TERMS),
+            ]
+            for r in ok:
+                ess = " | ".join(_fmt(r.get(f"ess_{t}"), ".0f") for t in CONTRACT_TERMS)
+                lines.append(f"| {r['config']} | {ess} |")
+        failing = [f"`{r['config']}` ({p})" for r in ok if (p := _gate_problems(r, gate))]
+        if failing:
+            lines += [
+                "",
+                f"Short of the package's gate (R-hat < {gate.max_rhat}, bulk ESS >= "
+                f"{gate.min_ess_bulk:.0f}, no divergences): " + "; ".join(failing) + ".",
+            ]
+    ar = [r for r in rows if r.get("model") == AR_MODEL_NAME]
+    if ar:
+        lines += [
+            "",
+            "## AR(1) forecasting spec: time to a passing gate",
+            "",
+            f"`csc-bayes fit {AR_MODEL_NAME} --data PANEL` with the spec's own sampler settings "
+            "(whole command; one run, no retries).",
+            "",
+            "| panel | chains x (warm-up + draws) | target_accept | wall s | CPU s | sampling s "
+            "| min bulk ESS (term) | ESS/s | div | max R-hat | gate | load before / after |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in ar:
+            if r.get("status") != "ok":
+                lines.append(f"| {r['panel']} | {r.get('status')} |||||||||||")
+                continue
+            lines.append(
+                f"| {r['panel']} | {r['chains']} x ({r['tune']} + {r['draws']}) "
+                f"| {r['target_accept']:g} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} "
+                f"| {r['sampling_s']:.0f} | {r['min_ess_bulk']:.0f} (`{r['worst_term']}`) "
+                f"| {r['ess_per_s']:.3g} | {r['divergences']} | {r['max_rhat']:.3f} "
+                f"| {'passed' if r['gate_passed'] else '**failed**'} "
+                f"| {r['load1_before']:.1f} / {r['load1_after']:.1f} |"
+            )
     checks = target_checks(rows)
     if checks:
         lines += ["", "## Targets (package default)", "", "| target | measured | met |"]
@@ -510,11 +681,13 @@ def write_markdown(rows: list[dict], path: Path, machine: dict[str, Any]) -> Non
         lines += [f"| {t} | {m} | {'yes' if met else '**NO**'} |" for t, m, met in checks]
     lines += ["", "## Machine", ""]
     lines += [f"- {k}: {v}" for k, v in machine.items() if k != "date"]
-    path.write_text("\n".join(lines) + "\n")
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
 
 
 def _gate_problems(row: dict, gate: Any) -> str:
-    """What in a row fails the convergence gate's R-hat, bulk ESS and divergence limits."""
+    """What in a row falls short of the convergence gate's R-hat, bulk ESS and divergence limits."""
     problems = []
     if not row["max_rhat"] < gate.max_rhat:
         problems.append(f"R-hat {row['max_rhat']:.3f}")
@@ -525,8 +698,10 @@ def _gate_problems(row: dict, gate: Any) -> str:
     return ", ".join(problems)
 
 
-def describe_machine(rows: list[dict], loads: dict[str, tuple[float, ...]]) -> dict[str, Any]:
-    """CPU, memory, load averages and package versions (per Python used) for the report."""
+def describe_machine(
+    rows: list[dict], loads: dict[str, tuple[float, ...]], panels: Mapping[str, str]
+) -> dict[str, Any]:
+    """CPU, memory, load averages, panels and package versions (per Python) for the report."""
     model = next(
         (
             line.split(":", 1)[1].strip()
@@ -544,104 +719,176 @@ def describe_machine(rows: list[dict], loads: dict[str, tuple[float, ...]]) -> d
         math.nan,
     )
     versions: dict[str, str] = {}
-    for r in sorted(rows, key=lambda r: r["model"] == "bambi"):  # the main venv first
+    for r in sorted(rows, key=lambda r: r.get("kind") == "bambi"):  # the package's Python first
         for pkg, v in r.get("versions", {}).items():
             if versions.get(pkg, v) != v:
                 pkg = f"{pkg} (bench venv)"
             versions.setdefault(pkg, v)
-    return {
+    n_obs = {
+        r["panel"]: r["n_obs"]
+        for r in rows
+        if r.get("status") == "ok" and "n_obs" in r and r.get("model") != AR_MODEL_NAME
+    }
+    out: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{os.cpu_count()} logical cores, {model}",
         "memory": f"{mem:.1f} GiB",
         "os": platform.platform(),
-        "load averages (1, 5, 15 min) at start": ", ".join(f"{x:.2f}" for x in loads["start"]),
-        "load averages (1, 5, 15 min) at end": ", ".join(f"{x:.2f}" for x in loads["end"]),
-        "note": "shared machine: other jobs ran during the benchmark, so wall seconds are "
-        "inflated; CPU-second ratios are the fairer comparison",
-        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
     }
+    for name, source in panels.items():
+        out[f"panel {name}"] = f"{source}, {n_obs.get(name, '?')} counts fitted"
+    out.update(
+        {
+            "load averages (1, 5, 15 min) at start": ", ".join(f"{x:.2f}" for x in loads["start"]),
+            "load averages (1, 5, 15 min) at end": ", ".join(f"{x:.2f}" for x in loads["end"]),
+            "note": "a 2-core machine shared with other jobs: wall seconds depend on the load "
+            "(recorded per row); ratios of rows measured side by side under similar load, and "
+            "ESS per CPU second and per gradient, are the meaningful comparisons",
+            "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+        }
+    )
+    return out
+
+
+def plan(panels: Iterable[str], configs: Iterable[str]) -> list[tuple[str, str]]:
+    """(panel, config) pairs: every panel's headline configs first, then the other back ends."""
+    configs = list(configs)
+    panels = list(panels)
+    order = []
+    for headline in (True, False):
+        for p in panels:
+            for c in configs:
+                cfg = CONFIGS[c]
+                if cfg.headline == headline and not (cfg.real_only and p != "real"):
+                    order.append((p, c))
+    return order
 
 
 def run(
     configs: Iterable[str],
     *,
+    panels: Iterable[str] = PANELS,
+    real: Path = Path(DEFAULT_REAL),
     draws: int,
     tune: int,
     chains: int,
     seed: int,
     out: Path,
-    baseline: str = BASELINE,
     max_las: int | None = None,
+    timeout: float | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict]:
-    """Run every configuration in turn; write latest.json (raw), .csv and .md under ``out``."""
+    """Run every (panel, config) in turn; rewrite latest.json/.csv/.md under ``out`` after each.
+
+    A real panel that is not there is skipped with a note (the simulated one always runs).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    loads = {"start": os.getloadavg()}
-    rows = []
-    for name in configs:
-        log(f"{time.strftime('%H:%M:%S')} {name} ...")
-        row = run_config(name, draws=draws, tune=tune, chains=chains, seed=seed, max_las=max_las)
-        log(
-            f"{time.strftime('%H:%M:%S')} {name}: {row.get('status')} "
-            f"wall {row.get('wall_s', math.nan):.1f} s, cpu {row.get('cpu_s', math.nan):.1f} s, "
-            f"min ESS {row.get('min_ess_bulk', math.nan):.0f}"
-        )
-        rows.append(row)
-    loads["end"] = os.getloadavg()
-    rows = add_derived(rows, baseline)
-    machine = describe_machine(rows, loads)
-    (out / "latest.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
-    write_csv(rows, out / "latest.csv")
-    write_markdown(rows, out / "latest.md", machine)
-    return rows
+    loads: dict[str, tuple[float, ...]] = {"start": os.getloadavg()}
+    configs = list(configs)
+    bambi = any(CONFIGS[c].kind == "bambi" for c in configs)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="csc-bench-panels-") as tmp:
+        files: dict[str, PanelFiles] = {}
+        for p in panels:
+            try:
+                files[p] = prepare_panel(
+                    p, real=real, workdir=Path(tmp), max_las=max_las, bambi=bambi
+                )
+            except FileNotFoundError as err:
+                log(f"skipping the {p} panel: {err}")
+        order = plan(files, configs)
+        sources = {p: f.source for p, f in files.items()}
+        for p, name in order:
+            log(f"{time.strftime('%H:%M:%S')} {p} {name} (load {os.getloadavg()[0]:.1f}) ...")
+            row = run_config(
+                name, files[p], draws=draws, tune=tune, chains=chains, seed=seed, timeout=timeout
+            )
+            log(
+                f"{time.strftime('%H:%M:%S')} {p} {name}: {row.get('status')} "
+                f"wall {row.get('wall_s', math.nan):.1f} s, cpu {row.get('cpu_s', math.nan):.1f} s,"
+                f" min ESS {row.get('min_ess_bulk', math.nan):.0f}, "
+                f"div {row.get('divergences', '-')}"
+            )
+            rows.append(row)
+            loads["end"] = os.getloadavg()
+            _write_all(out, rows, loads, sources, planned=len(order))
+    return add_derived(rows)
+
+
+def _write_all(
+    out: Path,
+    rows: list[dict],
+    loads: dict[str, tuple[float, ...]],
+    sources: Mapping[str, str],
+    *,
+    planned: int | None,
+) -> None:
+    derived = add_derived(rows)
+    machine = describe_machine(derived, loads, sources)
+    saved = {"machine": machine, "planned": planned, "rows": derived}
+    tmp = out / "latest.json.tmp"
+    tmp.write_text(json.dumps(saved, indent=1, default=_json_default))
+    tmp.replace(out / "latest.json")
+    write_csv(derived, out / "latest.csv")
+    write_markdown(derived, out / "latest.md", machine, planned=planned)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    raise TypeError(f"not JSON-serialisable: {v!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--panels", nargs="+", choices=PANELS, default=list(PANELS))
+    parser.add_argument("--real", type=Path, default=Path(DEFAULT_REAL), help="real panel parquet")
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--seed", type=int, default=None, help="default: the spec's seed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--baseline", choices=list(CONFIGS), default=BASELINE)
-    parser.add_argument("--max-las", type=int, default=None, help="first N LAs only (smoke)")
+    parser.add_argument("--max-las", type=int, default=None, help="simulated: first N LAs only")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite latest.csv/.md from OUT/latest.json"
     )
     parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--frame", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else _spec_seed()
-    if args.worker:
-        import csc_bayes  # noqa: F401  (sets XLA host devices before JAX starts)
-
-        result = run_worker(
+    if args.worker:  # in the bench venv: fit bambi's model, write the measurements
+        result = run_bambi_worker(
             args.worker,
+            frame_path=args.frame,
             draws=args.draws,
             tune=args.tune,
             chains=args.chains,
-            seed=seed,
-            max_las=args.max_las,
+            seed=args.seed,
         )
         args.result.write_text(json.dumps(result))
         return
     if args.render:
         saved = json.loads((args.out / "latest.json").read_text())
-        rows = add_derived(saved["rows"], args.baseline)
+        rows = [{k: (math.nan if v is None else v) for k, v in r.items()} for r in saved["rows"]]
+        rows = add_derived(rows)
         write_csv(rows, args.out / "latest.csv")
-        write_markdown(rows, args.out / "latest.md", saved["machine"])
+        write_markdown(rows, args.out / "latest.md", saved["machine"], planned=saved["planned"])
         print((args.out / "latest.md").read_text())
         return
+    seed = args.seed if args.seed is not None else _spec_seed()
     run(
         args.configs,
+        panels=args.panels,
+        real=args.real,
         draws=args.draws,
         tune=args.tune,
         chains=args.chains,
         seed=seed,
         out=args.out,
-        baseline=args.baseline,
         max_las=args.max_las,
+        timeout=args.timeout,
     )
     print((args.out / "latest.md").read_text())
 
