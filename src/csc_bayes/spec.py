@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from csc_bayes.data.grades import add_ilacs_indicator, is_ilacs_indicator
 from csc_bayes.data.interactions import add_interaction, parse_interaction_name
 from csc_bayes.data.judgements import ROW_SELECTIONS, first_year_in_force, outcome_categories
-from csc_bayes.data.grades import add_ilacs_indicator, is_ilacs_indicator
 from csc_bayes.data.lags import LAGGED_NAME, add_lagged, parse_lagged_name
 from csc_bayes.data.ratios import add_log_ratio, parse_log_ratio_name
 from csc_bayes.data.schema import EXPOSURE, missing_column
@@ -541,6 +541,18 @@ def _derive(panel: pd.DataFrame, name: str, years: tuple[int, int], depth: int =
     return panel
 
 
+def interactions_of(spec: ModelSpec) -> dict[str, tuple[str, str]]:
+    """The spec's interaction covariates ``<a>_x_<b>`` -> (a, b), both of them covariates of the
+    spec (checked when the spec is read)."""
+    covs = spec.covariates
+    out = {}
+    for c in covs:
+        pair = parse_interaction_name(c, [x for x in covs if x != c])
+        if pair is not None:
+            out[c] = pair
+    return out
+
+
 def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
     """``panel`` with the spec's lagged covariates added, once every column it names is checked.
 
@@ -563,8 +575,8 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
                 f"{spec.source}: {key} {col!r} {what}; numeric panel columns: {numeric} "
                 "(or lag_<column>_<k>, la_mean_<column>, la_dev_<column>, year_dev_<column> of "
                 "one, log_ratio_<a>__<b> of two, or the ILACS indicators "
-                "ilacs_requires_improvement, ilacs_inadequate, ilacs_not_yet_inspected; add your own "
-                "with data build --extra)"
+                "ilacs_requires_improvement, ilacs_inadequate, ilacs_not_yet_inspected; add your "
+                "own with data build --extra)"
             )
     y = panel[spec.outcome].dropna().astype(float)
     if spec.ordinal:
