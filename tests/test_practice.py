@@ -4,6 +4,7 @@ rate ratios, the fit without them, the Ofsted indicators and the yearly deviatio
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ def practice_spec(*, practice: bool = True) -> ModelSpec:
     return ModelSpec.from_dict({**d, "covariates": blocks}, source="<hand-built>")
 
 
+@lru_cache(maxsize=1)
 def practice_world(seed: int) -> tuple[Fit, Fit, dict[str, Any], float]:
     """(practice fit, fit without practice, truth of the first, true practice share).
 
