@@ -41,7 +41,8 @@ def internal() -> set[str]:
 
 #: optional rows of the table (present only with their term) and the NB-only phi
 OPTIONAL = {"phi", "sigma_la_slope", "la_slope", "sigma_la_trend", "la_trend", "sigma_la_year",
-            "rho_la_year", "nu_la_year", "la_year", "year_c", "year_centre"}  # fmt: skip
+            "rho_la_year", "nu_la_year", "la_year", "year_c", "year_centre",
+            "y_lower", "y_upper"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
