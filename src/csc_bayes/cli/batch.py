@@ -167,7 +167,7 @@ def compare(
                 engine=engine.value,
             )
     except RuntimeError as exc:
-        if not str(exc).startswith("K-fold refits failed"):
+        if "K-fold refits failed" not in str(exc).splitlines()[0]:
             raise
         # the workers' tracebacks follow in the message: its first line and the last error
         first = str(exc).splitlines()[0]
