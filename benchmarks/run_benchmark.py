@@ -351,7 +351,7 @@ def prepare_panel(
                 f"real panel {real} not found: build it with "
                 "`csc-bayes data build --raw ../shared/data/raw --out PANEL` and pass --real PANEL"
             )
-        path, source = real, f"real panel `{real.name}` (csc-bayes data build)"
+        path, source = real, f"`{real.name}` (csc-bayes data build)"
     else:
         from csc_bayes.simulate import default_authorities, simulate_panel
 
@@ -598,7 +598,9 @@ def write_markdown(
         ok = [r for r in prow if r.get("status") == "ok"]
         lines += [
             "",
-            f"## {panel.capitalize()} panel: {machine.get(f'panel {panel}', '')}",
+            f"## {panel.capitalize()} panel",
+            "",
+            f"{machine.get(f'panel {panel}', '')}.",
             "",
             "| config | sampler | wall s | CPU s | min bulk ESS (term) | ESS/s | ESS/CPU-s "
             "| gradients | ESS/grad | div | max R-hat | peak RSS MiB | load before / after "
