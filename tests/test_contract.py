@@ -39,10 +39,11 @@ def internal() -> set[str]:
     return set(re.findall(r"`([a-zA-Z_]+)`", sentence))
 
 
-#: optional rows of the table (present only with their term) and the NB-only phi
+#: optional rows of the table (present only with their term), the NB-only phi and the
+#: cumulative-logit-only cutpoints
 OPTIONAL = {"phi", "sigma_la_slope", "la_slope", "sigma_la_trend", "la_trend", "sigma_la_year",
             "rho_la_year", "nu_la_year", "la_year", "year_c", "year_centre",
-            "y_lower", "y_upper"}  # fmt: skip
+            "y_lower", "y_upper", "cutpoints"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -402,6 +402,7 @@ EXAMPLES: dict[str, str] = {
     "explain": "csc-bayes explain fits/cpp_need --format csv --out variance.csv",
     "excess": "csc-bayes excess fits/cpp_need --year 2024 --format parquet --out excess.parquet",
     "predict": 'csc-bayes predict fits/cpp_need --authority "Leeds" --year 2025',
+    "grades": "csc-bayes grades fits/ilacs_spending --out grades.csv --effects-out effects.csv",
     "plot": "csc-bayes plot caterpillar fits/cpp_need -o caterpillar.pdf --highlight Leeds",
     "report": "csc-bayes report fits/cpp_need -o cpp_report.html",
     "batch": "csc-bayes batch plans/example.toml --workers 2",
