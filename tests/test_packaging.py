@@ -158,7 +158,7 @@ def test_an_installed_wheel_lists_and_fits_the_shipped_models_from_any_folder(tm
     )
     assert listed.returncode == 0, listed.stderr
     shown = set(re.findall(r"^│ (\w+)\s", listed.stdout, flags=re.M))
-    assert shown == set(SHIPPED) and len(SHIPPED) == 25
+    assert shown == set(SHIPPED) and len(SHIPPED) >= 25  # every spec in models/, none lost
 
     # a smoke fit (too short to pass the convergence gate: exit 3, and saved all the same)
     fit = subprocess.run(
