@@ -12,7 +12,7 @@ For each outcome, on the years DWP's child poverty covers (2015-2022), it fits (
 - their null model (random effects only), for the between-LA variance the covariates explain,
 
 With ``--practice`` it also fits, for each outcome,
-``results/practice/<outcome>_need_practice.toml`` (need + practice: children's social work
+the shipped ``<outcome>_need_practice`` specs (need + practice: children's social work
 workforce, spending per child in need and the Ofsted ILACS judgement, each as its difference
 from the year's mean across authorities, 2018-2024)
 and the same model without its practice block on the same rows
@@ -92,14 +92,14 @@ def summarise(outcome: str, model: str, fit, null) -> list[dict]:
 
 
 def practice_rows(panel: pd.DataFrame, fits: Path, outcomes: list[str]) -> list[dict]:
-    """Each outcome's practice model (``results/practice/<outcome>_need_practice.toml``) against
+    """Each outcome's practice model (the shipped ``<outcome>_need_practice``) against
     the same model without its practice block on the same rows: the practice share and the rate
     ratios, from ``csc_bayes.explain_variance`` (see the module docstring)."""
     from csc_bayes.fitting import find_without_practice_fit
 
     rows = []
     for outcome in outcomes:
-        spec = csc_bayes.load_spec(REPO / "results" / "practice" / f"{outcome}_need_practice.toml")
+        spec = csc_bayes.find_spec(f"{outcome}_need_practice")
         fit = csc_bayes.fit(spec, data=panel, out=fits, progress=False)
         reduced = find_without_practice_fit(fit, out=fits, progress=False)
         summary = csc_bayes.explain_variance(fit, without_practice_fit=reduced).summary
