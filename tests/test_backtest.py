@@ -205,6 +205,30 @@ def test_cli_bad_origins_fail_in_one_line(case):
     assert result.exit_code == 2
 
 
+def test_an_authority_without_inputs_is_skipped_with_its_reason(case):
+    """predict_draws(skip_unknown=True), as the backtest calls it: an authority whose forecast
+    row lacks an input (here: no population in any year) is left out and named; without the
+    option the call fails as before."""
+    import dataclasses
+
+    _root, _panel, result = case
+    run = result.fits.sort_values("train_last")["run"].iloc[-1]
+    fit = load_fit(run)
+    gone = str(fit.panel["la_code"].astype(str).iloc[0])
+    panel = fit.panel.copy()
+    panel.loc[panel["la_code"].astype(str) == gone, "population"] = pd.NA
+    broken = dataclasses.replace(fit, panel=panel)
+    year = max(fit.metadata["years_fitted"]) + 1
+    with pytest.raises(Exception, match=f"no known population for authority {gone}"):
+        predict_draws(broken, authority="all", year=year)
+    pred = predict_draws(broken, authority="all", year=year, skip_unknown=True)
+    assert gone not in set(pred.rows["la_code"]) and len(pred.rows) == pred.count.shape[1]
+    assert list(pred.skipped["la_code"]) == [gone]
+    assert "no known population" in pred.skipped["reason"].iloc[0]
+    full = predict_draws(fit, authority="all", year=year)
+    assert len(full.rows) == len(pred.rows) + 1 and full.skipped is None
+
+
 def test_backtest_table_combines_saved_backtests_and_checks_the_targets(case):
     """Two saved backtests (here the same one twice, as two 'outcomes') -> one table whose
     numbers are the pooled summaries' and whose target flags follow from them."""

@@ -293,7 +293,9 @@ def backtest_task(
     if years_fitted and max(years_fitted) > last:  # the masking above makes this impossible
         raise AnswerError(f"refit to {last} fitted years {years_fitted}")
 
-    pred = predict_draws(result, authority="all", year=list(years), seed=seed)
+    # an authority that cannot be forecast (no population in the panel, or a lagged indicator
+    # from before it existed) is left out and counted; the naive rules cannot forecast it either
+    pred = predict_draws(result, authority="all", year=list(years), seed=seed, skip_unknown=True)
     rows = pred.rows.assign(column=np.arange(len(pred.rows)))
     observed = panel[["la_code", "year", outcome]].assign(la_code=panel["la_code"].astype(str))
     observed = observed[observed[outcome].notna()]
@@ -364,6 +366,7 @@ def backtest_task(
         "reused": run is not None and run.name in before,
         "seconds": round(seconds, 1),
         "n_draws": int(pred.count.shape[0]),
+        "not_forecast": " ".join(pred.skipped["la_code"]) if pred.skipped is not None else "",
     }
     return {"scores": scores, "fit": summary}
 

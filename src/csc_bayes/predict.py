@@ -87,7 +87,9 @@ class PredictiveDraws:
     ``carried_forward``: la_code, year, covariate, from_year for each covariate value of an
     unfitted row that the panel does not hold for that year and was carried forward from the
     latest earlier year (a forecast assumes it has not changed). ``notes``: what a user should
-    know about these forecasts (a long horizon and how its interval was made).
+    know about these forecasts (a long horizon and how its interval was made). ``skipped``
+    (with ``skip_unknown``): la_code and reason of each authority left out because one of its
+    unfitted rows lacks an input (e.g. a lagged indicator before its first year).
     """
 
     rows: pd.DataFrame
@@ -96,6 +98,7 @@ class PredictiveDraws:
     expected: np.ndarray
     carried_forward: pd.DataFrame | None = None
     notes: tuple[str, ...] = ()
+    skipped: pd.DataFrame | None = None
 
 
 def predict(
@@ -162,12 +165,18 @@ def predict_draws(
     population: float | None = None,
     seed: int = 0,
     region_as_need: bool = False,
+    skip_unknown: bool = False,
 ) -> PredictiveDraws:
     """The posterior predictive draws behind :func:`predict` (same arguments, no ``ci_prob``).
 
     Use it to score forecasts (CRPS, coverage) or to sum counts over authorities: every row of
     one call shares the draws of new levels (one new year effect for all authorities; each
     authority's unfitted years drawn jointly), so sums carry their correlation.
+
+    With ``skip_unknown`` (for ``authority="all"``, as the backtest uses it) an authority whose
+    unfitted rows lack an input the panel cannot supply (no population at all; a lagged
+    indicator of a year before the authority existed) is left out of the rows and listed in
+    ``skipped`` with the reason, instead of failing the whole call.
     """
     require_count_fit(fit, "predict")
     if population is not None and not population > 0:
@@ -197,7 +206,9 @@ def predict_draws(
 
         row = resolve_authority(authority, candidates)
         chosen = candidates[candidates["la_code"] == str(row["la_code"])]
-    rows, inputs, carried = _rows(post, chosen.reset_index(drop=True), years, population)
+    rows, inputs, carried, skipped = _rows(
+        post, chosen.reset_index(drop=True), years, population, skip_unknown=skip_unknown
+    )
     rng = np.random.default_rng(seed)
     lp = linear_predictor(post, inputs, new=NewLevels(rng))
     eta = lp.eta
@@ -211,6 +222,7 @@ def predict_draws(
         expected=lp.expected(region_as_need=region_as_need),
         carried_forward=carried,
         notes=_horizon_notes(post, years),
+        skipped=skipped if skip_unknown else None,
     )
 
 
@@ -234,15 +246,21 @@ def _horizon_notes(post: Posterior, years: list[int]) -> tuple[str, ...]:
 
 
 def _rows(
-    post: Posterior, chosen: pd.DataFrame, years: list[int], population: float | None
-) -> tuple[pd.DataFrame, Rows, pd.DataFrame]:
+    post: Posterior,
+    chosen: pd.DataFrame,
+    years: list[int],
+    population: float | None,
+    *,
+    skip_unknown: bool = False,
+) -> tuple[pd.DataFrame, Rows, pd.DataFrame, pd.DataFrame]:
     """The output rows (authority-major), the model inputs of each, and carried-forward values.
 
     A fitted row takes its standardised covariates, exposure and observed count exactly as
     fitted. Any other row takes the panel's values for that authority and year; a covariate the
     panel lacks for the year is carried forward from the authority's latest earlier value (else
     its latest), except ``lag_<x>_<k>``, which is x in year - k or an error; the population
-    likewise unless ``population`` is given.
+    likewise unless ``population`` is given. With ``skip_unknown`` an authority with such an
+    error is left out (all its years) and listed in the fourth frame (la_code, reason).
     """
     fitted = {
         (code, year): k for k, (code, year) in enumerate(zip(*_fitted_keys(post), strict=True))
@@ -252,48 +270,21 @@ def _rows(
     )
     panel = panel.assign(la_code=panel["la_code"].astype(str)).sort_values("year")
     by_authority = {str(code): rows for code, rows in panel.groupby("la_code")}
-    fitted_rows = post.fitted_rows
-    table, X, log_exposure, carried = [], [], [], []
+    table, X, log_exposure, carried, skipped = [], [], [], [], []
     for who in chosen.to_dict(orient="records"):
         code = str(who["la_code"])
-        for year in years:
-            k = fitted.get((code, year))
-            if k is not None:
-                z = fitted_rows.X[k]
-                pop = float(np.exp(fitted_rows.log_exposure[k]))
-                observed = float(post.observed[k])
-            else:
-                rows = by_authority.get(code)
-                if rows is None:
-                    raise AnswerError(f"authority {code} has no rows in the fit's panel")
-                raw = []
-                for cov in post.covariates:
-                    value, source_year = _covariate_value(rows, cov, year)
-                    raw.append(value)
-                    if source_year != year:
-                        carried.append((code, year, cov, source_year))
-                z = post.standardise(np.array([raw]))[0]
-                pop = _latest(rows, post.spec.exposure, year)[0]
-                observed = np.nan
-            if population is not None and k is None:  # a user's figure: rows not fitted
-                pop = float(population)
-            if code not in post.la_codes:
-                kind = KIND_NEW_GROUP
-            elif year in post.years:
-                kind = KIND_OBSERVED
-            else:
-                kind = KIND_FORECAST
-            table.append(
-                {
-                    **{c: str(who[c]) for c in _IDENTITY},
-                    "year": year,
-                    "kind": kind,
-                    "population": pop,
-                    "observed": observed,
-                }
-            )
+        try:
+            own = _authority_rows(post, who, years, population, fitted, by_authority)
+        except AnswerError as exc:
+            if not skip_unknown:
+                raise
+            skipped.append((code, str(exc)))
+            continue
+        for row, z, log_pop, moved in own:
+            table.append(row)
             X.append(z)
-            log_exposure.append(np.log(pop))
+            log_exposure.append(log_pop)
+            carried.extend(moved)
     frame = pd.DataFrame(table)
     n = len(frame)
     inputs = Rows(
@@ -304,7 +295,59 @@ def _rows(
         log_exposure=np.array(log_exposure, dtype=float),
     )
     carried_frame = pd.DataFrame(carried, columns=["la_code", "year", "covariate", "from_year"])
-    return frame, inputs, carried_frame
+    return frame, inputs, carried_frame, pd.DataFrame(skipped, columns=["la_code", "reason"])
+
+
+def _authority_rows(
+    post: Posterior,
+    who: dict[str, Any],
+    years: list[int],
+    population: float | None,
+    fitted: dict[tuple[str, int], int],
+    by_authority: dict[str, pd.DataFrame],
+) -> list[tuple[dict[str, Any], np.ndarray, float, list[tuple[str, int, str, int]]]]:
+    """One authority's rows of :func:`_rows`: (output row, standardised X, log exposure,
+    carried-forward records) per year; raises :class:`AnswerError` when an input is unknown."""
+    code = str(who["la_code"])
+    fitted_rows = post.fitted_rows
+    out = []
+    for year in years:
+        carried: list[tuple[str, int, str, int]] = []
+        k = fitted.get((code, year))
+        if k is not None:
+            z = fitted_rows.X[k]
+            pop = float(np.exp(fitted_rows.log_exposure[k]))
+            observed = float(post.observed[k])
+        else:
+            rows = by_authority.get(code)
+            if rows is None:
+                raise AnswerError(f"authority {code} has no rows in the fit's panel")
+            raw = []
+            for cov in post.covariates:
+                value, source_year = _covariate_value(rows, cov, year)
+                raw.append(value)
+                if source_year != year:
+                    carried.append((code, year, cov, source_year))
+            z = post.standardise(np.array([raw]))[0]
+            pop = _latest(rows, post.spec.exposure, year)[0]
+            observed = np.nan
+        if population is not None and k is None:  # a user's figure: rows not fitted
+            pop = float(population)
+        if code not in post.la_codes:
+            kind = KIND_NEW_GROUP
+        elif year in post.years:
+            kind = KIND_OBSERVED
+        else:
+            kind = KIND_FORECAST
+        row = {
+            **{c: str(who[c]) for c in _IDENTITY},
+            "year": year,
+            "kind": kind,
+            "population": pop,
+            "observed": observed,
+        }
+        out.append((row, z, float(np.log(pop)), carried))
+    return out
 
 
 def _fitted_keys(post: Posterior) -> tuple[np.ndarray, np.ndarray]:
