@@ -63,7 +63,7 @@ PARAMETERISATIONS = ("hierarchical", "textbook")
 MODEL_VERSION = "2026-11-22.2"  # .2: la_year centred over authorities
 #: the order in which the terms' parts are added into eta (it fixes the floating-point sums)
 ETA_ORDER = {
-    "hierarchical": ("la", "la_year", "covariates", "year", "la_slope", "la_trend"),
+    "hierarchical": ("la", "la_year", "covariates", "year", "la_slope", "la_trend", "stock"),
     "textbook": (
         "intercept",
         "covariates",
@@ -73,6 +73,7 @@ ETA_ORDER = {
         "year",
         "la_slope",
         "la_trend",
+        "stock",
     ),
 }
 
@@ -168,7 +169,9 @@ def build_model(
         la_region_idx=la_region_idx,
         X=X,
         data=data,
-        la_level_noncentred=any(getattr(t, "centres_la_level", False) for t in terms.values()),
+        la_level_noncentred=any(
+            getattr(t, "centres_la_level", False) or t.la_level_noncentred for t in terms.values()
+        ),
     )
 
     with pm.Model(coords=coords) as model:
