@@ -34,11 +34,11 @@ def spec_of(value: str, years: tuple[int, int] = (2013, 2024)) -> ModelSpec:
 
 
 def test_flow_growth_is_the_projection_of_last_years_flows():
-    # Y_(t-2) = 100, S = 40, C = 35 (h = 35 / 140 = 0.25), Y_(t-1) = 105, E from 1000 to 1100
-    g = flow_growth(40.0, 35.0, 1000.0, 105.0, 100.0, 1100.0, 105.0)
+    # S = 40, C = 35, Y_(t-1) = 105 (h = 35 / 140 = 0.25), E from 1000 to 1100
+    g = flow_growth(40.0, 35.0, 1000.0, 105.0, 1100.0, 105.0)
     expected = (105 + 40 / 1000 * 1100) * (1 - 0.25)  # the projected stock
     assert g == pytest.approx(np.log(expected / 105))
-    assert np.isnan(flow_growth(40.0, 150.0, 1000.0, 105.0, 100.0, 1100.0, 105.0))  # h > 1
+    assert np.isnan(flow_growth(40.0, 35.0, 1000.0, 0.0, 1100.0, 0.0))  # no stock, h = 1
 
 
 def test_synthetic_flows_add_up_to_the_simulated_stock():
@@ -56,10 +56,10 @@ def test_synthetic_flows_add_up_to_the_simulated_stock():
 def test_rows_without_last_years_count_or_flows_are_not_fitted(panel):
     built = build_model(spec_of("flows"), panel)
     first = int(panel["year"].min())
-    assert built.data["year"].min() == first + 2  # needs Y_(t-2) and the flows of t-1
+    assert built.data["year"].min() == first + 1  # needs Y_(t-1) and the flows of t-1
     why = built.excluded.set_index("year")["reason"]
     assert why.loc[first].str.contains("lag_cla_1: before_first_year").all()
-    assert why.loc[first + 1].str.contains(r"lag\(cla, 2\): before_first_year").all()
+    assert why.loc[first].str.contains(r"lag\(cla_started, 1\): before_first_year").all()
     with pytest.raises(SpecError, match="cla_started"):
         build_model(spec_of("flows"), panel.drop(columns=["cla_started"]))
 
@@ -120,18 +120,22 @@ def test_forecasts_rest_on_the_last_count_and_are_drawn_jointly(training, flows_
     pred = predict_draws(fit, authority="all", year=[2022, 2023, 2024], seed=2)
     rows = pred.rows.reset_index(drop=True)
     assert set(rows["kind"]) == {"forecast"}
-    assert np.isfinite(pred.count).all()
-    # year 2022 rests on the published 2021 count and the 2021 flows
-    code = rows.loc[0, "la_code"]
-    at = rows.index[rows["la_code"] == code].to_numpy()
     p = training.assign(la_code=training["la_code"].astype(str)).set_index(["la_code", "year"])
+    # an authority without a published 2021 count (suppressed) has no forecast in any year
+    has_last = [(c, LAST) in p.index and pd.notna(p.loc[(c, LAST), "cla"]) for c in rows["la_code"]]
+    assert (np.isfinite(pred.count).all(axis=0) == np.array(has_last)).all()
+    assert any(has_last)
+    # year 2022 rests on the published 2021 count and the 2021 flows
+    first = int(np.flatnonzero(has_last)[0])
+    code = rows.loc[first, "la_code"]
+    at = rows.index[rows["la_code"] == code].to_numpy()
     with_g = add_flow_growth(training, "cla", "population")
     g = with_g.set_index([with_g["la_code"].astype(str), "year"])["flow_growth_cla"]
     beta = fit.idata["posterior"]["beta_flow"].values.reshape(-1)
     pop22 = float(p.loc[(code, 2022), "population"])
     one = Rows(
         la_code=np.array([code]),
-        region=np.array([rows.loc[0, "region"]]),
+        region=np.array([rows.loc[first, "region"]]),
         year=np.array([2022]),
         X=np.zeros((1, 0)),
         log_exposure=np.array([np.log(pop22)]),
@@ -181,9 +185,8 @@ def stock_flow_panel(seed: int = 5, n_authorities: int = 60) -> pd.DataFrame:
         y = [max(int(rows["cla"].fillna(100).iloc[0]), 20)]
         c = [int(rng.binomial(y[0], share[code]))]
         s = [c[0]]
-        before = y[0]  # the year before the first: a notional stock equal to it
         for t in range(1, len(rows)):
-            sr, h = s[t - 1] / pop[t - 1], c[t - 1] / (before + s[t - 1])
+            sr, h = s[t - 1] / pop[t - 1], c[t - 1] / (y[t - 1] + c[t - 1])
             g = np.log((1 + sr * pop[t] / y[t - 1]) * (1 - h))
             log_mu = np.log(y[t - 1]) + TRUTH["intercept"] + la[code]
             mu = np.exp(log_mu + year_effect[years[t]] + TRUTH["beta_flow"] * g)
@@ -193,7 +196,6 @@ def stock_flow_panel(seed: int = 5, n_authorities: int = 60) -> pd.DataFrame:
             into = new - y[t - 1] + out
             if into < 0:
                 out, into = out - into, 0
-            before = y[t - 1]
             y.append(new)
             c.append(out)
             s.append(into)

@@ -189,6 +189,11 @@ def predict_draws(
             candidates["la_code"].isin(post.la_codes)
             | candidates["la_code"].isin(panel_years["la_code"].astype(str))
         ]
+        # an unfitted authority whose exposure the panel never gives (old Dorset 835 after
+        # 2010) cannot be forecast: left out of "all" (naming it alone still raises)
+        panel = post.fit.panel
+        known = panel.loc[panel[post.spec.exposure].notna(), "la_code"].astype(str)
+        chosen = chosen[chosen["la_code"].isin(post.la_codes) | chosen["la_code"].isin(known)]
     else:
         from csc_bayes.authorities import resolve_authority
 
@@ -243,7 +248,8 @@ def _draw_in_year_order(
         lp = linear_predictor(post, sub, new=new)
         eta[:, idx] = lp.eta
         expected[:, idx] = lp.expected(region_as_need=region_as_need)
-        ok = np.isfinite(lp.eta).all(axis=0)  # NaN: no count last year to start from
+        # NaN: no count last year to start from; -inf (a stock drawn as 0) is a mean of 0
+        ok = ~np.isnan(lp.eta).any(axis=0)
         drawn = np.full((post.n_draws, len(idx)), np.nan)
         drawn[:, ok] = family.draw(np.exp(lp.eta[:, ok]), phi, rng)
         count[:, idx] = drawn

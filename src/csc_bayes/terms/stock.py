@@ -15,13 +15,16 @@ if they held in year t (a leading indicator)::
 
     g[j, t] = log[(1 + s_j,t-1 E_jt / Y_j,t-1) (1 - h_j,t-1)]
     s_j,t-1 = S_j,t-1 / E_j,t-1                 starts per child (exposure) in year t-1
-    h_j,t-1 = C_j,t-1 / (Y_j,t-2 + S_j,t-1)     share of the children looked after during
+    h_j,t-1 = C_j,t-1 / (Y_j,t-1 + C_j,t-1)     share of the children looked after during
                                                 year t-1 who ceased by its end
 
 ``beta_flow = 1`` is the pure flow projection (this year's starts at last year's rate per
 child, ceasing at last year's share), ``beta_flow = 0`` is persistence of the stock alone;
-prior ``beta_flow ~ Normal(0, 1)``. With E the exposure and Y the outcome (``lag_<outcome>_1``,
-``lag_<outcome>_2``), S and C the panel's ``<outcome>_started`` and ``<outcome>_ceased``.
+prior ``beta_flow ~ Normal(0, 1)``. With E the exposure and Y the outcome (``lag_<outcome>_1``),
+S and C the panel's ``<outcome>_started`` and ``<outcome>_ceased``. The children looked after
+at some time in year t-1 are counted as ``Y_t-1 + C_t-1`` (the stock at its end plus those who
+left), which equals ``Y_t-2 + S_t-1`` where the stock-flow identity holds; it needs no count
+two years back, so an authority's second year can be fitted.
 
 Last year's count enters as it was published (no latent smoothing): the family's noise is the
 year's change given the stock. Rows without a positive previous count (an authority's first
@@ -73,15 +76,19 @@ def flow_growth(
     ceased: np.ndarray,
     exposure_before: np.ndarray,
     count_before: np.ndarray,
-    count_two_before: np.ndarray,
     exposure: np.ndarray,
     previous: np.ndarray,
 ) -> np.ndarray:
-    """``g = log[(1 + s E_t / Y_(t-1)) (1 - h)]``, ``s = S / E_(t-1)``, ``h = C / (Y_(t-2) + S)``
-    with S, C the flows of year t-1 (numpy, broadcasting; NaN where g is undefined)."""
+    """``g = log[(1 + s E_t / Y_(t-1)) (1 - h)]``, ``s = S / E_u``, ``h = C / (Y_u + C)`` with
+    S, C, E_u, Y_u the flows, exposure and count of the year u whose rates are used (t - 1 at
+    fitted rows) and ``previous`` = Y_(t-1) (numpy, broadcasting; NaN where g is undefined)."""
+    started, ceased, exposure_before, count_before, exposure, previous = (
+        np.asarray(v, dtype=float)
+        for v in (started, ceased, exposure_before, count_before, exposure, previous)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         s = started / exposure_before
-        h = ceased / (count_two_before + started)
+        h = ceased / (count_before + ceased)
         inner = (1.0 + s * exposure / previous) * (1.0 - h)
         return np.where(inner > 0, np.log(np.where(inner > 0, inner, 1.0)), np.nan)
 
@@ -105,14 +112,12 @@ def add_flow_growth(panel: pd.DataFrame, outcome: str, exposure: str) -> pd.Data
         "C": lagged(panel, ceased, 1),
         "E1": lagged(panel, exposure, 1),
         "Y1": lagged(panel, outcome, 1),
-        "Y2": lagged(panel, outcome, 2),
     }
     names = {
         "S": f"lag({started}, 1)",
         "C": f"lag({ceased}, 1)",
         "E1": f"lag({exposure}, 1)",
         "Y1": f"lag({outcome}, 1)",
-        "Y2": f"lag({outcome}, 2)",
     }
     values = {
         k: v.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
@@ -123,7 +128,6 @@ def add_flow_growth(panel: pd.DataFrame, outcome: str, exposure: str) -> pd.Data
         values["C"],
         values["E1"],
         values["Y1"],
-        values["Y2"],
         panel[exposure].astype("Float64").to_numpy(dtype=float, na_value=np.nan),
         values["Y1"],
     )
@@ -288,8 +292,8 @@ class _PanelLookup:
         return None if value is None else value
 
     def rates(self, code: str, year: int) -> tuple[float, float]:
-        """(s, h) of ``year``, or of the latest earlier year whose count, flows, exposure and
-        previous count the panel holds (carried forward)."""
+        """(s, h) of ``year``, or of the latest earlier year whose count, flows and exposure
+        the panel holds (carried forward)."""
         known = [
             u
             for (c, u) in self.y
@@ -298,7 +302,6 @@ class _PanelLookup:
             and (c, u) in self.started
             and (c, u) in self.ceased
             and (c, u) in self.exposure
-            and (c, u - 1) in self.y
         ]
         if not known:
             raise AnswerError(
@@ -308,5 +311,6 @@ class _PanelLookup:
         u = max(known)
         started = self.started[(code, u)]
         s = started / self.exposure[(code, u)]
-        h = self.ceased[(code, u)] / (self.y[(code, u - 1)] + started)
+        ceased = self.ceased[(code, u)]
+        h = ceased / (self.y[(code, u)] + ceased)
         return s, h
