@@ -1,8 +1,8 @@
 """Rolling-origin backtests of forecasts: refit on the past, forecast the next years, score.
 
 For each *origin* t (the test year) and horizon h, the spec is refitted on the years up to
-``L = t - h`` (its ``years`` replaced; every outcome after L is masked in the panel the refit
-sees, so nothing after L can reach it) and year t is forecast for every authority with an
+``L = t - h`` (its ``years`` replaced; every outcome and flow after L is masked in the panel the
+refit sees, so nothing after L can reach it) and year t is forecast for every authority with an
 observed count there, with :func:`csc_bayes.predict.predict_draws`. One refit serves every
 (t, h) with ``t - h = L``: its forecast years are drawn in ONE ``predict_draws`` call, so they
 are drawn jointly (each year conditions on the ones before it).
@@ -276,6 +276,7 @@ def backtest_task(
 
     Returns ``{"scores": per-authority DataFrame, "fit": a JSON-safe summary of the refit}``.
     """
+    from csc_bayes.data.flows import FLOWS
     from csc_bayes.data.schema import OUTCOMES
     from csc_bayes.fits import list_runs
     from csc_bayes.fitting import fit
@@ -283,7 +284,8 @@ def backtest_task(
 
     outcome = spec.outcome
     fitted_spec = refit_spec(spec, first, last)
-    training = masked_panel(panel, (*OUTCOMES, outcome), last)
+    # the flows (ICPCs, CLA starts and ceased) are published with the outcomes: masked too
+    training = masked_panel(panel, (*OUTCOMES, *FLOWS, outcome), last)
     before = {p.name for p in list_runs(Path(fits_dir) / fitted_spec.name)} if fits_dir else set()
     started = time.perf_counter()
     result = fit(fitted_spec, data=training, out=fits_dir, refit=refit, progress=False)
@@ -305,6 +307,10 @@ def backtest_task(
         here = rows[rows["year"] == year].merge(
             observed[observed["year"] == year][["la_code", outcome]], on="la_code", how="inner"
         )
+        # a model that cannot forecast an authority (the stock term without last year's
+        # count: a new authority) leaves NaN draws; it is scored where it forecast
+        finite = np.isfinite(pred.count[:, here["column"].to_numpy()]).all(axis=0)
+        here = here[finite].reset_index(drop=True)
         if here.empty:
             continue
         y = here[outcome].to_numpy(float)

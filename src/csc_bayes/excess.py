@@ -28,6 +28,7 @@ from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.ordinal import require_count_fit
 from csc_bayes.posterior import reader
 from csc_bayes.terms.family import count_interval_mean
+from csc_bayes.terms.base import refuse_forecast_only
 from csc_bayes.variance import DEFAULT_CI_PROB, check_ci_prob, interval
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,6 +79,7 @@ def excess_draws(
     """The draws behind :func:`excess` for ``year`` (None: last fitted year; "all")."""
     require_count_fit(fit, "excess")
     post = reader(fit)
+    refuse_forecast_only(post.terms, post.fit.spec.name, "excess")
     fitted_years = post.years
     year_of_obs = post.fitted_rows.year
     if year is None:

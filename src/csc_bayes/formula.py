@@ -48,6 +48,10 @@ Meaning (spec keys), with the lme4 / brms / R-INLA equivalent where there is one
 - ``(1 + idaci || la)``: ``random_slope = "idaci"``; ``(1 + year_c || la)``: ``la_trend =
   true``; ``(1 + idaci + year_c || la)``: both. lme4 and brms alike (``||``: the LA intercept,
   slope and trend are independent), with ``year_c = (year - centre) / 10`` as a column.
+- ``stock(previous)``: ``stock = "previous"``, last year's count as the base of this year's
+  (``terms/stock.py``); ``stock(flows)``: ``stock = "flows"``, with the growth the flows of the
+  year before imply. This package only (an offset ``log(lag(y, 1))`` in lme4, but a forecast
+  here draws the years in order).
 - ``ar1(year | la)``: ``la_year = "ar1"``; ``ar1_t(year | la)``: ``la_year = "ar1_t"``,
   the same with Student-t year-to-year changes (``terms/la_year_t.py``). brms
   ``ar(time = year, gr = la, p = 1)``, R-INLA ``f(year, model = "ar1", replicate = la)``, both
@@ -112,7 +116,9 @@ _TOKEN = re.compile(
 _EFFECT_KEYS = {"la": "the LA intercept", "region": "the region effect", "year": "the year effect"}
 #: LA-year terms written as ``<value>(year | la)``: ``la_year = "<value>"``
 _LA_YEAR_FUNCTIONS = ("ar1", "ar1_t")
-_FUNCTIONS = ("offset", "lag", *BLOCKS, "rw1", *_LA_YEAR_FUNCTIONS)
+#: the stock term, written ``stock(<value>)``: ``stock = "<value>"``
+_STOCK_VALUES = ("previous", "flows")
+_FUNCTIONS = ("offset", "lag", *BLOCKS, "rw1", *_LA_YEAR_FUNCTIONS, "stock")
 _EXAMPLE = "e.g. 'cpp ~ idaci + ethnic_minority_share + (1|la) + (1|region) + (1|year)'"
 
 
@@ -180,6 +186,8 @@ def format_formula(spec: ModelSpec) -> str:
             terms.append(f"(1|{g})")
     if spec.la_year is not None:  # "ar1" or "ar1_t": the function has the value's name
         terms.append(f"{spec.la_year}(year | la)")
+    if spec.option("stock") is not None:
+        terms.append(f"stock({spec.option('stock')})")
     return f"{spec.outcome} ~ " + " + ".join(terms)
 
 
@@ -385,6 +393,16 @@ def _parse_term(toks: list[_Tok], text: str, source: str) -> _Term:
             cur.take(part, want)
         cur.done(want)
         return _Term(first.text, cur.term)
+    if first.text == "stock":
+        want = "stock(previous) or stock(flows)"
+        cur.take("stock", want)
+        cur.take("(", want)
+        value = cur.take(None, want, kind="name")
+        if value.text not in _STOCK_VALUES:
+            raise cur.fail(f"stock({value.text}) is not a stock term", want)
+        cur.take(")", want)
+        cur.done(want)
+        return _Term("stock", cur.term, names=(value.text,))
     return _parse_group(cur)
 
 
@@ -562,6 +580,7 @@ def _assemble(outcome: str, terms: list[_Term], source: str) -> dict[str, Any]:
             "rw1": _EFFECT_KEYS["year"],
             "ar1": "the AR(1) LA-year term",
             "ar1_t": "the AR(1) LA-year term",
+            "stock": "the stock term",
             "re": _EFFECT_KEYS.get(term.group, ""),
         }[term.kind]
         if key in seen:
@@ -595,6 +614,8 @@ def _assemble(outcome: str, terms: list[_Term], source: str) -> dict[str, Any]:
     year = seen.get(_EFFECT_KEYS["year"])
     if year is not None and year.kind == "rw1":
         result["year_effect"] = "rw1"
+    if "the stock term" in seen:
+        result["stock"] = seen["the stock term"].names[0]
     result["covariates"] = blocks
     return result
 

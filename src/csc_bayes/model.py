@@ -65,7 +65,7 @@ PARAMETERISATIONS = ("hierarchical", "textbook")
 MODEL_VERSION = "2026-11-22.2"  # .2: la_year centred over authorities
 #: the order in which the terms' parts are added into eta (it fixes the floating-point sums)
 ETA_ORDER = {
-    "hierarchical": ("la", "la_year", "covariates", "year", "la_slope", "la_trend"),
+    "hierarchical": ("la", "la_year", "covariates", "year", "la_slope", "la_trend", "stock"),
     "textbook": (
         "intercept",
         "covariates",
@@ -75,6 +75,7 @@ ETA_ORDER = {
         "year",
         "la_slope",
         "la_trend",
+        "stock",
     ),
 }
 
@@ -173,7 +174,9 @@ def build_model(
         # an ordinal outcome (a grade every few years) informs each authority's level weakly:
         # its level is non-centred (la_mean + sigma_la * la_z), as under an AR(1) term
         la_level_noncentred=spec.ordinal
-        or any(getattr(t, "centres_la_level", False) for t in terms.values()),
+        or any(
+            getattr(t, "centres_la_level", False) or t.la_level_noncentred for t in terms.values()
+        ),
     )
 
     with pm.Model(coords=coords) as model:

@@ -201,6 +201,11 @@ def predict_draws(
             candidates["la_code"].isin(post.la_codes)
             | candidates["la_code"].isin(panel_years["la_code"].astype(str))
         ]
+        # an unfitted authority whose exposure the panel never gives (old Dorset 835 after
+        # 2010) cannot be forecast: left out of "all" (naming it alone still raises)
+        panel = post.fit.panel
+        known = panel.loc[panel[post.spec.exposure].notna(), "la_code"].astype(str)
+        chosen = chosen[chosen["la_code"].isin(post.la_codes) | chosen["la_code"].isin(known)]
     else:
         from csc_bayes.authorities import resolve_authority
 
@@ -210,20 +215,62 @@ def predict_draws(
         post, chosen.reset_index(drop=True), years, population, skip_unknown=skip_unknown
     )
     rng = np.random.default_rng(seed)
-    lp = linear_predictor(post, inputs, new=NewLevels(rng))
-    eta = lp.eta
     family = next(t for t in post.terms if t.name == "family")
     phi = family.phi(post)
-    count = family.draw(np.exp(eta), None if phi is None else phi[:, None], rng)
+    phi = None if phi is None else phi[:, None]
+    if any(t.conditions_on_outcome for t in post.terms):
+        eta, expected, count = _draw_in_year_order(post, inputs, family, phi, rng, region_as_need)
+    else:
+        lp = linear_predictor(post, inputs, new=NewLevels(rng))
+        eta = lp.eta
+        count = family.draw(np.exp(eta), phi, rng)
+        expected = lp.expected(region_as_need=region_as_need)
     return PredictiveDraws(
         rows=rows,
         count=count.astype(float),
         eta=eta,
-        expected=lp.expected(region_as_need=region_as_need),
+        expected=expected,
         carried_forward=carried,
         notes=_horizon_notes(post, years),
         skipped=skipped if skip_unknown else None,
     )
+
+
+def _draw_in_year_order(
+    post: Posterior,
+    inputs: Rows,
+    family: Any,
+    phi: np.ndarray | None,
+    rng: np.random.Generator,
+    region_as_need: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(eta, expected, count) when a term's year t rests on the outcome of year t - 1 (the
+    stock term): the years one at a time in order, sharing one :class:`NewLevels`, each year's
+    drawn counts recorded for the next (so t+1..t+h are drawn jointly, per draw). A row the
+    term cannot forecast (no count in the year before: a new authority) stays NaN."""
+    new = NewLevels(rng)
+    shape = (post.n_draws, len(inputs))
+    eta, expected, count = np.empty(shape), np.empty(shape), np.empty(shape)
+    for year in sorted(set(inputs.year.tolist())):
+        idx = np.flatnonzero(inputs.year == year)
+        sub = Rows(
+            la_code=inputs.la_code[idx],
+            region=inputs.region[idx],
+            year=inputs.year[idx],
+            X=inputs.X[idx],
+            log_exposure=inputs.log_exposure[idx],
+        )
+        lp = linear_predictor(post, sub, new=new)
+        eta[:, idx] = lp.eta
+        expected[:, idx] = lp.expected(region_as_need=region_as_need)
+        # NaN: no count last year to start from; -inf (a stock drawn as 0) is a mean of 0
+        ok = ~np.isnan(lp.eta).any(axis=0)
+        drawn = np.full((post.n_draws, len(idx)), np.nan)
+        drawn[:, ok] = family.draw(np.exp(lp.eta[:, ok]), phi, rng)
+        count[:, idx] = drawn
+        for k in idx:
+            new.record_outcome(str(inputs.la_code[k]), int(year), count[:, k])
+    return eta, expected, count
 
 
 def _horizon_notes(post: Posterior, years: list[int]) -> tuple[str, ...]:

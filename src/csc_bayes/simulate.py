@@ -298,6 +298,51 @@ def _add_workforce(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
         panel[column] = pd.array(np.where(covered, value, np.nan), dtype="Float64")
         reason = np.where(covered, None, MissingReason.NO_SOURCE.value)
         panel[missing_column(column)] = pd.array(reason, dtype="string")
+
+
+#: the synthetic share of the children looked after during a year who cease by its end, per
+#: authority: Uniform(0.3, 0.5) (England's is about 0.3: 33,000 ceased of ~115,000 in 2024)
+CEASE_SHARE_RANGE = (0.3, 0.5)
+
+
+def _add_cla_flows(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``cla_started`` and ``cla_ceased``, flows consistent with the simulated stock: per
+    authority a share ceasing h_j ~ Uniform(:data:`CEASE_SHARE_RANGE`); each year
+    ``C_t ~ Binomial(Y_(t-1), h_j)`` and ``S_t = Y_t - Y_(t-1) + C_t`` (if that is negative,
+    C_t grows by the shortfall and S_t = 0), so ``Y_t = Y_(t-1) + S_t - C_t`` holds exactly.
+    The first year takes Y_(t-1) = Y_t. Years without a stock (the forecast year) have no
+    flows either, with the stock's reason. Drawn with its own generator, so every other column
+    is as without it. Call it before suppressing small counts (the flows use the true stock)."""
+    rng = np.random.default_rng([seed, 23])
+    codes = panel["la_code"].astype(str)
+    first = codes.drop_duplicates()
+    share = pd.Series(rng.uniform(*CEASE_SHARE_RANGE, len(first)), index=first.to_numpy())
+    started = np.full(len(panel), -1, dtype=np.int64)
+    ceased = np.full(len(panel), -1, dtype=np.int64)
+    stock = panel["cla"]
+    for code, rows in panel.groupby(codes, sort=False).groups.items():
+        order = panel.loc[rows, "year"].sort_values().index
+        before = None
+        for i in order:
+            if pd.isna(stock.loc[i]):
+                before = None
+                continue
+            now = int(stock.loc[i])
+            prev = now if before is None else before
+            c = int(rng.binomial(prev, share[code]))
+            s = now - prev + c
+            if s < 0:
+                c, s = c - s, 0
+            pos = panel.index.get_loc(i)
+            started[pos], ceased[pos] = s, c
+            before = now
+    for name, values in (("cla_started", started), ("cla_ceased", ceased)):
+        known = values >= 0
+        panel[name] = pd.array(np.where(known, values, 0), dtype="Int64")
+        panel.loc[~known, name] = pd.NA
+        panel[missing_column(name)] = pd.array(
+            np.where(known, None, MissingReason.NOT_YET_PUBLISHED.value), dtype="string"
+        )
     return panel
 
 
@@ -437,6 +482,7 @@ def simulate_panel(
         panel[missing_column(col)] = pd.array([pd.NA] * len(panel), dtype="string")
     panel = _add_child_poverty(panel, seed)
     panel = _add_workforce(panel, seed)
+    panel = _add_cla_flows(panel, seed)
     for col in OUTCOMES:
         panel.loc[~observed, missing_column(col)] = MissingReason.NOT_YET_PUBLISHED.value
     panel = suppress_small_counts(panel, below=suppress_below, known_range=known_range)

@@ -553,6 +553,19 @@ def interactions_of(spec: ModelSpec) -> dict[str, tuple[str, str]]:
     return out
 
 
+def term_columns(spec: ModelSpec) -> dict[str, bool]:
+    """The panel columns the spec's terms need at a fitted row, each with whether it must be
+    positive (:meth:`csc_bayes.terms.Term.required_columns`; the stock term's ``lag_cla_1``)."""
+    return {c: must for term in terms_of(spec) for c, must in term.required_columns().items()}
+
+
+def _term_key(spec: ModelSpec, column: str) -> str:
+    """The spec key of the term that needs ``column`` (for error messages)."""
+    return next(
+        (t.key or t.name for t in terms_of(spec) if column in t.required_columns()), "terms"
+    )
+
+
 def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
     """``panel`` with the spec's lagged covariates added, once every column it names is checked.
 
@@ -562,12 +575,18 @@ def model_columns(spec: ModelSpec, panel: pd.DataFrame) -> pd.DataFrame:
     spec, the key and the columns that would do.
     """
     panel = with_derived_columns(panel, spec.covariates, spec.years)
+    extra = term_columns(spec)
+    if extra:
+        panel = with_derived_columns(panel, extra, spec.years)
+        for term in terms_of(spec):
+            panel = term.derive_columns(panel)
     numeric = [c for c in panel.columns if pd.api.types.is_numeric_dtype(panel[c])]
     numeric = [c for c in numeric if c != "year" and not c.endswith("_missing")]
     products = interactions_of(spec)
     columns = [("outcome", spec.outcome)]
     columns += [("exposure", spec.exposure)] if spec.has_exposure else []
     columns += [("covariates", c) for c in spec.covariates if c not in products]
+    columns += [(_term_key(spec, c), c) for c in extra]
     for key, col in columns:
         if col not in panel.columns or not pd.api.types.is_numeric_dtype(panel[col]):
             what = "is not a column of the panel" if col not in panel.columns else "is not numeric"
@@ -644,9 +663,10 @@ def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     reasons = pd.Series([""] * len(rows), index=rows.index, dtype=object)
     censored = censorable(spec, rows)
     products = interactions_of(spec)
+    extra = term_columns(spec)
     exposure = (spec.exposure,) if spec.has_exposure else ()
     plain = [c for c in spec.covariates if c not in products]  # a product's parts are covariates
-    for col in (spec.outcome, *exposure, *plain):
+    for col in (spec.outcome, *exposure, *plain, *extra):
         missing = rows[col].isna().to_numpy()
         if col == spec.outcome:
             missing = missing & ~censored
@@ -656,10 +676,11 @@ def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.
         for i in np.flatnonzero(missing):
             text = f"{col}: {why.iloc[i] if why.iloc[i] is not None else 'missing'}"
             reasons.iloc[i] = f"{reasons.iloc[i]}; {text}" if reasons.iloc[i] else text
-    if spec.has_exposure:
-        zero = rows[spec.exposure].fillna(1).astype(float).le(0).to_numpy()
+    positive = [*exposure, *(c for c, must in extra.items() if must)]
+    for col in positive:
+        zero = rows[col].fillna(1).astype(float).le(0).to_numpy()
         for i in np.flatnonzero(zero):
-            text = f"{spec.exposure}: zero"
+            text = f"{col}: zero"
             reasons.iloc[i] = f"{reasons.iloc[i]}; {text}" if reasons.iloc[i] else text
     if repeat is not None:
         again = repeat.loc[order].reset_index(drop=True)
@@ -678,6 +699,9 @@ def select_rows(spec: ModelSpec, panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.
 def data_scale(spec: ModelSpec, fitted: pd.DataFrame) -> tuple[float, float]:
     """(pooled log rate, s): log(sum y / sum exposure) and the SD of log((y + 0.5) / exposure).
 
+    A term's fixed part of eta (:meth:`~csc_bayes.terms.Term.data_offset`) multiplies the
+    exposure: with the stock term these are the log growth from last year's count and its SD.
+
     s is floored at :data:`MIN_DATA_SCALE`. These set the default priors' location and scale.
     Only rows with an observed count count (an interval-censored row has none).
     """
@@ -692,6 +716,10 @@ def data_scale(spec: ModelSpec, fitted: pd.DataFrame) -> tuple[float, float]:
         )
     y = fitted[spec.outcome].to_numpy(dtype=float)
     exposure = fitted[spec.exposure].to_numpy(dtype=float)
+    for term in terms_of(spec):  # a fixed part of eta (the stock term's last year's count)
+        offset = term.data_offset(fitted)
+        if offset is not None:
+            exposure = exposure * np.exp(offset)
     pooled = math.log(max(y.sum(), 0.5) / exposure.sum())
     s = float(np.std(np.log((y + 0.5) / exposure))) if len(y) > 1 else 0.0
     return pooled, max(s, MIN_DATA_SCALE)

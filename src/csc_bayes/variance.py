@@ -24,6 +24,7 @@ from csc_bayes.errors import AnswerError
 from csc_bayes.linear_predictor import LinearPredictor, linear_predictor
 from csc_bayes.ordinal import require_count_fit
 from csc_bayes.posterior import Posterior, reader
+from csc_bayes.terms.base import refuse_forecast_only
 
 if TYPE_CHECKING:  # pragma: no cover
     from csc_bayes.fits import Fit
@@ -348,6 +349,7 @@ def explain_variance(
     require_count_fit(fit, "explain")
     check_ci_prob(ci_prob)
     post = reader(fit)
+    refuse_forecast_only(post.terms, post.fit.spec.name, "explain")
     lp = linear_predictor(post)
     names = list(lp.components)
     stacked = np.stack([lp.components[c] for c in names], axis=1)  # (S, m, n)

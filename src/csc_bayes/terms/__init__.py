@@ -21,6 +21,7 @@ from csc_bayes.terms.la_trend import LaTrend
 from csc_bayes.terms.la_year import LaYearAR1
 from csc_bayes.terms.la_year_t import LaYearAR1StudentT
 from csc_bayes.terms.region import RegionIntercept
+from csc_bayes.terms.stock import Stock
 from csc_bayes.terms.year import YearEffects
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +55,7 @@ BUILD_ORDER = (
     "year",
     "la_slope",
     "censoring",
+    "stock",
     "family",
 )
 
@@ -70,11 +72,12 @@ TERM_KINDS: tuple[type[Term], ...] = (
     LaYearAR1,
     LaYearAR1StudentT,
     SuppressedCounts,
+    Stock,
     Family,
 )
 #: the spec keys the terms own, in the order a spec file writes them
 OPTION_KEYS: tuple[str, ...] = (
-    "random_slope", "la_trend", "la_year", "year_effect", "suppressed",
+    "random_slope", "la_trend", "la_year", "year_effect", "suppressed", "stock",
 )  # fmt: skip
 if set(OPTION_KEYS) != {kind.key for kind in TERM_KINDS if kind.key}:  # pragma: no cover
     raise ImportError("terms: OPTION_KEYS must list every key a kind of term owns")

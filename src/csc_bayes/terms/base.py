@@ -26,10 +26,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
     from csc_bayes.posterior import Posterior
     from csc_bayes.priors import Prior
     from csc_bayes.spec import ModelSpec
 
+
+#: the :class:`NewLevels` key of outcomes drawn in an evaluation (:meth:`NewLevels.record_outcome`)
+DRAWN_OUTCOME = "outcome:drawn"
 
 #: attribute of a fit's posterior group listing (space-separated) the variables that the terms
 #: declare the convergence gate must not judge (:attr:`Term.not_gated`)
@@ -86,6 +91,15 @@ class NewLevels:
     def store(self, term: str) -> dict[Any, np.ndarray]:
         """The draws made so far under ``term`` (level -> array), for a term to condition on."""
         return {level: v for (t, level), v in self._made.items() if t == term}
+
+    def record_outcome(self, la_code: str, year: int, counts: np.ndarray) -> None:
+        """Keep the outcome drawn for an authority-year (per draw), for a term that conditions
+        on the year before (:attr:`Term.conditions_on_outcome`)."""
+        self._made[(DRAWN_OUTCOME, (str(la_code), int(year)))] = np.asarray(counts, dtype=float)
+
+    def drawn_outcome(self, la_code: str, year: int) -> np.ndarray | None:
+        """The outcome drawn for an authority-year in this evaluation, or None."""
+        return self._made.get((DRAWN_OUTCOME, (str(la_code), int(year))))
 
 
 @dataclass
@@ -163,6 +177,17 @@ class Term:
     values: ClassVar[tuple[Any, ...] | None] = None
     #: kept by the null model (random effects only) of a spec that has it
     in_null_model: ClassVar[bool] = True
+    #: its part of eta in year t needs the outcome of year t - 1 (the stock term): a forecast
+    #: draws the years in order (:func:`csc_bayes.predict.predict_draws`)
+    conditions_on_outcome: ClassVar[bool] = False
+    #: with it the LA levels are weakly identified (the stock term: authorities differ in
+    #: growth by ~1%, sigma_la ~ 0.01), so the model samples them non-centred
+    #: (``la_theta = la_mean + sigma_la la_z``); a centred la_theta left a funnel (R-hat 1.2-1.4
+    #: on sigma_la in every real-panel refit)
+    la_level_noncentred: ClassVar[bool] = False
+    #: a term that makes the spec a forecasting spec: ``explain`` and ``excess`` refuse it
+    #: (:func:`refuse_forecast_only`), since its part of eta is neither need nor a level
+    forecast_only: ClassVar[bool] = False
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -199,6 +224,22 @@ class Term:
     def default_priors(self, scale: DataScale) -> dict[str, Prior]:
         """The default prior of each of :meth:`parameters`."""
         return {}
+
+    # ----------------------------------------------------------------------------- data
+    def required_columns(self) -> dict[str, bool]:
+        """Panel columns a fitted row needs beyond the outcome, exposure and covariates, each
+        with whether it must be positive (a row lacking one is not fitted, with its reason)."""
+        return {}
+
+    def derive_columns(self, panel: pd.DataFrame) -> pd.DataFrame:
+        """``panel`` with the columns of :meth:`required_columns` that the term derives itself
+        (lags are derived by the spec, :func:`csc_bayes.spec.with_derived_columns`)."""
+        return panel
+
+    def data_offset(self, data: pd.DataFrame) -> np.ndarray | None:
+        """A fixed part of eta at the fitted rows beyond log exposure (None: none); it sets the
+        data scale of the default priors (:func:`csc_bayes.spec.data_scale`)."""
+        return None
 
     # ----------------------------------------------------------------------------- PyMC
     def coords(self, years: np.ndarray) -> dict[str, Any]:
@@ -241,3 +282,18 @@ class Term:
         """How the term makes a forecast ``horizon`` years after the last fitted year, in words
         (``predict`` says it when the horizon is long)."""
         return None
+
+
+def refuse_forecast_only(terms: Any, spec_name: str, answer: str) -> None:
+    """Raise :class:`~csc_bayes.errors.AnswerError` when a term of the fit is
+    :attr:`Term.forecast_only` (the stock term): ``answer`` is not defined for it."""
+    from csc_bayes.errors import AnswerError
+
+    found = [t for t in terms if t.forecast_only]
+    if found:
+        term = found[0]
+        raise AnswerError(
+            f"{spec_name} is a forecasting spec ({term.key} = {term.option!r}: last year's count "
+            f"is part of its linear predictor), so {answer} is not defined for it; use predict "
+            "or backtest, or a need spec such as cla_need for " + answer
+        )
