@@ -27,8 +27,8 @@ from csc_bayes.fits import write_text_atomic
 from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.ordinal import require_count_fit
 from csc_bayes.posterior import reader
-from csc_bayes.terms.family import count_interval_mean
 from csc_bayes.terms.base import refuse_forecast_only
+from csc_bayes.terms.family import count_interval_mean
 from csc_bayes.variance import DEFAULT_CI_PROB, check_ci_prob, interval
 
 if TYPE_CHECKING:  # pragma: no cover
