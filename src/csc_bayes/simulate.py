@@ -298,6 +298,7 @@ def _add_workforce(panel: pd.DataFrame, seed: int) -> pd.DataFrame:
         panel[column] = pd.array(np.where(covered, value, np.nan), dtype="Float64")
         reason = np.where(covered, None, MissingReason.NO_SOURCE.value)
         panel[missing_column(column)] = pd.array(reason, dtype="string")
+    return panel
 
 
 #: the synthetic share of the children looked after during a year who cease by its end, per
