@@ -39,11 +39,12 @@ def internal() -> set[str]:
     return set(re.findall(r"`([a-zA-Z_]+)`", sentence))
 
 
-#: optional rows of the table (present only with their term), the NB-only phi and the
-#: cumulative-logit-only cutpoints
+#: optional rows of the table (present only with their term), the NB-only phi, the
+#: cumulative-logit-only cutpoints and the stock term's variables
 OPTIONAL = {"phi", "sigma_la_slope", "la_slope", "sigma_la_trend", "la_trend", "sigma_la_year",
             "rho_la_year", "nu_la_year", "la_year", "year_c", "year_centre",
-            "y_lower", "y_upper", "cutpoints"}  # fmt: skip
+            "y_lower", "y_upper", "cutpoints", "beta_flow", "stock_log_previous",
+            "stock_flow_growth"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
