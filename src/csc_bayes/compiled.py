@@ -175,7 +175,7 @@ class CompiledModel:
     def _make_run(
         self, draws: int, tune: int, chains: int, target_accept: float, max_treedepth: int
     ) -> Any:
-        import blackjax
+        from csc_bayes.sampling import blackjax_chain
 
         logp, to_posterior = self._logp, self._to_posterior
 
@@ -184,31 +184,15 @@ class CompiledModel:
                 return logp(*position, y, w)[0]
 
             def one_chain(key, position):
-                warm_key, draw_key = jax.random.split(key)
-                warmup = blackjax.window_adaptation(
-                    blackjax.nuts,
+                return blackjax_chain(
                     logdensity,
-                    target_acceptance_rate=target_accept,
-                    max_num_doublings=max_treedepth,
+                    key,
+                    position,
+                    tune=tune,
+                    draws=draws,
+                    target_accept=target_accept,
+                    max_treedepth=max_treedepth,
                 )
-                (state, params), _ = warmup.run(warm_key, position, num_steps=tune)
-                kernel = blackjax.nuts(logdensity, **params).step
-
-                def step(state, key):
-                    state, info = kernel(key, state)
-                    stats = {
-                        "diverging": info.is_divergent,
-                        "energy": info.energy,
-                        "tree_depth": info.num_trajectory_expansions,
-                        "n_steps": info.num_integration_steps,
-                        "acceptance_rate": info.acceptance_rate,
-                        "lp": state.logdensity,
-                        "step_size": jnp.full((), params["step_size"]),
-                    }
-                    return state, (state.position, stats)
-
-                _, (positions, stats) = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
-                return positions, stats
 
             positions, stats = jax.vmap(one_chain)(keys, start)
             outputs = jax.vmap(jax.vmap(lambda *v: to_posterior(*v)))(*positions)

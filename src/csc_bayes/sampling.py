@@ -81,6 +81,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -623,6 +624,49 @@ def _sample_with_pymc(
         )
 
 
+def blackjax_chain(
+    logdensity: Callable[[Any], Any],
+    key: jax.Array,
+    position: Any,
+    *,
+    tune: int,
+    draws: int,
+    target_accept: float,
+    max_treedepth: int,
+) -> tuple[Any, dict[str, Any]]:
+    """One blackjax NUTS chain (traceable: vmap / pmap / jit it): Stan-style window adaptation
+    for ``tune`` steps, then ``draws`` draws. Returns the positions and the sample statistics
+    the package records (diverging, energy, tree depth, steps, acceptance rate, lp, step size).
+    Used by :func:`_sample_blackjax` and by the compiled engine (``compiled.py``)."""
+    import blackjax
+
+    warm_key, draw_key = jax.random.split(key)
+    warmup = blackjax.window_adaptation(
+        blackjax.nuts,
+        logdensity,
+        target_acceptance_rate=target_accept,
+        max_num_doublings=max_treedepth,
+    )
+    (state, params), _ = warmup.run(warm_key, position, num_steps=tune)
+    kernel = blackjax.nuts(logdensity, **params).step  # params holds the max depth
+
+    def step(state: Any, key: jax.Array) -> tuple[Any, tuple[Any, dict[str, Any]]]:
+        state, info = kernel(key, state)
+        stats = {
+            "diverging": info.is_divergent,
+            "energy": info.energy,
+            "tree_depth": info.num_trajectory_expansions,
+            "n_steps": info.num_integration_steps,
+            "acceptance_rate": info.acceptance_rate,
+            "lp": state.logdensity,
+            "step_size": jax.numpy.full((), params["step_size"]),
+        }
+        return state, (state.position, stats)
+
+    _, (positions, stats) = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
+    return positions, stats
+
+
 def _sample_blackjax(
     model: pm.Model,
     *,
@@ -635,8 +679,8 @@ def _sample_blackjax(
     max_treedepth: int,
     chain_method: str,
 ) -> xr.DataTree:
-    """blackjax NUTS after window adaptation, one chain per vmap / pmap lane."""
-    import blackjax
+    """blackjax NUTS after window adaptation (:func:`blackjax_chain`), one chain per vmap / pmap
+    lane."""
     from arviz_base import from_dict
     from pymc.backends.arviz import (
         coords_and_dims_for_inferencedata,
@@ -657,31 +701,15 @@ def _sample_blackjax(
     )
 
     def one_chain(key: jax.Array, position: list[jax.Array]) -> tuple[list, dict]:
-        warm_key, draw_key = jax.random.split(key)
-        warmup = blackjax.window_adaptation(
-            blackjax.nuts,
+        return blackjax_chain(
             logdensity,
-            target_acceptance_rate=target_accept,
-            max_num_doublings=max_treedepth,
+            key,
+            position,
+            tune=tune,
+            draws=draws,
+            target_accept=target_accept,
+            max_treedepth=max_treedepth,
         )
-        (state, params), _ = warmup.run(warm_key, position, num_steps=tune)
-        kernel = blackjax.nuts(logdensity, **params).step  # params holds the max depth
-
-        def step(state, key):
-            state, info = kernel(key, state)
-            stats = {
-                "diverging": info.is_divergent,
-                "energy": info.energy,
-                "tree_depth": info.num_trajectory_expansions,
-                "n_steps": info.num_integration_steps,
-                "acceptance_rate": info.acceptance_rate,
-                "lp": state.logdensity,
-                "step_size": jax.numpy.full((), params["step_size"]),
-            }
-            return state, (state.position, stats)
-
-        _, (positions, stats) = jax.lax.scan(step, state, jax.random.split(draw_key, draws))
-        return positions, stats
 
     mapper = jax.pmap if chain_method == "parallel" else jax.vmap
     keys = jax.random.split(jax.random.key(int(rng.integers(2**31))), chains)
