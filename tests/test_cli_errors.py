@@ -297,3 +297,23 @@ def test_every_command_help_ends_with_a_worked_example():
         assert "Example:" in text, (name, text[-300:])
         tail = " ".join(text.rsplit("Example:", 1)[1].split())  # rich may wrap a long example
         assert tail == EXAMPLES[name], (name, tail)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "2 of 5 K-fold refits failed: m-fold0: ValueError: boom",
+        "1 of 2 compiled K-fold tasks failed: m-folds1: ValueError: boom",
+    ],
+)
+def test_failed_kfold_tasks_end_in_one_line(monkeypatch, run, message):
+    """Either engine's failed K-fold tasks: exit 1 with one line naming the tasks, no traceback."""
+    import csc_bayes.compare
+    from csc_bayes.errors import TaskFailedError
+
+    def failing(*args, **kwargs):
+        raise TaskFailedError(message)
+
+    monkeypatch.setattr(csc_bayes.compare, "compare_fits", failing)
+    result = invoke("compare", run, run, "--kfold", "2")
+    assert_one_line_error(result, ExitCode.ERROR, message.split(":")[0], "ValueError: boom")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -468,20 +469,7 @@ def _kfold(
                 )
             )
     outcomes = run_tasks(tasks, description="CV fits", **where)
-    failed = [f"{o.key}: {o.error}" for o in outcomes if o.status == "failed"]
-    if failed:
-        raise TaskFailedError(
-            f"{len(failed)} of {len(outcomes)} K-fold refits failed: "
-            + "; ".join(f.splitlines()[0] for f in failed)
-        )
-    out: dict[str, pd.Series] = {}
-    for name in named:
-        values: dict[str, float] = {}
-        for o in outcomes:
-            if o.key.rsplit("-fold", 1)[0] == name:
-                values.update(o.value)
-        out[name] = pd.Series(values).reindex(la_codes)
-    return out
+    return _elpd_by_model(outcomes, named, la_codes, "K-fold refits", "-fold", lambda v: v)
 
 
 def _kfold_compiled(
@@ -515,18 +503,33 @@ def _kfold_compiled(
                 )
             )
     outcomes = run_tasks(tasks, description="CV folds (compiled)", **where)
+    return _elpd_by_model(
+        outcomes, named, la_codes, "compiled K-fold tasks", "-folds", lambda v: v["elpd"]
+    )
+
+
+def _elpd_by_model(
+    outcomes: list[Any],
+    named: dict[str, Fit],
+    la_codes: list[str],
+    what: str,
+    separator: str,
+    elpd_of: Callable[[Any], dict[str, float]],
+) -> dict[str, pd.Series]:
+    """Each model's held-out elpd per authority from its K-fold tasks (keyed
+    ``<model><separator><n>``); any failed task raises :class:`TaskFailedError` naming them."""
     failed = [f"{o.key}: {o.error}" for o in outcomes if o.status == "failed"]
     if failed:
         raise TaskFailedError(
-            f"{len(failed)} of {len(outcomes)} compiled K-fold tasks failed: "
+            f"{len(failed)} of {len(outcomes)} {what} failed: "
             + "; ".join(f.splitlines()[0] for f in failed)
         )
     out: dict[str, pd.Series] = {}
     for name in named:
         values: dict[str, float] = {}
         for o in outcomes:
-            if o.key.rsplit("-folds", 1)[0] == name:
-                values.update(o.value["elpd"])
+            if o.key.rsplit(separator, 1)[0] == name:
+                values.update(elpd_of(o.value))
         out[name] = pd.Series(values).reindex(la_codes)
     return out
 

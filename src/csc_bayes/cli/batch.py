@@ -147,6 +147,7 @@ def compare(
     import matplotlib.pyplot as plt
 
     from csc_bayes.compare import compare_fits
+    from csc_bayes.errors import TaskFailedError
     from csc_bayes.plots import save_figure
     from csc_bayes.plots._style import figure_format
 
@@ -166,9 +167,7 @@ def compare(
                 progress=fmt == OutputFormat.table,
                 engine=engine.value,
             )
-    except RuntimeError as exc:
-        if "K-fold refits failed" not in str(exc).splitlines()[0]:
-            raise
+    except TaskFailedError as exc:  # K-fold refits or compiled fold tasks that failed
         # the workers' tracebacks follow in the message: its first line and the last error
         first = str(exc).splitlines()[0]
         raise fail(f"{first} ... {last_line(str(exc))}", ExitCode.ERROR, exc) from None
