@@ -712,7 +712,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if not args.only and args.out is not None:
             raw_shown = os.path.relpath(args.raw, REPO) if raw is not None else "DIR"
-            args.out.write_text(markdown(outcomes, ctx, raw_shown=raw_shown), encoding="utf-8")
+            from csc_bayes.fits import write_text_atomic
+
+            write_text_atomic(args.out, markdown(outcomes, ctx, raw_shown=raw_shown))
             print(f"wrote {args.out}", file=sys.stderr)
     unexpected = [
         o for o in outcomes if not o.skipped and o.as_intended == bool(o.case.known_issue)

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 import csc_bayes
+from csc_bayes.fits import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 OUTCOMES = ("cpp", "cin", "s47", "referrals", "cla")
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     panel = csc_bayes.build_panel(args.raw)
     table = pd.DataFrame([summarise(panel, o, args.test_year) for o in OUTCOMES])
     args.results.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.results / "predictability.csv", index=False)
+    write_text_atomic(args.results / "predictability.csv", table.to_csv(index=False))
     cols = list(table.columns)
     lines = [
         f"# Predictability of year-to-year changes (train: years before {args.test_year})",
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         "|" + "---|" * len(cols),
         *("| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)),
     ]
-    (args.results / "predictability.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(args.results / "predictability.md", "\n".join(lines) + "\n")
     print(table.to_string(index=False))
 
 

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 import csc_bayes
+from csc_bayes.fits import write_text_atomic
 from csc_bayes.fitting import find_null_fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
 
     table = pd.DataFrame(rows)
     args.results.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.results / "summary.csv", index=False)
+    write_text_atomic(args.results / "summary.csv", table.to_csv(index=False))
     lines = [
         "# Child poverty as it changes, beside IDACI and ethnicity (real panel, 2015-2022)",
         "",
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         lo = "" if pd.isna(r.lower) else f"{r.lower:.3f}"
         hi = "" if pd.isna(r.upper) else f"{r.upper:.3f}"
         lines.append(f"| {r.outcome} | {r.model} | {r.quantity} | {r.median:.3f} | {lo} | {hi} |")
-    (args.results / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(args.results / "summary.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 import csc_bayes
 from csc_bayes.diagnostics import GateResult, default_var_names
+from csc_bayes.fits import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 #: the five need models first (the brief's minimum), then the null and spending variants
@@ -90,7 +91,7 @@ def write_tables(rows: list[dict[str, Any]], results: Path, note: str) -> None:
     """``gate_results.csv`` and a Markdown table of the same rows."""
     results.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
-    table.to_csv(results / "gate_results.csv", index=False)
+    write_text_atomic(results / "gate_results.csv", table.to_csv(index=False))
     shown = table.drop(columns=["worst", "run"])
     lines = [
         "# Convergence gate on the real panel, default sampler settings",
@@ -107,7 +108,7 @@ def write_tables(rows: list[dict[str, Any]], results: Path, note: str) -> None:
     ]
     if all(r["passed"] for r in rows):
         lines.append("- none")
-    (results / "gate_results.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(results / "gate_results.md", "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,7 @@ import pandas as pd
 import csc_bayes
 from csc_bayes.backtest import markdown_table
 from csc_bayes.data.ratios import log_ratio
+from csc_bayes.fits import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 OUTCOMES = ("cpp", "cin", "s47", "referrals")
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     panel = csc_bayes.load_panel(args.data) if args.data else csc_bayes.build_panel(args.raw)
     result = table(panel, tuple(args.years))
     args.results.mkdir(parents=True, exist_ok=True)
-    result.to_csv(args.results / "leading_indicators.csv", index=False)
+    write_text_atomic(args.results / "leading_indicators.csv", result.to_csv(index=False))
     lines = [
         "# Leading indicators: last year's ratios against this year's change",
         "",
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         *markdown_table(result),
     ]
-    (args.results / "leading_indicators.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(args.results / "leading_indicators.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 import csc_bayes
+from csc_bayes.fits import write_text_atomic
 from csc_bayes.fitting import find_null_fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"model": label, "quantity": "gate_passed", "median": float(gate)})
     out = pd.DataFrame(rows)
     args.results.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.results / "summary.csv", index=False)
+    write_text_atomic(args.results / "summary.csv", out.to_csv(index=False))
     lines = [
         f"# CPP on the NAO's years ({YEARS[0]}-{YEARS[1]}): an NAO-like model beside ours",
         "",
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         lo = "" if pd.isna(r.lower) else f"{r.lower:.3f}"
         hi = "" if pd.isna(r.upper) else f"{r.upper:.3f}"
         lines.append(f"| {r.model} | {r.quantity} | {r.median:.3f} | {lo} | {hi} |")
-    (args.results / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(args.results / "summary.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

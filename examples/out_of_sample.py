@@ -56,6 +56,7 @@ import pandas as pd
 
 import csc_bayes
 from csc_bayes.backtest import BacktestResult, backtest, markdown_table, paired_difference, pool
+from csc_bayes.fits import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_YEAR = 2024  # the check: fit up to 2023, forecast 2024
@@ -242,7 +243,7 @@ def markdown(table: pd.DataFrame, cols: list[str]) -> list[str]:
 def write(rows: list[dict[str, Any]], results: Path, note: str, test_years: list[int]) -> None:
     results.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
-    table.to_csv(results / "summary.csv", index=False)
+    write_text_atomic(results / "summary.csv", table.to_csv(index=False))
     cols = [
         "forecast",
         "outcome",
@@ -281,10 +282,10 @@ def write(rows: list[dict[str, Any]], results: Path, note: str, test_years: list
             if "gate_passed" in r
         ),
     ]
-    (results / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(results / "summary.md", "\n".join(lines) + "\n")
     if len(test_years) > 1:
         average = pooled(rows)
-        average.to_csv(results / "pooled.csv", index=False)
+        write_text_atomic(results / "pooled.csv", average.to_csv(index=False))
         body = [
             "# Rolling-origin scores averaged over the test years "
             f"({', '.join(map(str, test_years))})",
@@ -296,7 +297,7 @@ def write(rows: list[dict[str, Any]], results: Path, note: str, test_years: list
             "",
             *markdown(average, list(average.columns)),
         ]
-        (results / "pooled.md").write_text("\n".join(body) + "\n")
+        write_text_atomic(results / "pooled.md", "\n".join(body) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ import pandas as pd
 import csc_bayes
 from csc_bayes.diagnostics import GateResult
 from csc_bayes.excess import excess  # csc_bayes.excess is also a submodule: import the function
+from csc_bayes.fits import write_text_atomic
 from csc_bayes.fitting import find_null_fit
 from csc_bayes.plots import caterpillar, save_figure
 from csc_bayes.predict import predict
@@ -37,7 +38,7 @@ def write_variance(explained: Any, fit: csc_bayes.Fit, null_fit: csc_bayes.Fit, 
     """The variance table (summary statistics only) as CSV and Markdown, with its provenance."""
     table = explained.to_frame()
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "variance.csv", index=False)
+    write_text_atomic(out / "variance.csv", table.to_csv(index=False))
     gates = {f.spec.name: f.metadata["diagnostics"]["passed"] for f in (fit, null_fit)}
     s = fit.metadata["sampler"]
     lines = [
@@ -57,7 +58,7 @@ def write_variance(explained: Any, fit: csc_bayes.Fit, null_fit: csc_bayes.Fit, 
             for r in table.itertuples()
         ),
     ]
-    (out / "variance.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "variance.md", "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
