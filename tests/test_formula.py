@@ -429,7 +429,9 @@ ERRORS = {
     "minus one": ("cpp ~ idaci - 1 + (1|la)", r"term 'idaci - 1': the model always has an"),
     "minus": ("cpp ~ idaci - imd + (1|la)", r"'-' is not supported; expected terms joined"),
     "no intercept in la": ("cpp ~ idaci + (0 + idaci || la)", r"intercept cannot be removed"),
-    "interaction": ("cpp ~ idaci * imd + (1|la)", r"unexpected '\*' at column 13 \(interactions"),
+    "triple product": ("cpp ~ idaci*imd*spend_per_child + (1|la)", r"exactly two covariates"),
+    "product in a group": ("cpp ~ need(x = idaci*imd) + (1|la)", r"'\*' inside a function"),
+    "product and its part": ("cpp ~ idaci + idaci*imd + (1|la)", r"repeated term"),
     "number": ("cpp ~ 2 + (1|la)", r"term '2': a number is not a term"),
     "lag zero": ("cpp ~ lag(idaci, 0) + (1|la)", r"lag 0 is not a positive integer"),
     "lag without k": ("cpp ~ lag(idaci) + (1|la)", r"term 'lag\(idaci\)': found '\)' where ','"),
@@ -453,6 +455,18 @@ def test_errors_name_source_term_and_expectation(text, message):
     assert str(info.value).startswith("src: ")
     with pytest.raises(SpecError, match=message):
         ModelSpec.from_formula(text, source="src")
+
+
+def test_a_product_is_both_parts_and_their_interaction_as_in_r():
+    crossed = parse_formula("cpp ~ lag(spend_per_cin, 1)*idaci + (1|la)")
+    written = parse_formula(
+        "cpp ~ lag(spend_per_cin, 1) + idaci + lag(spend_per_cin, 1):idaci + (1|la)"
+    )
+    assert crossed == written
+    covariates = [
+        c for group in crossed["covariates"].values() for cs in group.values() for c in cs
+    ]
+    assert covariates == ["lag_spend_per_cin_1", "idaci", "lag_spend_per_cin_1_x_idaci"]
 
 
 def test_not_a_string():

@@ -20,6 +20,7 @@ Grammar (whitespace is ignored; terms are joined by ``+``; ``name`` is an ASCII 
                 | "(1 + " la_terms " || la)"           LA slope and/or trend, independent
                 | "rw1(year)"                          random-walk year effects
                 | "ar1(year | la)"                     AR(1) LA-year deviations
+                | single "*" single                    a + b + a:b (R's crossing)
     covariate  := single | single ":" single           ":" an interaction (product)
     single     := name | "lag(" name "," k ")"         k a positive integer
     block      := "need" | "spending" | "practice" | "leading"   (csc_bayes.spec.BLOCKS)
@@ -39,7 +40,7 @@ Meaning (spec keys), with the lme4 / brms / R-INLA equivalent where there is one
   ``[covariates.need] idaci = ["idaci"]``; ``spending(...)`` likewise. This package only.
 - ``lag(spend_per_cin, 1):idaci``: the interaction column ``lag_spend_per_cin_1_x_idaci``,
   the product of the two standardised columns (:mod:`csc_bayes.data.interactions`); both parts
-  must be covariates of the model too (write ``a + b + a:b``; R's ``a*b`` is not read). An
+  must be covariates of the model too: write ``a + b + a:b`` or, as in R, ``a*b``. An
   interaction's default component is ``spending`` / ``<a>_x_<b>`` when a part is a spending
   column, else ``need``.
 - ``(1|la)`` (required), ``(1|region)``, ``(1|year)``: ``random_effects``. lme4 and brms alike.
@@ -76,8 +77,9 @@ except for an ordinal family (``exposure = "none"``), which has none.
 Not supported (each a :class:`~csc_bayes.errors.SpecError` naming the source, the term and what
 is expected): correlated slopes ``(1 + x | la)`` (only ``||``: the model's LA intercept, slope
 and trend are independent), slopes or trends by ``region`` or ``year``, more than one slope,
-``a*b`` (write ``a + b + a:b``), transformations, ``-``, removing the intercept. Covariate
-names are not checked against the panel here; :meth:`ModelSpec.from_dict` checks them.
+``a*b*c`` and ``*`` inside a group (write the terms out), transformations, ``-``, removing the
+intercept. Covariate names are not checked against the panel here; :meth:`ModelSpec.from_dict`
+checks them.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ TREND_VARIABLE = "year_c"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TOKEN = re.compile(
     r"(?P<ws>\s+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<quoted>`[^`]*`)|(?P<int>[0-9]+)"
-    r"|(?P<op>\|\||[()+\-|,=~:])"
+    r"|(?P<op>\|\||[()+\-|,=~:*])"
 )
 #: how an error names each random-effect term
 _EFFECT_KEYS = {"la": "the LA intercept", "region": "the region effect", "year": "the year effect"}
@@ -207,8 +209,6 @@ def _tokenize(text: str, source: str) -> list[_Tok]:
         if m is None:
             ch = text[pos]
             why = {
-                "*": "interactions are not supported",
-                ":": "interactions are not supported",
                 "^": "interactions are not supported",
                 "`": "a backtick-quoted component name is not closed",
             }.get(ch, "not part of the formula grammar")
@@ -534,11 +534,36 @@ def parse_formula(text: str, *, source: str = "<formula>") -> dict[str, Any]:
                 f"{source}: formula {text.strip()!r}: an empty term (a '+' with no term on one "
                 f"side); expected terms joined by '+'"
             )
-        terms.append(_parse_term(part, text, source))
+        terms.extend(_parse_term(p, text, source) for p in _expand_product(part, text, source))
     result = _assemble(lhs[0].text, terms, source)
     if result["exposure"] is None:
         result["exposure"] = DEFAULT_EXPOSURE
     return result
+
+
+def _expand_product(part: list[_Tok], text: str, source: str) -> list[list[_Tok]]:
+    """A term ``a*b`` -> the three terms ``a``, ``b`` and ``a:b`` (R's crossing); else ``[part]``.
+
+    ``a`` and ``b`` are single covariates (a name or ``lag(name, k)``); a ``*`` anywhere else,
+    or more than one, is an error naming the term."""
+    factors = _split(part, "*")
+    if len(factors) == 1:
+        if any(t.text == "*" for t in part):  # inside parentheses: need(x = a*b), lag(a*b, 1)
+            raise _product_error(part, text, source, "'*' inside a function or group")
+        return [part]
+    if len(factors) > 2 or any(not f for f in factors):
+        raise _product_error(part, text, source, "'*' must join exactly two covariates")
+    (a, b), star = factors, next(t for t in part if t.text == "*")
+    colon = _Tok("op", ":", star.start, star.end)
+    return [a, b, [*a, colon, *b]]
+
+
+def _product_error(part: list[_Tok], text: str, source: str, problem: str) -> SpecError:
+    term = text[part[0].start : part[-1].end] if part else "*"
+    return SpecError(
+        f"{source}: formula term {term!r}: {problem}; expected 'a*b' as a term of its own "
+        f"(a + b + a:b), or a:b inside a group"
+    )
 
 
 def _has_offset(text: str, source: str) -> bool:
