@@ -85,6 +85,24 @@ def test_spec_key_defaults_to_censored_and_drop_is_written():
         spec.with_options(suppressed="impute")
 
 
+def test_a_formula_a_shipped_spec_and_the_cli_take_suppressed():
+    from typer.testing import CliRunner
+
+    from csc_bayes.cli import app
+    from csc_bayes.fitting import as_spec
+
+    formula = "cpp ~ idaci + offset(log(population)) + (1|la)"
+    assert as_spec(formula).option("suppressed") == "censored"
+    assert as_spec(formula, suppressed="drop").option("suppressed") == "drop"
+    assert as_spec("cpp_need", suppressed="drop").option("suppressed") == "drop"
+    assert as_spec("cpp_need").option("suppressed") == "censored"
+    with pytest.raises(SpecError, match=r"'suppressed'.*\['censored', 'drop'\]"):
+        as_spec(formula, suppressed="impute")
+    result = CliRunner().invoke(app, ["fit", "--formula", formula, "--suppressed", "impute"])
+    assert result.exit_code == 1
+    assert "key 'suppressed': unknown value 'impute'; expected one of" in result.output
+
+
 def test_censored_rows_are_fitted_and_dropped_rows_excluded(censored):
     panel, spec, _ = censored
     in_years = panel["year"].between(2019, 2022)

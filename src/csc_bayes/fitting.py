@@ -95,6 +95,7 @@ def fit(
     family: str | None = None,
     years: tuple[int, int] | None = None,
     name: str | None = None,
+    suppressed: str | None = None,
 ) -> Fit:
     """Fit a model specification to a panel and (unless ``out`` is None) save it.
 
@@ -115,9 +116,9 @@ def fit(
         progress: show the sampler's progress bar.
         priors: priors by parameter name, as a ``[priors]`` table (e.g.
             ``{"sigma_la": {"sigma": 0.5}}``); they replace the spec's own.
-        family, years, name: for a formula, the keys it does not hold (defaults
-            ``negative_binomial``, 2013-2024 and ``<outcome>_formula``); for a spec, a
-            different family, years or name.
+        family, years, name, suppressed: for a formula, the keys it does not hold (defaults
+            ``negative_binomial``, 2013-2024, ``<outcome>_formula`` and ``"censored"``); for a
+            spec, a different family, years, name or handling of suppressed counts.
 
     Returns:
         The :class:`Fit`, with ``metadata["diagnostics"]`` holding the convergence gate result.
@@ -127,7 +128,7 @@ def fit(
     from csc_bayes.pointwise import pointwise_groups
     from csc_bayes.sampling import DrawsToTarget, sample
 
-    spec = as_spec(spec, family=family, years=years, name=name)
+    spec = as_spec(spec, family=family, years=years, name=name, suppressed=suppressed)
     if priors:
         spec = spec.with_priors(priors)
     overrides = {
@@ -292,9 +293,10 @@ def as_spec(
     family: str | None = None,
     years: tuple[int, int] | None = None,
     name: str | None = None,
+    suppressed: str | None = None,
 ) -> Any:
     """A ``ModelSpec`` from a spec, a shipped model name, a TOML path or a formula (with ``~``),
-    with ``family``, ``years`` and ``name`` replaced where given."""
+    with ``family``, ``years``, ``name`` and ``suppressed`` replaced where given."""
 
     from csc_bayes.spec import ModelSpec, find_spec
 
@@ -304,9 +306,11 @@ def as_spec(
             name=name,
             family=family or "negative_binomial",
             years=tuple(years) if years else (2013, 2024),
+            suppressed=suppressed or "censored",
         )
     spec = spec if isinstance(spec, ModelSpec) else find_spec(spec)
     changes = {"family": family, "years": tuple(years) if years else None, "name": name}
+    changes["suppressed"] = suppressed
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         return spec

@@ -405,11 +405,14 @@ class ModelSpec:
         description: str = "",
         source: str = "<formula>",
         rows: str = "all",
+        suppressed: str = "censored",
     ) -> ModelSpec:
         """A spec from a formula (grammar: :mod:`csc_bayes.formula`) and the keys it does not
         hold; ``name`` defaults to ``<outcome>_formula``, ``priors`` and ``sampler`` are
         ``[priors]`` / ``[sampler]`` tables, ``rows`` the row selection (``"all"`` or, for an
-        ordinal family, ``"first_year_in_force"``). Errors name ``source``."""
+        ordinal family, ``"first_year_in_force"``), ``suppressed`` what a count known only to lie
+        in a range does (``"censored"`` or ``"drop"``, ``terms/censoring.py``). Errors name
+        ``source``."""
         from csc_bayes.formula import spec_dict_from_formula
 
         d = spec_dict_from_formula(
@@ -424,6 +427,8 @@ class ModelSpec:
         )
         if rows != "all":
             d["rows"] = rows
+        if suppressed != "censored":
+            d["suppressed"] = suppressed
         return cls.from_dict(d, source=source)
 
 

@@ -44,6 +44,11 @@ def fit_command(
         None, help="First and last year to fit (a formula's default: 2013 2024)."
     ),
     name: str | None = typer.Option(None, help="Model name (a formula's: <outcome>_formula)."),
+    suppressed: str | None = typer.Option(
+        None,
+        help="A count known only to lie in a range: censored (a formula's default: its "
+        "likelihood is P(lo <= y <= hi)) or drop (the row is left out); overrides the spec.",
+    ),
     prior: list[str] = typer.Option(
         [],
         "--prior",
@@ -87,7 +92,7 @@ def fit_command(
     n_draws = parse_draws(draws)
     if (spec is None) == (formula is None):
         raise typer.BadParameter("give a model name, a TOML file or --formula (one of them)")
-    model = as_spec(formula or spec, family=family, years=years, name=name)
+    model = as_spec(formula or spec, family=family, years=years, name=name, suppressed=suppressed)
     if prior:
         model = model.with_priors(_priors(prior))
     check_output(out, folder=True)
