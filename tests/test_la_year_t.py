@@ -17,7 +17,12 @@ from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.posterior import Posterior
 from csc_bayes.spec import ModelSpec, find_spec
 from csc_bayes.terms import NewLevels
-from csc_bayes.terms.la_year_t import ar1_t_logp, simulate_ar1_t
+from csc_bayes.terms.la_year_t import (
+    FORECAST_Z_MAX,
+    ar1_t_logp,
+    bounded_t,
+    simulate_ar1_t,
+)
 from test_la_year import FIRST, LAST, _ar1_panel, rows_at
 
 
@@ -43,6 +48,23 @@ def test_paths_have_the_gaussian_terms_covariance_and_heavier_tails():
     np.testing.assert_allclose(np.cov(paths.T), model, atol=0.006)
     change = paths[:, 1] - 0.7 * paths[:, 0]
     assert stats.kurtosis(change) > 1.0  # a Gaussian change has excess kurtosis 0
+
+
+def test_a_forecast_change_is_the_t_within_its_bound_and_never_beyond():
+    # nu near 2: the unbounded t puts draws far beyond 10 SDs (a count forecast with no mean)
+    nu = np.full(200_000, 2.2)
+    scale = np.sqrt((nu - 2.0) / nu)
+    free = np.random.default_rng(5).standard_t(nu)
+    assert (np.abs(scale * free) > FORECAST_Z_MAX).sum() > 20
+    bounded = bounded_t(nu, np.random.default_rng(5))
+    assert np.abs(scale * bounded).max() <= FORECAST_Z_MAX
+    inside = np.abs(scale * free) <= FORECAST_Z_MAX
+    np.testing.assert_array_equal(bounded[inside], free[inside])  # only those beyond are redrawn
+    # a typical nu: the same draws as the unbounded t, and the shape of nu is kept
+    nu = np.full(1000, 6.0)
+    same = np.random.default_rng(2).standard_t(nu)
+    np.testing.assert_array_equal(bounded_t(nu, np.random.default_rng(2)), same)
+    assert np.shape(bounded_t(np.float64(5.0), np.random.default_rng(0))) == ()
 
 
 def test_spec_formula_and_priors():

@@ -25,6 +25,17 @@ New rows: a year after the authority's known path (fitted years and those alread
 drawn by running the t innovations forward from the last known year (the forecast's own law);
 a new authority's first year from the stationary scaled t; a year before or between known
 years from the Gaussian conditional (the mean is the best linear predictor either way).
+
+A forecast's innovations are bounded: each standardised change z = sqrt((nu - 2) / nu) T_nu is
+drawn from the t *conditioned on* |z| <= ``FORECAST_Z_MAX`` (10 standard deviations of the
+year's change; a draw beyond it is drawn again). Without the bound a count forecast would have
+no mean: E[exp(c T_nu)] is infinite for every nu, so a single draw among thousands can be
+10^9 children (CIN 2024, Havering, a refit with nu between 2.8 and 5) and the predictive mean
+and the CRPS are then meaningless. The bound is wider than any change in the panel (the largest
+year-to-year change of any authority, 2013-2024, is 4.8-6.9 standard deviations of the changes,
+by outcome; ``docs/methods.md`` 3g) and removes a probability below 7 x 10^-4 for any nu
+(1.5 x 10^-4 at nu = 4); the fitted likelihood and simulated panels (``simulate_ar1_t``) keep
+the unbounded t.
 """
 
 from __future__ import annotations
@@ -40,6 +51,8 @@ from csc_bayes.terms.la_year import LaYearAR1
 
 #: default prior of nu_la_year - 2 (Juárez & Steel 2010, shifted so that nu > 2)
 NU_LA_YEAR_PRIOR = {"alpha": 2.0, "beta": 0.1}
+#: a forecast's standardised yearly change is drawn from the t conditioned on |z| <= this
+FORECAST_Z_MAX = 10.0
 
 
 class LaYearAR1StudentT(LaYearAR1):
@@ -81,13 +94,13 @@ class LaYearAR1StudentT(LaYearAR1):
         sigma, rho, nu = (post.draws(n) for n in ("sigma_la_year", "rho_la_year", "nu_la_year"))
         t_scale = np.sqrt((nu - 2.0) / nu)
         if not known:  # a new authority's first year: the stationary law
-            return sigma * t_scale * new.rng.standard_t(nu)
+            return sigma * t_scale * bounded_t(nu, new.rng)
         last = max(known)
-        if year > last:  # forward, one calendar year at a time, with t innovations
+        if year > last:  # forward, one calendar year at a time, with bounded t innovations
             x = known[last]
             step = sigma * np.sqrt(1.0 - rho**2) * t_scale
             for _ in range(year - last):
-                x = rho * x + step * new.rng.standard_t(nu)
+                x = rho * x + step * bounded_t(nu, new.rng)
             return x
         return super()._new(post, code, year, new)
 
@@ -100,6 +113,23 @@ class LaYearAR1StudentT(LaYearAR1):
             f"each authority's latest deviation decays towards its own level by rho^{horizon}, "
             f"with {horizon} heavy-tailed (Student-t) yearly changes"
         )
+
+
+def bounded_t(nu: np.ndarray, rng: Any, z_max: float = FORECAST_Z_MAX) -> np.ndarray:
+    """One Student-t draw T_nu per draw of nu, given that the unit-variance change
+    z = sqrt((nu - 2) / nu) T_nu has |z| <= z_max.
+
+    Drawn as ``rng.standard_t(nu)``, then only the draws beyond the bound are drawn again (so
+    within the bound the draws are those of the unbounded t)."""
+    shape = np.shape(nu)
+    nu = np.atleast_1d(np.asarray(nu, dtype=float))
+    limit = z_max / np.sqrt((nu - 2.0) / nu)
+    t = rng.standard_t(nu)
+    beyond = np.abs(t) > limit
+    while beyond.any():
+        t[beyond] = rng.standard_t(nu[beyond])
+        beyond = np.abs(t) > limit
+    return t.reshape(shape)
 
 
 def ar1_t_logp(x: Any, sigma: Any, rho: Any, nu: Any, years: np.ndarray) -> Any:
