@@ -147,6 +147,9 @@ def test_a_rerun_reuses_the_refits_and_gives_the_same_scores(case):
     )
     assert again.fits["reused"].all()
     assert list(again.fits["run"]) == list(result.fits["run"])
+    # a reused refit still reports the sampling time it took when it was made
+    assert (again.fits["sampling_seconds"] > 0).all()
+    assert list(again.fits["sampling_seconds"]) == list(result.fits["sampling_seconds"])
     pd.testing.assert_frame_equal(again.scores, result.scores)
 
 

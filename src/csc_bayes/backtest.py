@@ -58,6 +58,13 @@ SCORES = ("coverage_50", "coverage_90", "mean_crps", "mean_crps_over_y", "mae_me
 _IDENTITY = ["la_code", "la_name", "region"]
 
 
+#: the refit table of summary.md (fits.csv has every column)
+REFIT_COLUMNS = [
+    "fit", "train_first", "train_last", "gate_passed", "reused", "seconds", "sampling_seconds",
+    "run",
+]  # fmt: skip
+
+
 # ====================================================================== scores
 def crps_from_draws(samples: np.ndarray, y: np.ndarray) -> np.ndarray:
     """CRPS of each column's predictive draws: ``samples`` (S, n), ``y`` (n,); lower is better.
@@ -371,6 +378,8 @@ def backtest_task(
         "run": str(run) if run is not None else None,
         "reused": run is not None and run.name in before,
         "seconds": round(seconds, 1),
+        # the refit's own sampling time, from its metadata: also for a reused refit
+        "sampling_seconds": round(float(meta.get("timings", {}).get("sampling", float("nan"))), 1),
         "n_draws": int(pred.count.shape[0]),
         "not_forecast": " ".join(pred.skipped["la_code"]) if pred.skipped is not None else "",
     }
@@ -549,10 +558,7 @@ class BacktestResult:
             "",
             "## Refits",
             "",
-            *markdown_table(
-                self.fits,
-                ["fit", "train_first", "train_last", "gate_passed", "reused", "seconds", "run"],
-            ),
+            *markdown_table(self.fits, REFIT_COLUMNS),
         ]
         if len(failed):
             lines += [
