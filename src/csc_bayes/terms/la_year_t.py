@@ -30,7 +30,7 @@ A forecast's innovations are bounded: each standardised change z = sqrt((nu - 2)
 drawn from the t *conditioned on* |z| <= ``FORECAST_Z_MAX`` (10 standard deviations of the
 year's change; a draw beyond it is drawn again). Without the bound a count forecast would have
 no mean: E[exp(c T_nu)] is infinite for every nu, so a single draw among thousands can be
-10^9 children (CIN 2024, Havering, a refit with nu between 2.8 and 5) and the predictive mean
+10^9 children (one authority, CIN 2024, a refit with nu between 2.8 and 5) and the predictive mean
 and the CRPS are then meaningless. The bound is wider than any change in the panel (the largest
 year-to-year change of any authority, 2013-2024, is 4.8-6.9 standard deviations of the changes,
 by outcome; ``docs/methods.md`` 3g) and removes a probability below 7 x 10^-4 for any nu
