@@ -309,8 +309,12 @@ def as_spec(
             suppressed=suppressed or "censored",
         )
     spec = spec if isinstance(spec, ModelSpec) else find_spec(spec)
-    changes = {"family": family, "years": tuple(years) if years else None, "name": name}
-    changes["suppressed"] = suppressed
+    changes = {
+        "family": family,
+        "years": tuple(years) if years else None,
+        "name": name,
+        "suppressed": suppressed,
+    }
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         return spec
