@@ -27,7 +27,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from csc_bayes.data.schema import MissingReason, missing_column
+from csc_bayes.data.schema import MissingReason, missing_column, with_derived_column
 
 #: the panel name of a lagged column, ``lag_<column>_<k>`` (``lag(column, k)`` in a formula)
 LAGGED_NAME = re.compile(r"^lag_(?P<column>[A-Za-z_][A-Za-z0-9_]*)_(?P<k>[1-9][0-9]*)$")
@@ -105,10 +105,4 @@ def lagged(panel: pd.DataFrame, column: str, k: int) -> tuple[pd.Series, pd.Seri
 def add_lagged(panel: pd.DataFrame, column: str, k: int, *, name: str | None = None):
     """``panel`` with ``name`` (default ``lag_<column>_<k>``) and its ``_missing`` companion."""
     name = name or lagged_name(column, k)
-    if name in panel.columns:
-        raise ValueError(f"column {name!r} is already in the panel")
-    values, reasons = lagged(panel, column, k)
-    out = panel.copy()
-    out[name] = values
-    out[missing_column(name)] = reasons
-    return out
+    return with_derived_column(panel, name, *lagged(panel, column, k))

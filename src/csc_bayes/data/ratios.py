@@ -31,7 +31,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from csc_bayes.data.schema import MissingReason, missing_column
+from csc_bayes.data.schema import MissingReason, missing_column, with_derived_column
 
 #: the panel name of a log ratio, ``log_ratio_<a>__<b>`` (a and b without a double underscore)
 LOG_RATIO_NAME = re.compile(
@@ -119,10 +119,4 @@ def add_log_ratio(
 ) -> pd.DataFrame:
     """``panel`` with ``name`` (default ``log_ratio_<a>__<b>``) and its ``_missing`` companion."""
     name = name or log_ratio_name(numerator, denominator)
-    if name in panel.columns:
-        raise ValueError(f"column {name!r} is already in the panel")
-    values, reasons = log_ratio(panel, numerator, denominator)
-    out = panel.copy()
-    out[name] = values
-    out[missing_column(name)] = reasons
-    return out
+    return with_derived_column(panel, name, *log_ratio(panel, numerator, denominator))

@@ -58,6 +58,19 @@ def missing_column(name: str) -> str:
     return f"{name}_missing"
 
 
+def with_derived_column(
+    panel: pd.DataFrame, name: str, values: pd.Series, reasons: pd.Series
+) -> pd.DataFrame:
+    """A copy of ``panel`` with a derived column ``name`` and its ``<name>_missing`` reasons
+    (a lag, a log ratio); ValueError when the panel already has ``name``."""
+    if name in panel.columns:
+        raise ValueError(f"column {name!r} is already in the panel")
+    out = panel.copy()
+    out[name] = values
+    out[missing_column(name)] = reasons
+    return out
+
+
 def bounds_columns(name: str) -> tuple[str, str]:
     """``(<name>_lower, <name>_upper)``: the known range of a suppressed count of ``name``.
 
