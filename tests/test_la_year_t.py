@@ -75,7 +75,7 @@ def test_spec_formula_and_priors():
     assert spec.null_spec().la_year == "ar1_t"
     again = spec.with_priors({"nu_la_year": {"alpha": 4.0}})
     assert again.priors["nu_la_year"].kwargs == {"alpha": 4.0}
-    with pytest.raises(SpecError, match=r"expected one of \['ar1', 'ar1_t'\]"):
+    with pytest.raises(SpecError, match=r"expected one of \['ar1', 'ar1_t', 'ar1_t_sd_trend'\]"):
         find_spec("cin_need_ar").with_options(la_year="ar2")
 
 

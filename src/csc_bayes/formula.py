@@ -54,7 +54,9 @@ Meaning (spec keys), with the lme4 / brms / R-INLA equivalent where there is one
   year before imply. This package only (an offset ``log(lag(y, 1))`` in lme4, but a forecast
   here draws the years in order).
 - ``ar1(year | la)``: ``la_year = "ar1"``; ``ar1_t(year | la)``: ``la_year = "ar1_t"``,
-  the same with Student-t year-to-year changes (``terms/la_year_t.py``). brms
+  the same with Student-t year-to-year changes (``terms/la_year_t.py``);
+  ``ar1_t_sd_trend(year | la)``: ``la_year = "ar1_t_sd_trend"``, the Student-t term with a
+  scale that trends over the fitted years (``terms/la_year_sd_trend.py``). brms
   ``ar(time = year, gr = la, p = 1)``, R-INLA ``f(year, model = "ar1", replicate = la)``, both
   without this package's centring over the authorities in each year (``docs/model.md``).
 
@@ -117,7 +119,7 @@ _TOKEN = re.compile(
 #: how an error names each random-effect term
 _EFFECT_KEYS = {"la": "the LA intercept", "region": "the region effect", "year": "the year effect"}
 #: LA-year terms written as ``<value>(year | la)``: ``la_year = "<value>"``
-_LA_YEAR_FUNCTIONS = ("ar1", "ar1_t")
+_LA_YEAR_FUNCTIONS = ("ar1", "ar1_t", "ar1_t_sd_trend")
 #: the stock term, written ``stock(<value>)``: ``stock = "<value>"``
 _STOCK_VALUES = ("previous", "flows")
 _FUNCTIONS = ("offset", "lag", *BLOCKS, "rw1", *_LA_YEAR_FUNCTIONS, "stock")
@@ -186,7 +188,7 @@ def format_formula(spec: ModelSpec) -> str:
             terms.append("rw1(year)")
         else:
             terms.append(f"(1|{g})")
-    if spec.la_year is not None:  # "ar1" or "ar1_t": the function has the value's name
+    if spec.la_year is not None:  # "ar1", "ar1_t", ...: the function has the value's name
         terms.append(f"{spec.la_year}(year | la)")
     if spec.option("stock") is not None:
         terms.append(f"stock({spec.option('stock')})")
@@ -605,6 +607,7 @@ def _assemble(outcome: str, terms: list[_Term], source: str) -> dict[str, Any]:
             "rw1": _EFFECT_KEYS["year"],
             "ar1": "the AR(1) LA-year term",
             "ar1_t": "the AR(1) LA-year term",
+            "ar1_t_sd_trend": "the AR(1) LA-year term",
             "stock": "the stock term",
             "re": _EFFECT_KEYS.get(term.group, ""),
         }[term.kind]

@@ -19,6 +19,7 @@ from csc_bayes.terms.la import LaIntercept
 from csc_bayes.terms.la_slope import LaSlope
 from csc_bayes.terms.la_trend import LaTrend
 from csc_bayes.terms.la_year import LaYearAR1
+from csc_bayes.terms.la_year_sd_trend import LaYearAR1StudentTSdTrend
 from csc_bayes.terms.la_year_t import LaYearAR1StudentT
 from csc_bayes.terms.region import RegionIntercept
 from csc_bayes.terms.stock import Stock
@@ -71,6 +72,7 @@ TERM_KINDS: tuple[type[Term], ...] = (
     LaTrend,
     LaYearAR1,
     LaYearAR1StudentT,
+    LaYearAR1StudentTSdTrend,
     SuppressedCounts,
     Stock,
     Family,

@@ -140,7 +140,12 @@ class LaYearAR1(Term):
 
     def _new(self, post: Any, code: str, year: int, new: NewLevels) -> np.ndarray:
         """A draw of la_year[code, year] given what is known of the authority's path."""
-        known = self.known_path(post, code, new)
+        return self._new_given(post, self.known_path(post, code, new), year, new)
+
+    def _new_given(
+        self, post: Any, known: dict[int, np.ndarray], year: int, new: NewLevels
+    ) -> np.ndarray:
+        """A draw of the deviation in ``year`` given its ``known`` values (year -> draws)."""
         sigma = post.draws("sigma_la_year")
         if not known:  # a new authority's first year: the stationary distribution
             return new.rng.normal(0.0, sigma)

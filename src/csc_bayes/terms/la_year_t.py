@@ -89,8 +89,9 @@ class LaYearAR1StudentT(LaYearAR1):
             "parameterisation (the default)"
         )
 
-    def _new(self, post: Any, code: str, year: int, new: NewLevels) -> np.ndarray:
-        known = self.known_path(post, code, new)
+    def _new_given(
+        self, post: Any, known: dict[int, np.ndarray], year: int, new: NewLevels
+    ) -> np.ndarray:
         sigma, rho, nu = (post.draws(n) for n in ("sigma_la_year", "rho_la_year", "nu_la_year"))
         t_scale = np.sqrt((nu - 2.0) / nu)
         if not known:  # a new authority's first year: the stationary law
@@ -102,7 +103,7 @@ class LaYearAR1StudentT(LaYearAR1):
             for _ in range(year - last):
                 x = rho * x + step * bounded_t(nu, new.rng)
             return x
-        return super()._new(post, code, year, new)
+        return super()._new_given(post, known, year, new)
 
     def describe(self) -> tuple[str | None, str | None]:
         phrase, own = super().describe()
