@@ -18,9 +18,9 @@ from csc_bayes.linear_predictor import linear_predictor
 from csc_bayes.posterior import Posterior
 from csc_bayes.simulate import simulate_panel
 from csc_bayes.spec import ModelSpec, default_priors, find_spec
-from csc_bayes.terms import NewLevels
+from csc_bayes.terms import NewLevels, Rows
 from csc_bayes.terms.la_year_sd_trend import LaYearAR1StudentTSdTrend
-from csc_bayes.terms.la_year_t import ar1_t_logp
+from csc_bayes.terms.la_year_t import LaYearAR1StudentT, ar1_t_logp
 from test_la_year import rows_at
 
 FIRST, LAST = 2014, 2023
@@ -70,6 +70,82 @@ def test_spec_formula_and_priors():
     assert again.priors["sd_trend_la_year"].kwargs == {"sigma": 0.05}
 
 
+class _Posterior:
+    """The parts of :class:`~csc_bayes.posterior.Posterior` the term reads: 400 draws of the
+    parameters and of two authorities' paths over 2014-2023 (authority A has 2016-2023 only)."""
+
+    def __init__(self, trend: float) -> None:
+        rng = np.random.default_rng(11)
+        self.n_draws, self.la_codes, self.years = 400, ["A", "B"], list(range(FIRST, LAST + 1))
+        self._draws = {
+            "sigma_la_year": rng.uniform(0.2, 0.4, 400),
+            "rho_la_year": rng.uniform(0.4, 0.8, 400),
+            "nu_la_year": rng.uniform(4.0, 8.0, 400),
+            "sd_trend_la_year": np.full(400, trend),
+            "la_year": rng.normal(0.0, 0.3, (400, 2, len(self.years))),
+        }
+        years = [y for y in self.years if y >= 2016] + self.years
+        self.la_idx = np.array([0] * (len(self.years) - 2) + [1] * len(self.years))
+        self.fitted_rows = Rows(
+            la_code=np.array(self.la_codes)[self.la_idx],
+            region=np.array(["R"] * len(years)),
+            year=np.array(years),
+            X=np.zeros((len(years), 0)),
+            log_exposure=np.zeros(len(years)),
+        )
+
+    def draws(self, name: str) -> np.ndarray:
+        return self._draws[name]
+
+
+def _rows(pairs: list[tuple[str, int]]) -> Rows:
+    return Rows(
+        la_code=np.array([c for c, _ in pairs]),
+        region=np.array(["R"] * len(pairs)),
+        year=np.array([y for _, y in pairs]),
+        X=np.zeros((len(pairs), 0)),
+        log_exposure=np.zeros(len(pairs)),
+    )
+
+
+def test_forecasts_continue_at_the_last_years_scale_and_earlier_years_are_rescaled():
+    spec = find_spec("cin_forecast").with_options(la_year="ar1_t_sd_trend")
+    trend_term, t_term = (
+        LaYearAR1StudentTSdTrend(spec),
+        LaYearAR1StudentT(find_spec("cin_forecast")),
+    )
+    post = _Posterior(trend=-0.1)
+    # two years ahead of a fitted authority, and a new one: the ar1_t term's draws exactly
+    ahead = _rows([("B", LAST + 1), ("B", LAST + 2), ("new", LAST + 1), ("new", LAST + 2)])
+    ours = trend_term.contribution(post, ahead, NewLevels(3))["la_year"]
+    np.testing.assert_array_equal(ours, t_term.contribution(post, ahead, NewLevels(3))["la_year"])
+    # a new authority's first year in 2014 is the stationary draw times w = e^(0.1 x 9)
+    early = _rows([("new", FIRST)])
+    ours = trend_term.contribution(post, early, NewLevels(4))["la_year"]
+    theirs = t_term.contribution(post, early, NewLevels(4))["la_year"]
+    np.testing.assert_allclose(ours, theirs * np.exp(0.9))
+    # a year before authority A's first fitted year: the Gaussian conditional on u = x / w, times w
+    back = trend_term.contribution(post, _rows([("A", 2013)]), NewLevels(5))["la_year"][:, 0]
+    assert np.isfinite(back).all() and 0.3 < back.std() < 1.5
+
+
+def test_between_la_variance_weights_the_years_by_the_scale():
+    spec = find_spec("cin_forecast").with_options(la_year="ar1_t_sd_trend")
+    term, flat = LaYearAR1StudentTSdTrend(spec), _Posterior(trend=0.0)
+    t_term = LaYearAR1StudentT(find_spec("cin_forecast"))
+    np.testing.assert_allclose(
+        term.expected_between_la_variance(flat), t_term.expected_between_la_variance(flat)
+    )
+    post = _Posterior(trend=-0.1)
+    sigma, rho = post.draws("sigma_la_year"), post.draws("rho_la_year")
+    expected = np.zeros(400)
+    for years in (np.arange(2016, LAST + 1), np.arange(FIRST, LAST + 1)):
+        w = np.exp(-0.1 * (years - LAST))
+        lags = np.abs(np.subtract.outer(years, years))
+        expected += (np.outer(w, w)[None] * rho[:, None, None] ** lags).mean(axis=(1, 2)) / 2
+    np.testing.assert_allclose(term.expected_between_la_variance(post), sigma**2 * expected)
+
+
 def _shrinking_panel() -> pd.DataFrame:
     """30 authorities, 2014-2024: log rate = LA level + a t AR(1) path whose SD falls by a
     factor e^0.12 a year to 0.3 in 2023 (and stays 0.3 in 2024); Poisson counts."""
@@ -104,6 +180,7 @@ def trend_fit():
     return csc_bayes.fit(spec, data=_shrinking_panel(), out=None, progress=False)
 
 
+@pytest.mark.slow  # a recovery test: ~20-50 s of NUTS (tree depth ~9)
 def test_a_fit_finds_the_falling_scale_and_forecasts_at_the_last_years(trend_fit):
     post = Posterior.of(trend_fit)
     trend = post.draws("sd_trend_la_year")
