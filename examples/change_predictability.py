@@ -19,7 +19,11 @@ mean change over authorities (common shifts are the year effects' business):
   squares over the years before ``--test-year``), and ``sd_change_test`` / ``sd_resid_test``: the
   test year's change SD before and after that regression.
 
-Writes ``<results>/predictability.csv`` and ``.md``.
+Writes ``<results>/predictability.csv`` and ``.md``, and ``<results>/spread_by_year.csv`` and
+``.md``: per outcome and year, ``mad_change`` = median |d_jt| over authorities, with the slope of
+log(mad_change) on the year (``log_spread_per_year``: the change in the log spread of the
+changes per year, what ``la_year = "ar1_t_sd_trend"`` estimates as ``sd_trend_la_year``;
+``docs/methods.md`` 3g).
 """
 
 from __future__ import annotations
@@ -84,6 +88,23 @@ def summarise(panel: pd.DataFrame, outcome: str, test_year: int) -> dict[str, fl
     }
 
 
+def spread_by_year(panel: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """Per year: the median absolute change over authorities, mad_t = median_j |d_jt|, and
+    (on every row) the least-squares slope of log(mad_t) on t."""
+    data = changes(panel, outcome, int(panel["year"].min()) + 1)
+    mad = data.groupby("year")["d"].apply(lambda d: float(np.median(np.abs(d))))
+    slope = float(np.polyfit(mad.index.to_numpy(float), np.log(mad.to_numpy()), 1)[0])
+    return pd.DataFrame(
+        {
+            "outcome": outcome,
+            "year": mad.index,
+            "n_authorities": data.groupby("year").size().to_numpy(),
+            "mad_change": mad.to_numpy().round(4),
+            "log_spread_per_year": round(slope, 4),
+        }
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", type=Path, default=REPO.parent / "shared" / "data" / "raw")
@@ -108,6 +129,28 @@ def main(argv: list[str] | None = None) -> None:
     ]
     write_text_atomic(args.results / "predictability.md", "\n".join(lines) + "\n")
     print(table.to_string(index=False))
+
+    spread = pd.concat([spread_by_year(panel, o) for o in OUTCOMES], ignore_index=True)
+    write_text_atomic(args.results / "spread_by_year.csv", spread.to_csv(index=False))
+    wide = spread.pivot(index="year", columns="outcome", values="mad_change")[list(OUTCOMES)]
+    slopes = spread.groupby("outcome")["log_spread_per_year"].first()[list(OUTCOMES)]
+    lines = [
+        "# Spread of the authorities' year-to-year changes, by year",
+        "",
+        "mad_change: the median over authorities of |change in log rate|, each change relative "
+        "to the year's mean change (examples/change_predictability.py). Last row: the slope of "
+        "log(mad_change) on the year, the change in the log spread per year.",
+        "",
+        "| year | " + " | ".join(OUTCOMES) + " |",
+        "|" + "---|" * (len(OUTCOMES) + 1),
+        *(
+            f"| {year} | " + " | ".join(f"{v:.3f}" for v in row) + " |"
+            for year, row in zip(wide.index, wide.to_numpy(), strict=True)
+        ),
+        "| log_spread_per_year | " + " | ".join(f"{v:+.3f}" for v in slopes) + " |",
+    ]
+    write_text_atomic(args.results / "spread_by_year.md", "\n".join(lines) + "\n")
+    print(wide.to_string(float_format="{:.3f}".format))
 
 
 if __name__ == "__main__":
