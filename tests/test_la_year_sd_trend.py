@@ -59,7 +59,7 @@ def test_paths_have_the_scaled_ar1_covariance():
 
 
 def test_spec_formula_and_priors():
-    spec = find_spec("cin_forecast").with_options(la_year="ar1_t_sd_trend")
+    spec = find_spec("cpp_forecast").with_options(la_year="ar1_t_sd_trend")
     assert "ar1_t_sd_trend(year | la)" in spec.formula
     assert ModelSpec.from_formula(spec.formula, family="poisson").la_year == "ar1_t_sd_trend"
     assert spec.parameters[-2:] == ("nu_la_year", "sd_trend_la_year")
@@ -109,10 +109,10 @@ def _rows(pairs: list[tuple[str, int]]) -> Rows:
 
 
 def test_forecasts_continue_at_the_last_years_scale_and_earlier_years_are_rescaled():
-    spec = find_spec("cin_forecast").with_options(la_year="ar1_t_sd_trend")
+    spec = find_spec("cpp_forecast").with_options(la_year="ar1_t_sd_trend")
     trend_term, t_term = (
         LaYearAR1StudentTSdTrend(spec),
-        LaYearAR1StudentT(find_spec("cin_forecast")),
+        LaYearAR1StudentT(find_spec("cpp_forecast")),
     )
     post = _Posterior(trend=-0.1)
     # two years ahead of a fitted authority, and a new one: the ar1_t term's draws exactly
@@ -130,9 +130,9 @@ def test_forecasts_continue_at_the_last_years_scale_and_earlier_years_are_rescal
 
 
 def test_between_la_variance_weights_the_years_by_the_scale():
-    spec = find_spec("cin_forecast").with_options(la_year="ar1_t_sd_trend")
+    spec = find_spec("cpp_forecast").with_options(la_year="ar1_t_sd_trend")
     term, flat = LaYearAR1StudentTSdTrend(spec), _Posterior(trend=0.0)
-    t_term = LaYearAR1StudentT(find_spec("cin_forecast"))
+    t_term = LaYearAR1StudentT(find_spec("cpp_forecast"))
     np.testing.assert_allclose(
         term.expected_between_la_variance(flat), t_term.expected_between_la_variance(flat)
     )
