@@ -955,6 +955,79 @@ def save_forecast_table(
     return table
 
 
+# ====================================================================== two backtests, paired
+def read_backtest_scores(folder: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``(scores, info)`` of a saved backtest folder: the per-authority scores (scores.csv,
+    every method) and info.json.
+
+    Raises:
+        AnswerError: the folder lacks scores.csv or info.json, or they are unreadable.
+    """
+    folder = Path(folder)
+    _, info = read_backtest_summary(folder)
+    path = folder / "scores.csv"
+    if not path.is_file():
+        raise AnswerError(f"{folder} has no scores.csv (its per-authority scores)")
+    try:
+        scores = pd.read_csv(path, dtype={"la_code": str})
+    except (ValueError, OSError) as exc:
+        raise AnswerError(f"cannot read {path}: {exc}") from exc
+    absent = sorted({"origin", "horizon", "method", "la_code", "crps", "abs_error"} - set(scores))
+    if absent:
+        raise AnswerError(f"{path} lacks column(s) {absent}")
+    return scores, info
+
+
+def compare_backtests(
+    folder_a: str | Path,
+    folder_b: str | Path,
+    *,
+    baseline: str | None = "naive",
+    by_origin: bool = False,
+) -> pd.DataFrame:
+    """Two saved backtests of the same outcome, scored on the same forecasts: per horizon,
+    each model's pooled scores (and ``baseline``'s, from ``folder_a``) over the origins and
+    authorities both forecast, with ``crps_minus_<b>`` = mean CRPS of A - mean CRPS of B
+    (negative: A is better) and ``se_minus_<b>``, its SE from the spread of the per-origin
+    differences, sd_t(d_t) / sqrt(T) (:func:`summarise`, :func:`pool`: each origin one
+    replicate). ``by_origin``: one row per origin instead, the SE then between authorities,
+    sd_j(d_j) / sqrt(n) (optimistic: they share the year's national shock). Models with the
+    same name are labelled ``<name> (A)`` and ``<name> (B)``.
+
+    Raises:
+        AnswerError: a folder that is not a saved backtest with its scores, two outcomes, or
+            no (origin, horizon) in common.
+    """
+    (scores_a, info_a), (scores_b, info_b) = map(read_backtest_scores, (folder_a, folder_b))
+    if info_a["outcome"] != info_b["outcome"]:
+        raise AnswerError(
+            f"{folder_a} forecasts {info_a['outcome']!r} and {folder_b} {info_b['outcome']!r}: "
+            "a paired comparison needs one outcome"
+        )
+    label_a, label_b = str(info_a["model"]), str(info_b["model"])
+    if label_a == label_b:
+        label_a, label_b = f"{label_a} (A)", f"{label_b} (B)"
+    parts = [
+        scores_a[scores_a["method"] == info_a["model"]].assign(method=label_a),
+        scores_b[scores_b["method"] == info_b["model"]].assign(method=label_b),
+    ]
+    if baseline is not None:
+        if baseline not in set(scores_a["method"]):
+            raise AnswerError(f"{folder_a} has no scores of the baseline {baseline!r}")
+        parts.append(scores_a[scores_a["method"] == baseline])
+    keys = ["origin", "horizon"]
+    common = parts[0][keys].drop_duplicates().merge(parts[1][keys].drop_duplicates())
+    if common.empty:
+        raise AnswerError(f"{folder_a} and {folder_b} share no origin and horizon")
+    scores = pd.concat(parts, ignore_index=True).merge(common, on=keys)
+    table = summarise(scores, label_a)
+    if not by_origin:
+        table = pool(table)
+    keys = ["origin", "horizon", "method"] if by_origin else ["horizon", "method", "origins"]
+    paired = [f"crps_minus_{label_b}", f"se_minus_{label_b}"]
+    return table[[*keys, "n_authorities", *SCORES, *paired]]
+
+
 #: the public name (``csc_bayes.run_backtest``): a function called like its module would be
 #: hidden behind the module once it is imported (as ``excess`` and ``predict`` would be)
 run_backtest = backtest

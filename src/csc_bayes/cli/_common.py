@@ -412,6 +412,8 @@ EXAMPLES: dict[str, str] = {
     "--horizon 1 2 3 --out results/backtest",
     "backtest-table": "csc-bayes backtest-table bt/cpp bt/cin bt/s47 bt/referrals "
     "--out results/forecast",
+    "backtest-compare": "csc-bayes backtest-compare bt/s47_forecast bt/s47_forecast_noind "
+    "--out s47_compare.csv",
 }
 
 

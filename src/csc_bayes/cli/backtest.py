@@ -224,7 +224,41 @@ def backtest_table_command(
         note(f"wrote {out}")
 
 
+def backtest_compare_command(
+    folder_a: Path = typer.Argument(..., help="A saved backtest folder (with its scores.csv)."),
+    folder_b: Path = typer.Argument(..., help="Another, of the same outcome."),
+    out: Path | None = typer.Option(None, "--out", help="Write the comparison to this CSV."),
+    baseline: str = typer.Option(
+        "naive", "--baseline", help="The baseline shown beside them (from the first folder)."
+    ),
+    by_origin: bool = typer.Option(
+        False, "--by-origin", help="One row per origin (SE between authorities)."
+    ),
+) -> None:
+    """Two backtests of one outcome, paired on the forecasts both made: which spec is better?
+
+    Per horizon, each model's pooled CRPS, MAE of the median and 50% / 90% coverage over the
+    origins and authorities both forecast, and crps_minus_<B> = CRPS of A - CRPS of B
+    (negative: A is better) with its standard error between origins (--by-origin: per origin,
+    SE between authorities).
+    """
+    from csc_bayes.backtest import compare_backtests
+    from csc_bayes.excess import to_safe_csv
+
+    if out is not None:
+        check_output(out)
+    with refusing():
+        table = compare_backtests(folder_a, folder_b, baseline=baseline, by_origin=by_origin)
+    if out is not None:
+        with writing(out):
+            to_safe_csv(table, out)
+    print_wide(frame_table(table, title=f"{folder_a} against {folder_b}"))
+    if out is not None:
+        note(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``backtest`` and ``backtest-table`` commands."""
+    """Add the ``backtest``, ``backtest-table`` and ``backtest-compare`` commands."""
     app.command("backtest", cls=ManyValuesCommand)(backtest_command)
     app.command("backtest-table")(backtest_table_command)
+    app.command("backtest-compare")(backtest_compare_command)
