@@ -60,6 +60,8 @@ def test_same_names_are_labelled_and_bad_pairs_refused(tmp_path):
     table = compare_backtests(a, b)
     assert list(table["method"]) == ["m (A)", "m (B)", "naive"]
     assert table["crps_minus_m (B)"].iloc[0] == pytest.approx(-1.5)
+    named = compare_backtests(a, b, names=("new", "old"), baseline=None)
+    assert list(named["method"]) == ["new", "old"] and "crps_minus_old" in named
     other = saved(tmp_path / "c", "m", {(2024, "1"): 1.0}, outcome="cpp")
     with pytest.raises(AnswerError, match="a paired comparison needs one outcome"):
         compare_backtests(a, other)
@@ -79,5 +81,8 @@ def test_the_command_prints_and_writes_the_comparison(tmp_path):
     assert run.exit_code == 0, run.output
     assert "crps_minus_m" in run.stdout and "m_t" in run.stdout
     assert pd.read_csv(out)["crps_minus_m"].iloc[0] == pytest.approx(-1.5)
+    args = ["backtest-compare", str(a), str(b), "--name-b", "old", "--by-origin"]
+    named = CliRunner().invoke(app, args)
+    assert named.exit_code == 0 and "crps_minus_old" in named.stdout, named.output
     refused = CliRunner().invoke(app, ["backtest-compare", str(a), str(tmp_path)])
     assert refused.exit_code == 1 and "is not a saved backtest" in refused.stderr

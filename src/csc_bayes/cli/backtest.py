@@ -234,6 +234,8 @@ def backtest_compare_command(
     by_origin: bool = typer.Option(
         False, "--by-origin", help="One row per origin (SE between authorities)."
     ),
+    name_a: str | None = typer.Option(None, "--name-a", help="Label of the first model."),
+    name_b: str | None = typer.Option(None, "--name-b", help="Label of the second model."),
 ) -> None:
     """Two backtests of one outcome, paired on the forecasts both made: which spec is better?
 
@@ -242,13 +244,17 @@ def backtest_compare_command(
     (negative: A is better) with its standard error between origins (--by-origin: per origin,
     SE between authorities).
     """
-    from csc_bayes.backtest import compare_backtests
+    from csc_bayes.backtest import compare_backtests, read_backtest_summary
     from csc_bayes.excess import to_safe_csv
 
     if out is not None:
         check_output(out)
     with refusing():
-        table = compare_backtests(folder_a, folder_b, baseline=baseline, by_origin=by_origin)
+        info = [read_backtest_summary(f)[1]["model"] for f in (folder_a, folder_b)]
+        names = (name_a or str(info[0]), name_b or str(info[1]))
+        table = compare_backtests(
+            folder_a, folder_b, baseline=baseline, by_origin=by_origin, names=names
+        )
     if out is not None:
         with writing(out):
             to_safe_csv(table, out)
