@@ -166,11 +166,15 @@ class LaYearAR1(Term):
 
         fitted_years = post.fitted_rows.year.astype(float)
         year_sets = pd.Series(fitted_years).groupby(post.la_idx).agg(lambda t: tuple(sorted(t)))
-        rho = post.draws("rho_la_year")
-        mean_k = np.zeros_like(rho)
+        mean_k = np.zeros(post.n_draws)
         for year_set, count in year_sets.value_counts().items():
-            mean_k += count * ar1_correlation(rho, year_set).mean(axis=(1, 2))
+            mean_k += count * self.path_correlation(post, year_set).mean(axis=(1, 2))
         return post.draws("sigma_la_year") ** 2 * mean_k / len(year_sets)
+
+    def path_correlation(self, post: Any, years: Any) -> np.ndarray:
+        """Per draw, Cov(la_year[t], la_year[u]) / sigma_la_year^2 over ``years``:
+        rho^|t - u| (:func:`ar1_correlation`), shape (draws, years, years)."""
+        return ar1_correlation(post.draws("rho_la_year"), years)
 
     def describe_forecast(self, horizon: int) -> str | None:
         return (

@@ -31,7 +31,6 @@ import numpy as np
 
 from csc_bayes.priors import Prior, prior, prior_rv
 from csc_bayes.terms.base import BuildContext, DataScale, NewLevels
-from csc_bayes.terms.la_year import ar1_correlation
 from csc_bayes.terms.la_year_t import LaYearAR1StudentT, ar1_t_logp, simulate_ar1_t
 
 #: default prior of sd_trend_la_year, the change in the deviation's log SD per year
@@ -89,29 +88,16 @@ class LaYearAR1StudentTSdTrend(LaYearAR1StudentT):
         known = {y: x / scale(y) for y, x in self.known_path(post, code, new).items()}
         return scale(year) * self._new_given(post, known, year, new)
 
-    def expected_between_la_variance(self, post: Any) -> np.ndarray:
-        """sigma^2 mean_j k_j, k_j = n_j^-2 sum_{a,b} w_a w_b rho^|t_a - t_b| over authority j's
-        fitted years (the variance of the mean of its path; w as in the module docstring)."""
-        import pandas as pd
-
-        fitted_years = post.fitted_rows.year.astype(float)
-        year_sets = pd.Series(fitted_years).groupby(post.la_idx).agg(lambda t: tuple(sorted(t)))
-        rho, trend = post.draws("rho_la_year"), post.draws("sd_trend_la_year")
+    def path_correlation(self, post: Any, years: Any) -> np.ndarray:
+        """Per draw, w_t w_u rho^|t - u| over ``years`` (w as in the module docstring), the
+        covariance over sigma^2 that ``explain``'s between-LA variance averages."""
         last = max(post.years)
-        mean_k = np.zeros_like(rho)
-        for year_set, count in year_sets.value_counts().items():
-            w = np.exp(trend[:, None] * (np.asarray(year_set) - last))  # (draw, year)
-            corr = ar1_correlation(rho, year_set) * w[:, :, None] * w[:, None, :]
-            mean_k += count * corr.mean(axis=(1, 2))
-        return post.draws("sigma_la_year") ** 2 * mean_k / len(year_sets)
+        w = np.exp(post.draws("sd_trend_la_year")[:, None] * (np.asarray(years) - last))
+        return super().path_correlation(post, years) * w[:, :, None] * w[:, None, :]
 
     def describe(self) -> tuple[str | None, str | None]:
         phrase, own = super().describe()
         return f"{phrase} and a scale that trends over the fitted years", own
 
     def describe_forecast(self, horizon: int) -> str | None:
-        return (
-            f"each authority's latest deviation decays towards its own level by rho^{horizon}, "
-            f"with {horizon} heavy-tailed (Student-t) yearly changes at the last fitted "
-            "year's scale"
-        )
+        return f"{super().describe_forecast(horizon)} at the last fitted year's scale"
