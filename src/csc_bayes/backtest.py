@@ -984,7 +984,7 @@ def compare_backtests(
     *,
     baseline: str | None = "naive",
     by_origin: bool = False,
-    names: tuple[str, str] | None = None,
+    names: tuple[str | None, str | None] = (None, None),
 ) -> pd.DataFrame:
     """Two saved backtests of the same outcome, scored on the same forecasts: per horizon,
     each model's pooled scores (and ``baseline``'s, from ``folder_a``) over the origins and
@@ -993,7 +993,7 @@ def compare_backtests(
     differences, sd_t(d_t) / sqrt(T) (:func:`summarise`, :func:`pool`: each origin one
     replicate). ``by_origin``: one row per origin instead, the SE then between authorities,
     sd_j(d_j) / sqrt(n) (optimistic: they share the year's national shock). ``names``: the
-    labels of the two models (default: their spec names; ``<name> (A)`` and ``<name> (B)`` when
+    labels of the two models (None: the spec name; ``<name> (A)`` and ``<name> (B)`` when
     those are the same).
 
     Raises:
@@ -1006,7 +1006,7 @@ def compare_backtests(
             f"{folder_a} forecasts {info_a['outcome']!r} and {folder_b} {info_b['outcome']!r}: "
             "a paired comparison needs one outcome"
         )
-    label_a, label_b = names or (str(info_a["model"]), str(info_b["model"]))
+    label_a, label_b = names[0] or str(info_a["model"]), names[1] or str(info_b["model"])
     if label_a == label_b:
         label_a, label_b = f"{label_a} (A)", f"{label_b} (B)"
     parts = [

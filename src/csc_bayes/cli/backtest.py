@@ -244,16 +244,14 @@ def backtest_compare_command(
     (negative: A is better) with its standard error between origins (--by-origin: per origin,
     SE between authorities).
     """
-    from csc_bayes.backtest import compare_backtests, read_backtest_summary
+    from csc_bayes.backtest import compare_backtests
     from csc_bayes.excess import to_safe_csv
 
     if out is not None:
         check_output(out)
     with refusing():
-        info = [read_backtest_summary(f)[1]["model"] for f in (folder_a, folder_b)]
-        names = (name_a or str(info[0]), name_b or str(info[1]))
         table = compare_backtests(
-            folder_a, folder_b, baseline=baseline, by_origin=by_origin, names=names
+            folder_a, folder_b, baseline=baseline, by_origin=by_origin, names=(name_a, name_b)
         )
     if out is not None:
         with writing(out):
