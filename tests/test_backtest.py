@@ -319,3 +319,32 @@ def test_cli_predict_aggregate(case):
     assert bad.exit_code == 2 and "--authority all" in bad.output
     bad = CliRunner().invoke(app, [*args, "--aggregate", "county"])
     assert bad.exit_code == 2
+
+
+def test_a_refit_that_can_forecast_no_authority_says_why(case, monkeypatch):
+    """When every authority is left out (here: the refit's panel has no population at all) the
+    refit fails with the reason instead of an empty score table."""
+    import dataclasses
+    import importlib
+
+    module = importlib.import_module("csc_bayes.predict")  # csc_bayes.predict is the function
+    root, panel, _result = case
+    real = module.predict_draws
+
+    def without_population(fit, **kwargs):
+        broken = dataclasses.replace(fit, panel=fit.panel.assign(population=np.nan))
+        return real(broken, **kwargs)
+
+    monkeypatch.setattr(module, "predict_draws", without_population)
+    with pytest.raises(Exception, match=r"no authority could be forecast for \[2023\].*population"):
+        backtest(
+            "cpp_need_ar",
+            data=panel,
+            origins=[2023],
+            fits_dir=root / "fits",
+            refit="never",
+            workers=1,
+            progress=False,
+            seed=7,
+            **SAMPLER,
+        )

@@ -4,6 +4,7 @@ predict and the report, as a statistician would run them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,6 +14,9 @@ from typer.testing import CliRunner
 
 from csc_bayes.cli import app
 from csc_bayes.data import save_panel
+from csc_bayes.errors import AnswerError
+from csc_bayes.fits import load_fit
+from csc_bayes.predict import predict_draws
 from csc_bayes.simulate import default_authorities, simulate_panel
 
 FORMULA = (
@@ -99,11 +103,25 @@ def test_explain_excess_predict_and_report_include_the_users_column(workspace):
     assert "lag(fsm_share, 1)" in html and "family" in html
 
 
-def test_a_forecast_too_far_ahead_for_a_lag_says_so(workspace):
+def test_a_forecast_beyond_a_lag_carries_it_forward_and_says_so(workspace):
+    """fsm_share is published to 2025, so lag(fsm_share, 1) is known to 2026; a forecast of 2027
+    carries it forward (the 2026 lag, fsm_share in 2025) and says so."""
     root, panel = workspace
     name = panel["la_name"].iloc[0]
-    code, _, err = run(
-        "predict", root / "fits" / "cpp_formula", "--authority", name, "--year", "2027"
-    )
-    assert code == 1
-    assert "lag(fsm_share, 1) in 2027 needs fsm_share in 2026" in err
+    code, out, err = run(
+        "predict", root / "fits" / "cpp_formula", "--authority", name,
+        "--year", "2026", "--year", "2027", "--format", "csv",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = pd.read_csv(pd.io.common.StringIO(out))
+    assert list(rows["year"]) == [2026, 2027] and (rows["predicted_median"] > 0).all()
+    assert "lag_fsm_share_1 for 2027 (from 2026)" in err and "latest earlier value" in err
+
+    # a gap (one authority's fsm_share missing in 2024, published for the others) is not
+    # carried over: it is an error naming the authority
+    fit = load_fit(root / "fits" / "cpp_formula")
+    code = str(panel["la_code"].iloc[0])
+    gap = fit.panel.copy()
+    gap.loc[(gap["la_code"].astype(str) == code) & (gap["year"] == 2024), "fsm_share"] = np.nan
+    with pytest.raises(AnswerError, match=f"fsm_share in 2024, .* for authority {code}"):
+        predict_draws(dataclasses.replace(fit, panel=gap), authority=code, year=2025)

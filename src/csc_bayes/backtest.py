@@ -305,6 +305,12 @@ def backtest_task(
     # an authority that cannot be forecast (no population in the panel, or a lagged indicator
     # from before it existed) is left out and counted; the naive rules cannot forecast it either
     pred = predict_draws(result, authority="all", year=list(years), seed=seed, skip_unknown=True)
+    if pred.rows.empty:
+        reason = pred.skipped["reason"].iloc[0] if len(pred.skipped) else "no authority"
+        raise AnswerError(
+            f"{fitted_spec.name}: no authority could be forecast for {list(years)} "
+            f"({len(pred.skipped)} left out; the first: {reason})"
+        )
     rows = pred.rows.assign(column=np.arange(len(pred.rows)))
     observed = panel[["la_code", "year", outcome]].assign(la_code=panel["la_code"].astype(str))
     observed = observed[observed[outcome].notna()]

@@ -305,9 +305,10 @@ def _rows(
     A fitted row takes its standardised covariates, exposure and observed count exactly as
     fitted. Any other row takes the panel's values for that authority and year; a covariate the
     panel lacks for the year is carried forward from the authority's latest earlier value (else
-    its latest), except ``lag_<x>_<k>``, which is x in year - k or an error; the population
-    likewise unless ``population`` is given. With ``skip_unknown`` an authority with such an
-    error is left out (all its years) and listed in the fourth frame (la_code, reason).
+    its latest; ``lag_<x>_<k>`` only beyond the last year x is published,
+    :func:`_covariate_value`); the population likewise unless ``population`` is given. With
+    ``skip_unknown`` an authority with such an error is left out (all its years) and listed in
+    the fourth frame (la_code, reason).
     """
     fitted = {
         (code, year): k for k, (code, year) in enumerate(zip(*_fitted_keys(post), strict=True))
@@ -317,11 +318,12 @@ def _rows(
     )
     panel = panel.assign(la_code=panel["la_code"].astype(str)).sort_values("year")
     by_authority = {str(code): rows for code, rows in panel.groupby("la_code")}
+    published = _last_published(panel, post.covariates)
     table, X, log_exposure, carried, skipped = [], [], [], [], []
     for who in chosen.to_dict(orient="records"):
         code = str(who["la_code"])
         try:
-            own = _authority_rows(post, who, years, population, fitted, by_authority)
+            own = _authority_rows(post, who, years, population, fitted, by_authority, published)
         except AnswerError as exc:
             if not skip_unknown:
                 raise
@@ -332,7 +334,7 @@ def _rows(
             X.append(z)
             log_exposure.append(log_pop)
             carried.extend(moved)
-    frame = pd.DataFrame(table)
+    frame = pd.DataFrame(table, columns=[*_IDENTITY, "year", "kind", "population", "observed"])
     n = len(frame)
     inputs = Rows(
         la_code=frame["la_code"].to_numpy(str) if n else np.zeros(0, str),
@@ -352,6 +354,7 @@ def _authority_rows(
     population: float | None,
     fitted: dict[tuple[str, int], int],
     by_authority: dict[str, pd.DataFrame],
+    published: dict[str, int | None],
 ) -> list[tuple[dict[str, Any], np.ndarray, float, list[tuple[str, int, str, int]]]]:
     """One authority's rows of :func:`_rows`: (output row, standardised X, log exposure,
     carried-forward records) per year; raises :class:`AnswerError` when an input is unknown."""
@@ -371,7 +374,7 @@ def _authority_rows(
                 raise AnswerError(f"authority {code} has no rows in the fit's panel")
             raw = []
             for cov in post.covariates:
-                value, source_year = _covariate_value(rows, cov, year)
+                value, source_year = _covariate_value(rows, cov, year, published)
                 raw.append(value)
                 if source_year != year:
                     carried.append((code, year, cov, source_year))
@@ -416,21 +419,43 @@ def _latest(rows: pd.DataFrame, column: str, year: int) -> tuple[float, int]:
     return float(source[column]), int(source["year"])
 
 
-def _covariate_value(rows: pd.DataFrame, covariate: str, year: int) -> tuple[float, int]:
-    """A covariate of one authority for ``year``: a lag is x in year - k (never carried
-    forward); anything else via :func:`_latest`."""
+def _covariate_value(
+    rows: pd.DataFrame, covariate: str, year: int, published: dict[str, int | None]
+) -> tuple[float, int]:
+    """A covariate of one authority for ``year``, with the year whose value it is.
+
+    ``lag(x, k)`` is x in year - k. When year - k is after the last year the panel publishes x
+    for any authority (``published[x]``: a forecast more than k years ahead) the lag is carried
+    forward from the authority's latest x, x in year s, reported as the lag's value of year
+    s + k; a gap in an authority's published x stays an error. Anything else: :func:`_latest`.
+    """
     lag = LAG_COLUMN.match(covariate)
     if lag is None:
         return _latest(rows, covariate, year)
     column, k = lag["column"], int(lag["k"])
     source = rows.loc[rows["year"] == year - k, column].dropna()
-    if source.empty:
-        raise AnswerError(
-            f"lag({column}, {k}) in {year} needs {column} in {year - k}, which the panel does not "
-            f"hold for authority {rows['la_code'].iloc[0]}: a forecast this far ahead needs a "
-            f"value of {column} that is not yet known"
-        )
-    return float(source.iloc[0]), year
+    if not source.empty:
+        return float(source.iloc[0]), year
+    last = published.get(column)
+    known = rows.loc[rows[column].notna(), ["year", column]]  # rows are sorted by year
+    if last is not None and year - k > last and not known.empty:
+        return float(known[column].iloc[-1]), int(known["year"].iloc[-1]) + k
+    raise AnswerError(
+        f"lag({column}, {k}) in {year} needs {column} in {year - k}, which the panel does not "
+        f"hold for authority {rows['la_code'].iloc[0]}"
+    )
+
+
+def _last_published(panel: pd.DataFrame, covariates: Sequence[str]) -> dict[str, int | None]:
+    """For each lagged covariate ``lag(x, k)``: the last year the panel holds x for any
+    authority (None if never)."""
+    out: dict[str, int | None] = {}
+    for covariate in covariates:
+        lag = LAG_COLUMN.match(covariate)
+        if lag is not None:
+            years = panel.loc[panel[lag["column"]].notna(), "year"]
+            out[lag["column"]] = int(years.max()) if len(years) else None
+    return out
 
 
 def _summary(

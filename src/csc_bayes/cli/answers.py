@@ -294,11 +294,9 @@ def predict_command(
         note(f"note: {text}")
     carried = table.attrs.get("carried_forward") or []
     if carried:
-        covariates = sorted({c["covariate"] for c in carried})
-        when = ", ".join(map(str, sorted({c["year"] for c in carried})))
         note(
-            f"the panel has no {', '.join(covariates)} for {when}: the "
-            "latest earlier value of each authority is used (a forecast assumes it is unchanged)"
+            f"the panel has no {_carried_phrase(carried)}: the latest earlier value of each "
+            "authority is used (a forecast assumes it is unchanged)"
         )
     brief = _PREDICT_BRIEF
     title = f"Predictions ({ci_prob:.0%})"
@@ -307,6 +305,18 @@ def predict_command(
         title = f"Predictions summed {'per region' if aggregate == 'region' else 'for England'}"
         title += f" ({ci_prob:.0%})"
     emit_table(table, fmt, out, title=title, brief=brief)
+
+
+def _carried_phrase(carried: list[dict[str, Any]]) -> str:
+    """``x for 2026, 2027 (from 2025); y for 2027 (from 2026)``: per covariate, the years that
+    were carried forward and the years they came from."""
+    parts = []
+    for covariate in sorted({c["covariate"] for c in carried}):
+        mine = [c for c in carried if c["covariate"] == covariate]
+        years = ", ".join(map(str, sorted({c["year"] for c in mine})))
+        sources = ", ".join(map(str, sorted({c["from_year"] for c in mine})))
+        parts.append(f"{covariate} for {years} (from {sources})")
+    return "; ".join(parts)
 
 
 def grades_command(
