@@ -279,7 +279,8 @@ def backtest_task(
     model_name: str,
 ) -> dict[str, Any]:
     """One refit on a worker: fit ``spec`` on ``first..last`` (outcomes after ``last`` masked),
-    forecast ``years`` in one joint ``predict_draws`` call, score the model and the baselines.
+    forecast ``last + 1 .. max(years)`` in one joint ``predict_draws`` call, score the model
+    and the baselines in ``years``.
 
     Returns ``{"scores": per-authority DataFrame, "fit": a JSON-safe summary of the refit}``.
     """
@@ -304,11 +305,14 @@ def backtest_task(
 
     # an authority that cannot be forecast (no population in the panel, or a lagged indicator
     # from before it existed) is left out and counted; the naive rules cannot forecast it either
-    pred = predict_draws(result, authority="all", year=list(years), seed=seed, skip_unknown=True)
+    # every year from last + 1 to the furthest target, drawn jointly and in order (the stock
+    # term's year t rests on the count drawn for t - 1), then only the target years are scored
+    ahead = list(range(last + 1, max(years) + 1))
+    pred = predict_draws(result, authority="all", year=ahead, seed=seed, skip_unknown=True)
     if pred.rows.empty:
         reason = pred.skipped["reason"].iloc[0] if len(pred.skipped) else "no authority"
         raise AnswerError(
-            f"{fitted_spec.name}: no authority could be forecast for {list(years)} "
+            f"{fitted_spec.name}: no authority could be forecast for {ahead} "
             f"({len(pred.skipped)} left out; the first: {reason})"
         )
     rows = pred.rows.assign(column=np.arange(len(pred.rows)))

@@ -32,8 +32,8 @@ year, a suppressed year) or, with flows, without the flows of year t-1 are not f
 
 New rows (forecasts): year t's previous count is the fit's panel count of year t-1 when it is
 known; an authority without one in a year the panel publishes (a new or abolished authority, a
-suppressed count) has no forecast (NaN: the stock model cannot say where it starts); else the
-count drawn for year t-1 in the same evaluation (``NewLevels.drawn_outcome``;
+suppressed count) has no forecast (NaN: the stock model cannot say where it starts), nor in the
+years after it; else the count drawn for year t-1 in the same evaluation (``NewLevels.drawn_outcome``;
 :func:`csc_bayes.predict.predict_draws` draws the years in order so that year t+2 rests on the
 draw of t+1). The flow rates s and h are those of year t-1, or, when year t-1's flows or count
 are not known, of the latest earlier year with them (carried forward, as covariates are).
@@ -235,6 +235,9 @@ class Stock(Term):
                         f"forecast in the same call: ask for {year - 1} too"
                     )
                 previous = np.broadcast_to(np.asarray(previous, dtype=float), (post.n_draws,))
+                if np.isnan(previous).all():  # no forecast the year before: none now
+                    out[:, i] = np.nan
+                    continue
                 with np.errstate(divide="ignore"):
                     part = np.log(previous) - rows.log_exposure[i]
                 if beta is not None:
