@@ -348,3 +348,53 @@ def test_a_refit_that_can_forecast_no_authority_says_why(case, monkeypatch):
             seed=7,
             **SAMPLER,
         )
+
+
+def test_aggregate_scores_sum_each_methods_draws_over_the_common_authorities():
+    """Sums draw by draw over the authorities every method forecast (a, b, c; not d), per
+    region and for England, scored against the observed totals."""
+    from csc_bayes.backtest import aggregate_scores
+
+    observed = pd.Series({"a": 10.0, "b": 20.0, "c": 5.0, "d": 7.0})
+    region = pd.Series({"a": "North", "b": "North", "c": "South", "d": "South"})
+    model = np.array([[10.0, 20.0, 5.0, 7.0], [12.0, 22.0, 6.0, 8.0]])  # S = 2 draws
+    naive = np.array([[11.0, 5.0, 19.0], [9.0, 5.0, 21.0]])  # columns a, c, b
+    out = aggregate_scores(
+        {"m": (np.array(list("abcd")), model), "naive": (np.array(list("acb")), naive)},
+        observed,
+        region,
+    ).set_index(["method", "area"])
+    assert out.loc[("m", "England"), "n_authorities"] == 3  # d: only the model forecast it
+    assert out.loc[("m", "England"), "observed"] == 35.0
+    assert out.loc[("m", "North"), "observed"] == 30.0 and out.loc[("m", "South"), "observed"] == 5
+    # the model's England draws are 35 and 40: median 37.5; naive's 35 and 35
+    assert out.loc[("m", "England"), "abs_error"] == pytest.approx(2.5)
+    assert out.loc[("naive", "England"), "abs_error"] == pytest.approx(0.0)
+    assert out.loc[("naive", "North"), "median"] == pytest.approx(30.0)
+    expected = crps_from_draws(np.array([[35.0], [40.0]]), np.array([35.0]))[0]
+    assert out.loc[("m", "England"), "crps"] == pytest.approx(expected)
+    assert set(out["level"]) == {"england", "region"}
+
+
+def test_a_backtest_scores_sums_over_regions_and_england(case, tmp_path):
+    _root, panel, result = case
+    sums = result.aggregates
+    assert set(sums["method"]) == {"cpp_need_ar", "naive", "naive_trend"}
+    assert set(sums["horizon"]) == set(HORIZONS) and set(sums["origin"]) == set(ORIGINS)
+    england = sums[(sums["level"] == "england") & (sums["method"] == "naive")]
+    for row in england.to_dict("records"):  # the total of the authorities scored by all methods
+        scored = result.scores[
+            (result.scores["origin"] == row["origin"])
+            & (result.scores["horizon"] == row["horizon"])
+        ]
+        common = set.intersection(*(set(g["la_code"]) for _, g in scored.groupby("method")))
+        year = panel[panel["year"] == row["origin"]]
+        truth = year[year["la_code"].astype(str).isin(common)]["cpp"].sum()
+        assert row["observed"] == truth and row["n_authorities"] == len(common)
+    regions = sums[(sums["level"] == "region") & (sums["method"] == "naive")]
+    assert len(regions) == len(ORIGINS) * len(HORIZONS) * panel["region"].nunique()
+    folder = result.save(tmp_path / "bt")
+    assert "## Sums over authorities" in (folder / "summary.md").read_text()
+    pooled = pd.read_csv(folder / "pooled_sums.csv")
+    assert set(pooled["level"]) == {"england", "region"}
+    assert (pooled.groupby(["horizon", "level"])["method"].nunique() == 3).all()

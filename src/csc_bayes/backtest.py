@@ -119,6 +119,67 @@ def paired_difference(crps_a: np.ndarray, crps_b: np.ndarray) -> tuple[float, fl
 
 
 # ====================================================================== naive baselines
+def aggregate_scores(
+    draws: dict[str, tuple[np.ndarray, np.ndarray]], observed: pd.Series, region: pd.Series
+) -> pd.DataFrame:
+    """Scores of sums over authorities, per region and for England, one row per method and area.
+
+    ``draws``: method -> (la_codes, draws (S, n)); ``observed`` and ``region`` indexed by
+    la_code. Each method's draws are summed draw by draw over the authorities *every* method
+    forecast, ``T_s = sum_j Y_js``, and scored against ``sum_j y_j`` (:func:`score_draws`). So a
+    sum's spread is what the method's joint draws imply: the model's authorities share the
+    year's common shock, while the naive rules' draws are independent between authorities.
+    """
+    common = sorted(set.intersection(*(set(codes) for codes, _ in draws.values())))
+    if not common:
+        return pd.DataFrame()
+    regions = region.loc[common].to_numpy(str)
+    areas = [("england", "England", np.ones(len(common), dtype=bool))]
+    areas += [("region", r, regions == r) for r in sorted(set(regions))]
+    totals = np.array([observed.loc[common].to_numpy(float)[mask].sum() for *_, mask in areas])
+    frames = []
+    for method, (codes, samples) in draws.items():
+        mine = np.asarray(samples, dtype=float)[:, pd.Index(codes).get_indexer(common)]
+        sums = np.stack([mine[:, mask].sum(axis=1) for *_, mask in areas], axis=1)
+        frames.append(
+            score_draws(sums, totals).assign(
+                method=method,
+                level=[level for level, _, _ in areas],
+                area=[area for _, area, _ in areas],
+                n_authorities=[int(mask.sum()) for *_, mask in areas],
+                observed=totals,
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def pool_aggregates(aggregates: pd.DataFrame) -> pd.DataFrame:
+    """Per horizon, level (region / england) and method, the mean scores of the sums over the
+    origins and areas: ``n_sums`` (areas x origins), coverage of the central 50% / 90%
+    intervals, mean CRPS, mean CRPS / observed total and mean absolute error of the median."""
+    if aggregates.empty:
+        return pd.DataFrame()
+    records = []
+    keys = ["horizon", "level", "method"]
+    for (horizon, level, method), rows in aggregates.groupby(keys, sort=False):
+        origins = sorted(int(t) for t in rows["origin"].unique())
+        records.append(
+            {
+                "horizon": int(horizon),
+                "level": level,
+                "method": method,
+                "origins": f"{origins[0]}-{origins[-1]} ({len(origins)})",
+                "n_sums": len(rows),
+                "coverage_50": float(rows["covered_50"].mean()),
+                "coverage_90": float(rows["covered_90"].mean()),
+                "mean_crps": float(rows["crps"].mean()),
+                "mean_crps_over_y": float(rows["crps_over_y"].mean()),
+                "mae_median": float(rows["abs_error"].mean()),
+            }
+        )
+    return pd.DataFrame(records).sort_values(["horizon", "level"], kind="stable")
+
+
 def _wide(panel: pd.DataFrame, column: str) -> pd.DataFrame:
     frame = panel.assign(la_code=panel["la_code"].astype(str))
     return frame.pivot(index="la_code", columns="year", values=column).astype(float)
@@ -303,10 +364,10 @@ def backtest_task(
     if years_fitted and max(years_fitted) > last:  # the masking above makes this impossible
         raise AnswerError(f"refit to {last} fitted years {years_fitted}")
 
+    # every year from last + 1 to the furthest target, drawn jointly and in order (the stock
+    # term's year t rests on the count drawn for t - 1), then only the target years are scored;
     # an authority that cannot be forecast (no population in the panel, or a lagged indicator
     # from before it existed) is left out and counted; the naive rules cannot forecast it either
-    # every year from last + 1 to the furthest target, drawn jointly and in order (the stock
-    # term's year t rests on the count drawn for t - 1), then only the target years are scored
     ahead = list(range(last + 1, max(years) + 1))
     pred = predict_draws(result, authority="all", year=ahead, seed=seed, skip_unknown=True)
     if pred.rows.empty:
@@ -319,7 +380,7 @@ def backtest_task(
     observed = panel[["la_code", "year", outcome]].assign(la_code=panel["la_code"].astype(str))
     observed = observed[observed[outcome].notna()]
     rng = np.random.default_rng([seed, last])
-    frames = []
+    frames, sums = [], []
     for year in years:
         here = rows[rows["year"] == year].merge(
             observed[observed["year"] == year][["la_code", outcome]], on="la_code", how="inner"
@@ -332,7 +393,9 @@ def backtest_task(
             continue
         y = here[outcome].to_numpy(float)
         base = {"origin": year, "horizon": year - last, "train": f"{first}-{last}"}
-        model = score_draws(pred.count[:, here["column"].to_numpy()], y)
+        model_draws = pred.count[:, here["column"].to_numpy()]
+        draws_by_method = {model_name: (here["la_code"].to_numpy(str), model_draws)}
+        model = score_draws(model_draws, y)
         frames.append(
             pd.concat(
                 [
@@ -358,6 +421,7 @@ def backtest_task(
             )
             keep = m.index.isin(y_by_code.index)
             codes = m.index[keep]
+            draws_by_method[name] = (codes.to_numpy(str), draws[:, keep])
             scored = score_draws(draws[:, keep], y_by_code.loc[codes].to_numpy())
             frames.append(
                 pd.concat(
@@ -374,6 +438,7 @@ def backtest_task(
                     phi=phi,
                 )
             )
+        sums.append(aggregate_scores(draws_by_method, y_by_code, identity["region"]).assign(**base))
     scores = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     gate = meta.get("diagnostics", {})
     run = result.path
@@ -393,7 +458,8 @@ def backtest_task(
         "n_draws": int(pred.count.shape[0]),
         "not_forecast": " ".join(pred.skipped["la_code"]) if pred.skipped is not None else "",
     }
-    return {"scores": scores, "fit": summary}
+    aggregates = pd.concat(sums, ignore_index=True) if sums else pd.DataFrame()
+    return {"scores": scores, "fit": summary, "aggregates": aggregates}
 
 
 # ====================================================================== summaries
@@ -523,6 +589,9 @@ class BacktestResult:
         fits: one row per refit: its name, training years, the years it fitted (from its
             metadata), its forecast years, gate result, run folder, whether it was reused.
         info: the model, outcome, origins, horizons, baselines, seed, sampler settings.
+        aggregates: one row per origin, horizon, method and area (each region, and England):
+            the scores of the sum of the forecasts over the authorities every method forecast
+            there (:func:`aggregate_scores`); pooled by :func:`pool_aggregates`.
     """
 
     scores: pd.DataFrame
@@ -530,6 +599,7 @@ class BacktestResult:
     pooled: pd.DataFrame
     fits: pd.DataFrame
     info: dict[str, Any] = field(default_factory=dict)
+    aggregates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def markdown(self) -> str:
         """summary.md: the per-origin and pooled tables, the refits and how to read them."""
@@ -570,6 +640,20 @@ class BacktestResult:
             "",
             *markdown_table(self.fits, REFIT_COLUMNS),
         ]
+        sums = pool_aggregates(self.aggregates)
+        if len(sums):
+            lines += [
+                "",
+                "## Sums over authorities (each region, and England)",
+                "",
+                "Each method's draws summed draw by draw over the authorities every method "
+                "forecast in the area, scored against the observed total, pooled over origins "
+                "and areas (n_sums). The model's authorities share each year's common shock; "
+                "the naive rules' draws are independent, so their sums are too narrow when "
+                "the authorities move together.",
+                "",
+                *markdown_table(sums),
+            ]
         if len(failed):
             lines += [
                 "",
@@ -581,7 +665,8 @@ class BacktestResult:
         return "\n".join(lines) + "\n"
 
     def save(self, folder: str | Path) -> Path:
-        """Write scores.csv, summary.csv, pooled.csv, fits.csv, summary.md and info.json."""
+        """Write scores.csv, summary.csv, pooled.csv, aggregates.csv, pooled_sums.csv, fits.csv,
+        summary.md and info.json."""
         from csc_bayes.excess import to_safe_csv
         from csc_bayes.fits import write_text_atomic
 
@@ -590,6 +675,8 @@ class BacktestResult:
         to_safe_csv(self.scores, folder / "scores.csv")  # holds authority names
         to_safe_csv(self.summary, folder / "summary.csv")
         to_safe_csv(self.pooled, folder / "pooled.csv")
+        to_safe_csv(self.aggregates, folder / "aggregates.csv")  # observed totals: not for git
+        to_safe_csv(pool_aggregates(self.aggregates), folder / "pooled_sums.csv")
         fits = self.fits.assign(
             years_fitted=[" ".join(map(str, y)) for y in self.fits["years_fitted"]],
             forecast_years=[" ".join(map(str, y)) for y in self.fits["forecast_years"]],
@@ -734,6 +821,16 @@ def backtest(
     columns += ["observed", *[c for c in scores.columns if c not in columns and c != "observed"]]
     scores = scores[columns].reset_index(drop=True)
     summary = summarise(scores, name)
+    aggregates = pd.concat([o.value["aggregates"] for o in outcomes], ignore_index=True)
+    if len(aggregates):
+        wanted = aggregates["horizon"].isin(horizons) & aggregates["origin"].isin(origins)
+        aggregates = aggregates[wanted].sort_values(
+            ["origin", "horizon", "method", "level", "area"], kind="stable"
+        )
+        first_columns = ["origin", "horizon", "train", "method", "level", "area"]
+        aggregates = aggregates[
+            [*first_columns, *(c for c in aggregates.columns if c not in first_columns)]
+        ].reset_index(drop=True)
     fits = pd.DataFrame([o.value["fit"] for o in outcomes])
     info = {
         "model": name,
@@ -749,7 +846,7 @@ def backtest(
         "synthetic": synthetic,
         "gate_failures": int((~fits["gate_passed"].astype(bool)).sum()),
     }
-    return BacktestResult(scores, summary, pool(summary), fits, info)
+    return BacktestResult(scores, summary, pool(summary), fits, info, aggregates)
 
 
 def _last_line(text: str | None) -> str:

@@ -33,10 +33,11 @@ year, a suppressed year) or, with flows, without the flows of year t-1 are not f
 New rows (forecasts): year t's previous count is the fit's panel count of year t-1 when it is
 known; an authority without one in a year the panel publishes (a new or abolished authority, a
 suppressed count) has no forecast (NaN: the stock model cannot say where it starts), nor in the
-years after it; else the count drawn for year t-1 in the same evaluation (``NewLevels.drawn_outcome``;
-:func:`csc_bayes.predict.predict_draws` draws the years in order so that year t+2 rests on the
-draw of t+1). The flow rates s and h are those of year t-1, or, when year t-1's flows or count
-are not known, of the latest earlier year with them (carried forward, as covariates are).
+years after it; else the count drawn for year t-1 in the same evaluation
+(``NewLevels.drawn_outcome``; :func:`csc_bayes.predict.predict_draws` draws the years in
+order so that year t+2 rests on the draw of t+1). The flow rates s and h are those of year
+t-1, or, when year t-1's flows or count are not known, of the latest earlier year with them
+(carried forward, as covariates are).
 """
 
 from __future__ import annotations
