@@ -177,7 +177,14 @@ def pool_aggregates(aggregates: pd.DataFrame) -> pd.DataFrame:
                 "mae_median": float(rows["abs_error"].mean()),
             }
         )
-    return pd.DataFrame(records).sort_values(["horizon", "level"], kind="stable")
+    table = pd.DataFrame(records)
+    baseline = table["method"].isin(BASELINES)  # the model's row first in each group
+    return (
+        table.assign(_baseline=baseline)
+        .sort_values(["horizon", "level", "_baseline"], kind="stable")
+        .drop(columns="_baseline")
+        .reset_index(drop=True)
+    )
 
 
 def _wide(panel: pd.DataFrame, column: str) -> pd.DataFrame:
