@@ -4,8 +4,8 @@ For each *origin* t (the test year) and horizon h, the spec is refitted on the y
 ``L = t - h`` (its ``years`` replaced; every outcome and flow after L is masked in the panel the
 refit sees, so nothing after L can reach it) and year t is forecast for every authority with an
 observed count there, with :func:`csc_bayes.predict.predict_draws`. One refit serves every
-(t, h) with ``t - h = L``: its forecast years are drawn in ONE ``predict_draws`` call, so they
-are drawn jointly (each year conditions on the ones before it).
+(t, h) with ``t - h = L``: every year from L + 1 to its furthest origin is drawn in ONE
+``predict_draws`` call, so they are drawn jointly (each year conditions on the ones before it).
 
 Each forecast is scored per authority j with observed y_j (``docs/methods.md``, section 3e):
 
@@ -24,6 +24,9 @@ and against baselines fitted on the same training years:
   ``m_j * (R_L / R_(L-1))^h``, R_s = sum_j y_js / sum_j pop_js over the authorities with a count
   in both years, with its own ML concentration;
 - ``naive_poisson`` (optional): Poisson(m_j).
+
+The same scores are given for each region's and England's total, each method's draws summed
+draw by draw over the authorities every method forecast (:func:`aggregate_scores`).
 
 :func:`summarise` gives the mean scores per origin and horizon on the authorities every method
 forecast, with the paired difference model - baseline and its standard error over authorities;
@@ -118,7 +121,6 @@ def paired_difference(crps_a: np.ndarray, crps_b: np.ndarray) -> tuple[float, fl
     return float(diff.mean()), se
 
 
-# ====================================================================== naive baselines
 def aggregate_scores(
     draws: dict[str, tuple[np.ndarray, np.ndarray]], observed: pd.Series, region: pd.Series
 ) -> pd.DataFrame:
@@ -153,40 +155,7 @@ def aggregate_scores(
     return pd.concat(frames, ignore_index=True)
 
 
-def pool_aggregates(aggregates: pd.DataFrame) -> pd.DataFrame:
-    """Per horizon, level (region / england) and method, the mean scores of the sums over the
-    origins and areas: ``n_sums`` (areas x origins), coverage of the central 50% / 90%
-    intervals, mean CRPS, mean CRPS / observed total and mean absolute error of the median."""
-    if aggregates.empty:
-        return pd.DataFrame()
-    records = []
-    keys = ["horizon", "level", "method"]
-    for (horizon, level, method), rows in aggregates.groupby(keys, sort=False):
-        origins = sorted(int(t) for t in rows["origin"].unique())
-        records.append(
-            {
-                "horizon": int(horizon),
-                "level": level,
-                "method": method,
-                "origins": f"{origins[0]}-{origins[-1]} ({len(origins)})",
-                "n_sums": len(rows),
-                "coverage_50": float(rows["covered_50"].mean()),
-                "coverage_90": float(rows["covered_90"].mean()),
-                "mean_crps": float(rows["crps"].mean()),
-                "mean_crps_over_y": float(rows["crps_over_y"].mean()),
-                "mae_median": float(rows["abs_error"].mean()),
-            }
-        )
-    table = pd.DataFrame(records)
-    baseline = table["method"].isin(BASELINES)  # the model's row first in each group
-    return (
-        table.assign(_baseline=baseline)
-        .sort_values(["horizon", "level", "_baseline"], kind="stable")
-        .drop(columns="_baseline")
-        .reset_index(drop=True)
-    )
-
-
+# ====================================================================== naive baselines
 def _wide(panel: pd.DataFrame, column: str) -> pd.DataFrame:
     frame = panel.assign(la_code=panel["la_code"].astype(str))
     return frame.pivot(index="la_code", columns="year", values=column).astype(float)
@@ -350,7 +319,8 @@ def backtest_task(
     forecast ``last + 1 .. max(years)`` in one joint ``predict_draws`` call, score the model
     and the baselines in ``years``.
 
-    Returns ``{"scores": per-authority DataFrame, "fit": a JSON-safe summary of the refit}``.
+    Returns ``{"scores": per-authority DataFrame, "fit": a JSON-safe summary of the refit,
+    "aggregates": the regional and England totals' scores}``.
     """
     from csc_bayes.data.flows import FLOWS
     from csc_bayes.data.schema import OUTCOMES
@@ -554,6 +524,40 @@ def pool(summary: pd.DataFrame) -> pd.DataFrame:
             record[column.replace("crps_minus_", "se_minus_")] = se
         records.append(record)
     return pd.DataFrame(records)
+
+
+def pool_aggregates(aggregates: pd.DataFrame) -> pd.DataFrame:
+    """Per horizon, level (region / england) and method, the mean scores of the sums over the
+    origins and areas: ``n_sums`` (areas x origins), coverage of the central 50% / 90%
+    intervals, mean CRPS, mean CRPS / observed total and mean absolute error of the median."""
+    if aggregates.empty:
+        return pd.DataFrame()
+    records = []
+    keys = ["horizon", "level", "method"]
+    for (horizon, level, method), rows in aggregates.groupby(keys, sort=False):
+        origins = sorted(int(t) for t in rows["origin"].unique())
+        records.append(
+            {
+                "horizon": int(horizon),
+                "level": level,
+                "method": method,
+                "origins": f"{origins[0]}-{origins[-1]} ({len(origins)})",
+                "n_sums": len(rows),
+                "coverage_50": float(rows["covered_50"].mean()),
+                "coverage_90": float(rows["covered_90"].mean()),
+                "mean_crps": float(rows["crps"].mean()),
+                "mean_crps_over_y": float(rows["crps_over_y"].mean()),
+                "mae_median": float(rows["abs_error"].mean()),
+            }
+        )
+    table = pd.DataFrame(records)
+    baseline = table["method"].isin(BASELINES)  # the model's row first in each group
+    return (
+        table.assign(_baseline=baseline)
+        .sort_values(["horizon", "level", "_baseline"], kind="stable")
+        .drop(columns="_baseline")
+        .reset_index(drop=True)
+    )
 
 
 def markdown_table(
