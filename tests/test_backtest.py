@@ -371,6 +371,7 @@ def test_aggregate_scores_sum_each_methods_draws_over_the_common_authorities():
     assert out.loc[("m", "England"), "abs_error"] == pytest.approx(2.5)
     assert out.loc[("naive", "England"), "abs_error"] == pytest.approx(0.0)
     assert out.loc[("naive", "North"), "median"] == pytest.approx(30.0)
+    assert out.loc[("m", "England"), "rel_error"] == pytest.approx(2.5 / 35)  # median 37.5
     expected = crps_from_draws(np.array([[35.0], [40.0]]), np.array([35.0]))[0]
     assert out.loc[("m", "England"), "crps"] == pytest.approx(expected)
     assert set(out["level"]) == {"england", "region"}
@@ -398,3 +399,10 @@ def test_a_backtest_scores_sums_over_regions_and_england(case, tmp_path):
     pooled = pd.read_csv(folder / "pooled_sums.csv")
     assert set(pooled["level"]) == {"england", "region"}
     assert (pooled.groupby(["horizon", "level"])["method"].nunique() == 3).all()
+    naive = sums[sums["method"] == "naive"]
+    pooled_naive = pooled[pooled["method"] == "naive"].set_index(["horizon", "level"])
+    expected = naive.groupby(["horizon", "level"])["rel_error"].mean()
+    np.testing.assert_allclose(pooled_naive["mean_rel_error"].loc[expected.index], expected)
+    np.testing.assert_allclose(
+        naive["rel_error"], (naive["median"] - naive["observed"]) / naive["observed"]
+    )

@@ -131,6 +131,8 @@ def aggregate_scores(
     forecast, ``T_s = sum_j Y_js``, and scored against ``sum_j y_j`` (:func:`score_draws`). So a
     sum's spread is what the method's joint draws imply: the model's authorities share the
     year's common shock, while the naive rules' draws are independent between authorities.
+    Besides :func:`score_draws`' columns, ``rel_error = (median(T) - sum_j y_j) / sum_j y_j``,
+    the signed relative error of the sum's median (positive: too high).
     """
     common = sorted(set.intersection(*(set(codes) for codes, _ in draws.values())))
     if not common:
@@ -138,7 +140,8 @@ def aggregate_scores(
     regions = region.loc[common].to_numpy(str)
     areas = [("england", "England", np.ones(len(common), dtype=bool))]
     areas += [("region", r, regions == r) for r in sorted(set(regions))]
-    totals = np.array([observed.loc[common].to_numpy(float)[mask].sum() for *_, mask in areas])
+    y = observed.loc[common].to_numpy(float)
+    totals = np.array([y[mask].sum() for *_, mask in areas])
     frames = []
     for method, (codes, samples) in draws.items():
         mine = np.asarray(samples, dtype=float)[:, pd.Index(codes).get_indexer(common)]
@@ -150,6 +153,7 @@ def aggregate_scores(
                 area=[area for _, area, _ in areas],
                 n_authorities=[int(mask.sum()) for *_, mask in areas],
                 observed=totals,
+                rel_error=(np.median(sums, axis=0) - totals) / totals,
             )
         )
     return pd.concat(frames, ignore_index=True)
@@ -528,26 +532,24 @@ def pool(summary: pd.DataFrame) -> pd.DataFrame:
 
 def pool_aggregates(aggregates: pd.DataFrame) -> pd.DataFrame:
     """Per horizon, level (region / england) and method, the mean scores of the sums over the
-    origins and areas: ``n_sums`` (areas x origins), coverage of the central 50% / 90%
-    intervals, mean CRPS, mean CRPS / observed total and mean absolute error of the median."""
+    origins and areas (:func:`_means`; ``n_sums``: areas x origins) and ``mean_rel_error``, the
+    mean of :func:`aggregate_scores`' ``rel_error`` (the sums' bias, as a fraction)."""
     if aggregates.empty:
         return pd.DataFrame()
     records = []
     keys = ["horizon", "level", "method"]
     for (horizon, level, method), rows in aggregates.groupby(keys, sort=False):
         origins = sorted(int(t) for t in rows["origin"].unique())
+        means = _means(rows)
         records.append(
             {
                 "horizon": int(horizon),
                 "level": level,
                 "method": method,
                 "origins": f"{origins[0]}-{origins[-1]} ({len(origins)})",
-                "n_sums": len(rows),
-                "coverage_50": float(rows["covered_50"].mean()),
-                "coverage_90": float(rows["covered_90"].mean()),
-                "mean_crps": float(rows["crps"].mean()),
-                "mean_crps_over_y": float(rows["crps_over_y"].mean()),
-                "mae_median": float(rows["abs_error"].mean()),
+                "n_sums": means.pop("n_authorities"),
+                **means,
+                "mean_rel_error": float(rows["rel_error"].mean()),
             }
         )
     table = pd.DataFrame(records)
